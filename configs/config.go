@@ -1,0 +1,319 @@
+// Package configs owns Shelf's configuration tree: defaults, strict YAML
+// loading, SHELF_* environment overrides and validation. The same file serves
+// every environment; only --date, --events-url and --output-url change.
+package configs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole effective configuration of one run.
+type Config struct {
+	Name      string          `yaml:"name"` // model name under models/<name>/
+	Date      string          `yaml:"date"` // as-of date YYYY-MM-DD (normally a flag)
+	Seed      int64           `yaml:"seed"`
+	Events    EventsConfig    `yaml:"events"`
+	Output    OutputConfig    `yaml:"output"`
+	Split     SplitConfig     `yaml:"split"`
+	Train     TrainConfig     `yaml:"train"`
+	Baselines BaselinesConfig `yaml:"baselines"`
+	Eval      EvalConfig      `yaml:"eval"`
+	Gate      GateConfig      `yaml:"gate"`
+	Score     ScoreConfig     `yaml:"score"`
+}
+
+// EventsConfig says where the behaviour dumps are and how to read them.
+type EventsConfig struct {
+	URL              string            `yaml:"url"`           // bucket URL of the dumps (gocloud)
+	LookbackDays     int               `yaml:"lookback_days"` // window is [D+1-lookback, D+1)
+	Columns          ColumnsConfig     `yaml:"columns"`
+	Timestamp        TimestampConfig   `yaml:"timestamp"`
+	EventTypes       []EventTypeConfig `yaml:"event_types"`
+	DefaultEventType string            `yaml:"default_event_type"` // type of rows without an event_type column, or of unknown values when unknown_event_type=default
+	UnknownEventType string            `yaml:"unknown_event_type"` // reject | default
+	Filters          []FilterConfig    `yaml:"filters"`
+	MaxRejectRatio   float64           `yaml:"max_reject_ratio"`
+	ReadBufferSize   int               `yaml:"read_buffer_size"` // bytes per range read on object stores
+}
+
+// ColumnsConfig maps logical columns to the dump's column names; empty = absent.
+type ColumnsConfig struct {
+	User      string `yaml:"user_id"`
+	Item      string `yaml:"item_id"`
+	EventType string `yaml:"event_type"`
+	TS        string `yaml:"ts"`
+	Session   string `yaml:"session_id"`
+	Quantity  string `yaml:"quantity"`
+	Price     string `yaml:"price"`
+	Query     string `yaml:"query"`
+}
+
+// TimestampConfig says how to read the ts column when it is not a Parquet timestamp.
+type TimestampConfig struct {
+	Unit     string `yaml:"unit"`     // s | ms | us | ns, for integer epochs
+	Layout   string `yaml:"layout"`   // Go time layout, for strings
+	Timezone string `yaml:"timezone"` // IANA zone of string timestamps and of the as-of date
+}
+
+// EventTypeConfig maps an event_type value to its interaction weight.
+type EventTypeConfig struct {
+	Name     string  `yaml:"name"`
+	Weight   float32 `yaml:"weight"`
+	Purchase bool    `yaml:"purchase"`
+}
+
+// FilterConfig keeps only rows satisfying `column op value`; others are
+// counted as rejected with reason "filtered_<name>" (not towards max_reject_ratio).
+type FilterConfig struct {
+	Name   string `yaml:"name"`
+	Column string `yaml:"column"`
+	Op     string `yaml:"op"` // > >= < <= == != not_null prefix not_prefix
+	Value  string `yaml:"value"`
+}
+
+// OutputConfig says where artifacts and tables go.
+type OutputConfig struct {
+	URL string `yaml:"url"`
+}
+
+// SplitConfig defines the temporal holdout.
+type SplitConfig struct {
+	TestDays       int `yaml:"test_days"`       // last days before D+1 held out for the test
+	ValidationDays int `yaml:"validation_days"` // last days of the training period for early stopping
+}
+
+// TrainConfig holds the ranking model's hyper-parameters.
+type TrainConfig struct {
+	Dim           int       `yaml:"dim"`
+	Hidden        []int     `yaml:"hidden"`
+	Epochs        int       `yaml:"epochs"`
+	BatchSize     int       `yaml:"batch_size"`
+	LearningRate  float64   `yaml:"learning_rate"`
+	Negatives     int       `yaml:"negatives"`
+	NegSampling   string    `yaml:"neg_sampling"` // uniform | popularity
+	NegAlpha      float64   `yaml:"neg_alpha"`    // popularity^alpha sampling
+	Loss          string    `yaml:"loss"`         // bce | bpr
+	L2            float64   `yaml:"l2"`
+	Patience      int       `yaml:"patience"`
+	HalfLifeDays  float64   `yaml:"half_life_days"` // time decay of interaction weights; 0 = none
+	Refit         bool      `yaml:"refit"`          // refit on train+test for the published model
+	Workers       int       `yaml:"workers"`
+	CheckpointSec int       `yaml:"checkpoint_seconds"`
+}
+
+// BaselinesConfig tunes the plain-Go baselines.
+type BaselinesConfig struct {
+	PopularityHalfLifeDays float64 `yaml:"popularity_half_life_days"`
+	ItemKNNNeighbors       int     `yaml:"itemknn_neighbors"`
+}
+
+// EvalConfig says which cut-offs to report.
+type EvalConfig struct {
+	Ks []int `yaml:"ks"`
+}
+
+// GateConfig decides whether a new version may become LATEST.
+type GateConfig struct {
+	Metric    string  `yaml:"metric"`    // e.g. ndcg@10
+	Tolerance float64 `yaml:"tolerance"` // relative: model >= best*(1-tolerance)
+}
+
+// ScoreConfig controls the published recommendation table.
+type ScoreConfig struct {
+	K                int  `yaml:"k"`
+	Candidates       int  `yaml:"candidates"`
+	ExcludePurchased bool `yaml:"exclude_purchased"`
+	Shards           int  `yaml:"shards"`
+}
+
+// Default returns the defaults every file overrides.
+func Default() Config {
+	return Config{
+		Name: "ranking",
+		Seed: 42,
+		Events: EventsConfig{
+			LookbackDays: 365,
+			Columns: ColumnsConfig{User: "user_id", Item: "item_id", EventType: "event_type", TS: "ts",
+				Quantity: "", Price: ""},
+			Timestamp:        TimestampConfig{Unit: "ms", Timezone: "UTC"},
+			EventTypes:       []EventTypeConfig{{Name: "view", Weight: 1}, {Name: "cart", Weight: 3}, {Name: "favorite", Weight: 2}, {Name: "purchase", Weight: 5, Purchase: true}},
+			UnknownEventType: "reject",
+			MaxRejectRatio:   0.01,
+			ReadBufferSize:   4 << 20,
+		},
+		Split: SplitConfig{TestDays: 7, ValidationDays: 7},
+		Train: TrainConfig{Dim: 32, Hidden: []int{64, 64}, Epochs: 20, BatchSize: 512, LearningRate: 0.003,
+			Negatives: 4, NegSampling: "popularity", NegAlpha: 0.5, Loss: "bce", L2: 1e-6, Patience: 3,
+			Refit: true, Workers: 1, CheckpointSec: 60},
+		Baselines: BaselinesConfig{PopularityHalfLifeDays: 14, ItemKNNNeighbors: 100},
+		Eval:      EvalConfig{Ks: []int{10, 20}},
+		Gate:      GateConfig{Metric: "ndcg@10", Tolerance: 0},
+		Score:     ScoreConfig{K: 20, Candidates: 200, ExcludePurchased: true, Shards: 1},
+	}
+}
+
+// Load reads a YAML file over the defaults. Unknown keys are errors.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	if path == "" {
+		return cfg, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("load config: %w", err)
+	}
+	if err := Decode(b, &cfg); err != nil {
+		return cfg, fmt.Errorf("load config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Decode strictly decodes YAML bytes onto cfg (fields not named keep their value).
+func Decode(b []byte, cfg *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) { // empty file = defaults
+		return err
+	}
+	return nil
+}
+
+// Marshal renders the effective config as YAML (the artifact's config.yaml).
+func (c Config) Marshal() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), enc.Close()
+}
+
+// ApplyEnv overrides scalar and list settings from SHELF_<PATH> variables, the
+// path being the YAML keys joined by "_" in upper case (SHELF_TRAIN_EPOCHS,
+// SHELF_EVENTS_URL). Lists are comma-separated.
+func (c *Config) ApplyEnv(environ []string) error {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "SHELF_") {
+			env[k] = v
+		}
+	}
+	var errs []error
+	known := map[string]bool{}
+	walk(reflect.ValueOf(c).Elem(), "SHELF", func(name string, f reflect.Value) {
+		known[name] = true
+		v, ok := env[name]
+		if !ok {
+			return
+		}
+		if err := setScalar(f, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+		}
+	})
+	var unknown []string
+	for k := range env {
+		if !known[k] && !ignoredEnv[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	sort.Strings(unknown)
+	for _, k := range unknown {
+		errs = append(errs, fmt.Errorf("%s: unknown setting", k))
+	}
+	return errors.Join(errs...)
+}
+
+// ignoredEnv are SHELF_* variables that are not settings.
+var ignoredEnv = map[string]bool{"SHELF_CONFIG": true, "SHELF_LOG_FORMAT": true, "SHELF_LOG_LEVEL": true, "SHELF_PSEUDONYM_KEY": true}
+
+// EnvNames lists every SHELF_* setting (for docs and tests).
+func EnvNames() []string {
+	var out []string
+	c := Default()
+	walk(reflect.ValueOf(&c).Elem(), "SHELF", func(name string, _ reflect.Value) { out = append(out, name) })
+	return out
+}
+
+func walk(v reflect.Value, prefix string, fn func(string, reflect.Value)) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		tag := strings.Split(sf.Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		name := prefix + "_" + strings.ToUpper(tag)
+		f := v.Field(i)
+		switch {
+		case f.Kind() == reflect.Struct:
+			walk(f, name, fn)
+		case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.Struct:
+			// lists of structs (event types, filters) are file-only
+		default:
+			fn(name, f)
+		}
+	}
+}
+
+func setScalar(f reflect.Value, s string) error {
+	switch f.Kind() {
+	case reflect.String:
+		f.SetString(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		f.SetBool(b)
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return err
+		}
+		f.SetInt(n)
+	case reflect.Float32, reflect.Float64:
+		x, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return err
+		}
+		f.SetFloat(x)
+	case reflect.Slice:
+		parts := strings.Split(s, ",")
+		sl := reflect.MakeSlice(f.Type(), len(parts), len(parts))
+		for i, p := range parts {
+			if err := setScalar(sl.Index(i), strings.TrimSpace(p)); err != nil {
+				return err
+			}
+		}
+		f.Set(sl)
+	default:
+		return fmt.Errorf("unsupported kind %s", f.Kind())
+	}
+	return nil
+}
+
+// AsOf parses Date in the configured time zone and returns the exclusive end
+// of the data window: midnight after D.
+func (c Config) AsOf() (day time.Time, end time.Time, err error) {
+	loc, err := time.LoadLocation(c.Events.Timestamp.Timezone)
+	if err != nil {
+		return day, end, fmt.Errorf("events.timestamp.timezone: %w", err)
+	}
+	day, err = time.ParseInLocation("2006-01-02", c.Date, loc)
+	if err != nil {
+		return day, end, fmt.Errorf("date %q: want YYYY-MM-DD", c.Date)
+	}
+	return day, day.AddDate(0, 0, 1), nil
+}

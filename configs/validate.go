@@ -1,0 +1,152 @@
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Validate returns every problem of the config at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.Name == "" || strings.ContainsAny(c.Name, "/\\ ") {
+		bad("name %q: must be non-empty without slashes or spaces", c.Name)
+	}
+	if c.Date != "" {
+		if _, err := time.Parse("2006-01-02", c.Date); err != nil {
+			bad("date %q: want YYYY-MM-DD", c.Date)
+		}
+	}
+	e := c.Events
+	if e.URL == "" {
+		bad("events.url: required (flag --events-url or SHELF_EVENTS_URL)")
+	}
+	if c.Output.URL == "" {
+		bad("output.url: required (flag --output-url or SHELF_OUTPUT_URL)")
+	}
+	if e.LookbackDays <= 0 {
+		bad("events.lookback_days %d: must be > 0", e.LookbackDays)
+	}
+	if e.Columns.User == "" || e.Columns.Item == "" || e.Columns.TS == "" {
+		bad("events.columns: user_id, item_id and ts are required")
+	}
+	switch e.Timestamp.Unit {
+	case "s", "ms", "us", "ns":
+	default:
+		bad("events.timestamp.unit %q: want s, ms, us or ns", e.Timestamp.Unit)
+	}
+	if _, err := time.LoadLocation(e.Timestamp.Timezone); err != nil {
+		bad("events.timestamp.timezone %q: %v", e.Timestamp.Timezone, err)
+	}
+	if len(e.EventTypes) == 0 || len(e.EventTypes) > 255 {
+		bad("events.event_types: need 1..255 types, have %d", len(e.EventTypes))
+	}
+	names := map[string]bool{}
+	for i, t := range e.EventTypes {
+		if t.Name == "" || names[t.Name] {
+			bad("events.event_types[%d]: name %q empty or repeated", i, t.Name)
+		}
+		names[t.Name] = true
+		if t.Weight <= 0 {
+			bad("events.event_types[%d] %s: weight must be > 0", i, t.Name)
+		}
+	}
+	if e.Columns.EventType == "" || e.UnknownEventType == "default" {
+		if !names[e.DefaultEventType] {
+			bad("events.default_event_type %q: must name one of events.event_types", e.DefaultEventType)
+		}
+	}
+	if e.UnknownEventType != "reject" && e.UnknownEventType != "default" {
+		bad("events.unknown_event_type %q: want reject or default", e.UnknownEventType)
+	}
+	for i, f := range e.Filters {
+		if f.Name == "" || f.Column == "" {
+			bad("events.filters[%d]: name and column are required", i)
+		}
+		switch f.Op {
+		case ">", ">=", "<", "<=", "==", "!=", "prefix", "not_prefix":
+			if f.Op != "prefix" && f.Op != "not_prefix" && f.Op != "==" && f.Op != "!=" {
+				if _, err := parseFloat(f.Value); err != nil {
+					bad("events.filters[%d] %s: op %s needs a number, got %q", i, f.Name, f.Op, f.Value)
+				}
+			}
+		case "not_null":
+		default:
+			bad("events.filters[%d] %s: op %q: want > >= < <= == != not_null prefix not_prefix", i, f.Name, f.Op)
+		}
+	}
+	if e.MaxRejectRatio < 0 || e.MaxRejectRatio > 1 {
+		bad("events.max_reject_ratio %g: must be in [0, 1]", e.MaxRejectRatio)
+	}
+	if c.Split.TestDays <= 0 || c.Split.ValidationDays <= 0 {
+		bad("split: test_days and validation_days must be > 0")
+	}
+	if c.Split.TestDays+c.Split.ValidationDays >= e.LookbackDays {
+		bad("split: test_days + validation_days (%d) must be < events.lookback_days (%d)", c.Split.TestDays+c.Split.ValidationDays, e.LookbackDays)
+	}
+	t := c.Train
+	if t.Dim <= 0 || t.Dim > 1024 {
+		bad("train.dim %d: must be in 1..1024", t.Dim)
+	}
+	for i, h := range t.Hidden {
+		if h <= 0 {
+			bad("train.hidden[%d] %d: must be > 0", i, h)
+		}
+	}
+	if t.Epochs <= 0 || t.BatchSize <= 0 || t.Negatives <= 0 || t.Workers <= 0 {
+		bad("train: epochs, batch_size, negatives and workers must be > 0")
+	}
+	if t.LearningRate <= 0 {
+		bad("train.learning_rate %g: must be > 0", t.LearningRate)
+	}
+	if t.NegSampling != "uniform" && t.NegSampling != "popularity" {
+		bad("train.neg_sampling %q: want uniform or popularity", t.NegSampling)
+	}
+	if t.Loss != "bce" && t.Loss != "bpr" {
+		bad("train.loss %q: want bce or bpr", t.Loss)
+	}
+	if t.L2 < 0 || t.HalfLifeDays < 0 || t.NegAlpha < 0 {
+		bad("train: l2, half_life_days and neg_alpha must be >= 0")
+	}
+	if c.Baselines.ItemKNNNeighbors <= 0 {
+		bad("baselines.itemknn_neighbors must be > 0")
+	}
+	if len(c.Eval.Ks) == 0 {
+		bad("eval.ks: need at least one cut-off")
+	}
+	for _, k := range c.Eval.Ks {
+		if k <= 0 {
+			bad("eval.ks: %d must be > 0", k)
+		}
+	}
+	if _, _, err := ParseMetric(c.Gate.Metric); err != nil {
+		bad("gate.metric: %v", err)
+	}
+	if c.Gate.Tolerance < 0 || c.Gate.Tolerance >= 1 {
+		bad("gate.tolerance %g: must be in [0, 1)", c.Gate.Tolerance)
+	}
+	if c.Score.K <= 0 || c.Score.Candidates < c.Score.K || c.Score.Shards <= 0 {
+		bad("score: need k > 0, candidates >= k, shards > 0")
+	}
+	return errors.Join(errs...)
+}
+
+// ParseMetric splits "ndcg@10" into its name and cut-off.
+func ParseMetric(s string) (string, int, error) {
+	name, k, ok := strings.Cut(strings.ToLower(s), "@")
+	if !ok {
+		return "", 0, fmt.Errorf("%q: want name@k, e.g. ndcg@10", s)
+	}
+	switch name {
+	case "ndcg", "recall", "hr", "map":
+	default:
+		return "", 0, fmt.Errorf("%q: metric must be ndcg, recall, hr or map", s)
+	}
+	var n int
+	if _, err := fmt.Sscanf(k, "%d", &n); err != nil || n <= 0 {
+		return "", 0, fmt.Errorf("%q: bad cut-off", s)
+	}
+	return name, n, nil
+}

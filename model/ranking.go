@@ -1,0 +1,195 @@
+package model
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// RankingModel is the trained ranking network in engine-free form:
+//
+//	logit(u, i) = <U[u], V[i]> + b[i] + MLP([U[u], V[i], U[u]⊙V[i]])
+//
+// The MLP is Dense(3·Dim→H1), ReLU, …, Dense(Hk→1) with no output activation;
+// P(interaction) = sigmoid(logit). The dot-product part alone
+// (<U[u], V[i]> + b[i]) is the retrieval tower used to pick candidates.
+type RankingModel struct {
+	Dim      int
+	NUsers   int
+	NItems   int
+	User     []float32 // NUsers×Dim
+	Item     []float32 // NItems×Dim
+	ItemBias []float32 // NItems
+	Layers   []Dense
+}
+
+// Dense is one fully connected layer, y = x·W + B with W stored In×Out row-major.
+type Dense struct {
+	In, Out int
+	W       []float32
+	B       []float32
+}
+
+// UserVec returns user u's embedding (a view).
+func (m *RankingModel) UserVec(u int32) []float32 {
+	return m.User[int(u)*m.Dim : int(u+1)*m.Dim]
+}
+
+// ItemVec returns item i's embedding (a view).
+func (m *RankingModel) ItemVec(i int32) []float32 {
+	return m.Item[int(i)*m.Dim : int(i+1)*m.Dim]
+}
+
+// Retrieval is the dot-product tower's score <U[u], V[i]> + b[i].
+func (m *RankingModel) Retrieval(u, i int32) float32 {
+	return Dot(m.UserVec(u), m.ItemVec(i)) + m.ItemBias[i]
+}
+
+// Scratch holds reusable buffers for Logits; one per goroutine.
+type Scratch struct {
+	a, b []float32
+}
+
+// Logits computes the full model's logit for user u and each item into out.
+func (m *RankingModel) Logits(u int32, items []int32, out []float32, s *Scratch) {
+	n := len(items)
+	d := m.Dim
+	in := 3 * d
+	s.a = grow(s.a, n*in)
+	x := s.a
+	uv := m.UserVec(u)
+	for r, it := range items {
+		iv := m.ItemVec(it)
+		row := x[r*in : (r+1)*in]
+		copy(row[:d], uv)
+		copy(row[d:2*d], iv)
+		for k := 0; k < d; k++ {
+			row[2*d+k] = uv[k] * iv[k]
+		}
+	}
+	cur, curW := x, in
+	for li, l := range m.Layers {
+		s.b = grow(s.b, n*l.Out)
+		y := s.b
+		for r := 0; r < n; r++ {
+			yr := y[r*l.Out : (r+1)*l.Out]
+			copy(yr, l.B)
+			xr := cur[r*curW : (r+1)*curW]
+			for k, xv := range xr {
+				if xv == 0 {
+					continue
+				}
+				Axpy(xv, l.W[k*l.Out:(k+1)*l.Out], yr)
+			}
+			if li < len(m.Layers)-1 {
+				for o, v := range yr {
+					if v < 0 {
+						yr[o] = 0
+					}
+				}
+			}
+		}
+		s.a, s.b = s.b, s.a
+		cur, curW = s.a, l.Out
+	}
+	for r, it := range items {
+		out[r] = cur[r] + Dot(uv, m.ItemVec(it)) + m.ItemBias[it]
+	}
+}
+
+func grow(b []float32, n int) []float32 {
+	if cap(b) < n {
+		return make([]float32, n)
+	}
+	return b[:n]
+}
+
+// Dot is the inner product of equal-length vectors.
+func Dot(a, b []float32) float32 {
+	var s0, s1, s2, s3 float32
+	n := len(a)
+	b = b[:n]
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < n; i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// Axpy computes y += a·x.
+func Axpy(a float32, x, y []float32) {
+	y = y[:len(x)]
+	for i, v := range x {
+		y[i] += a * v
+	}
+}
+
+// ToWeights exports the model as named tensors.
+func (m *RankingModel) ToWeights() *Weights {
+	w := &Weights{}
+	w.Put(Tensor{Name: "user_emb", Shape: []int{m.NUsers, m.Dim}, Data: m.User})
+	w.Put(Tensor{Name: "item_emb", Shape: []int{m.NItems, m.Dim}, Data: m.Item})
+	w.Put(Tensor{Name: "item_bias", Shape: []int{m.NItems}, Data: m.ItemBias})
+	for i, l := range m.Layers {
+		p := "mlp." + strconv.Itoa(i)
+		w.Put(Tensor{Name: p + ".w", Shape: []int{l.In, l.Out}, Data: l.W})
+		w.Put(Tensor{Name: p + ".b", Shape: []int{l.Out}, Data: l.B})
+	}
+	return w
+}
+
+// RankingFromWeights rebuilds a model from ToWeights' tensors, checking shapes.
+func RankingFromWeights(w *Weights) (*RankingModel, error) {
+	get := func(name string, rank int) (Tensor, error) {
+		t, ok := w.Get(name)
+		if !ok {
+			return t, fmt.Errorf("ranking weights: missing tensor %s", name)
+		}
+		if len(t.Shape) != rank {
+			return t, fmt.Errorf("ranking weights: tensor %s has rank %d, want %d", name, len(t.Shape), rank)
+		}
+		return t, nil
+	}
+	u, err := get("user_emb", 2)
+	if err != nil {
+		return nil, err
+	}
+	it, err := get("item_emb", 2)
+	if err != nil {
+		return nil, err
+	}
+	b, err := get("item_bias", 1)
+	if err != nil {
+		return nil, err
+	}
+	m := &RankingModel{Dim: u.Shape[1], NUsers: u.Shape[0], NItems: it.Shape[0], User: u.Data, Item: it.Data, ItemBias: b.Data}
+	if it.Shape[1] != m.Dim || b.Shape[0] != m.NItems {
+		return nil, fmt.Errorf("ranking weights: item_emb %v / item_bias %v disagree with user_emb %v", it.Shape, b.Shape, u.Shape)
+	}
+	in := 3 * m.Dim
+	for i := 0; ; i++ {
+		p := "mlp." + strconv.Itoa(i)
+		lw, ok := w.Get(p + ".w")
+		if !ok {
+			break
+		}
+		lb, err := get(p+".b", 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(lw.Shape) != 2 || lw.Shape[0] != in || lb.Shape[0] != lw.Shape[1] {
+			return nil, fmt.Errorf("ranking weights: layer %d shape %v/%v, want input %d", i, lw.Shape, lb.Shape, in)
+		}
+		m.Layers = append(m.Layers, Dense{In: in, Out: lw.Shape[1], W: lw.Data, B: lb.Data})
+		in = lw.Shape[1]
+	}
+	if len(m.Layers) == 0 || in != 1 {
+		return nil, fmt.Errorf("ranking weights: MLP must end in one output, ends in %d", in)
+	}
+	return m, nil
+}
