@@ -1,0 +1,221 @@
+package tables
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+)
+
+// ManifestFormat is the version of manifest.json's schema.
+const ManifestFormat = 1
+
+// FileEntry records one published file of a version or table partition.
+type FileEntry struct {
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// InputObject identifies one input file the version was trained on.
+type InputObject struct {
+	Key     string `json:"key"`
+	Size    int64  `json:"size"`
+	MD5     string `json:"md5,omitempty"`
+	ModTime string `json:"mod_time,omitempty"`
+}
+
+// Window is the data window of a run.
+type Window struct {
+	Start     string `json:"start"`      // inclusive, RFC 3339
+	End       string `json:"end"`        // exclusive
+	TestStart string `json:"test_start"` // holdout start
+}
+
+// GateResult is the quality gate's decision.
+type GateResult struct {
+	Passed       bool     `json:"passed"`
+	Metric       string   `json:"metric"`
+	Model        float64  `json:"model"`
+	BestBaseline string   `json:"best_baseline"`
+	Baseline     float64  `json:"baseline"`
+	Latest       *float64 `json:"latest,omitempty"`
+	LatestID     string   `json:"latest_version,omitempty"`
+	Tolerance    float64  `json:"tolerance"`
+	Reason       string   `json:"reason"`
+}
+
+// Manifest describes a model version; written last, its presence makes the version real.
+type Manifest struct {
+	Format       int                           `json:"format"`
+	Name         string                        `json:"name"`
+	Version      string                        `json:"version"`
+	Date         string                        `json:"date"`
+	CodeVersion  string                        `json:"code_version"`
+	ConfigSHA256 string                        `json:"config_sha256"`
+	Seed         int64                         `json:"seed"`
+	Window       Window                        `json:"window"`
+	Inputs       []InputObject                 `json:"inputs"`
+	Files        []FileEntry                   `json:"files"`
+	Metrics      map[string]map[string]float64 `json:"metrics"`
+	Gate         GateResult                    `json:"gate"`
+}
+
+// VersionPrefix is where a version's files live.
+func VersionPrefix(name, id string) string { return "models/" + name + "/" + id + "/" }
+
+// Version collects the files of one model version while it is being written.
+type Version struct {
+	b     *blob.Bucket
+	name  string
+	id    string
+	files []FileEntry
+}
+
+// NewVersion starts writing version id of model name. If a manifest already
+// exists for id (a re-run) it is removed first, so a reader never sees a
+// manifest over files that are being replaced.
+func NewVersion(ctx context.Context, b *blob.Bucket, name, id string) (*Version, error) {
+	key := VersionPrefix(name, id) + "manifest.json"
+	if err := b.Delete(ctx, key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		return nil, fmt.Errorf("unpublish %s: %w", key, err)
+	}
+	return &Version{b: b, name: name, id: id}, nil
+}
+
+// Put writes one file of the version and records its checksum.
+func (v *Version) Put(ctx context.Context, rel string, data []byte) error {
+	key := VersionPrefix(v.name, v.id) + rel
+	if err := putObject(ctx, v.b, key, data); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(data)
+	v.files = append(v.files, FileEntry{Path: rel, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])})
+	return nil
+}
+
+// Commit writes manifest.json last, listing every file put.
+func (v *Version) Commit(ctx context.Context, m Manifest) error {
+	m.Format, m.Name, m.Version = ManifestFormat, v.name, v.id
+	m.Files = append([]FileEntry(nil), v.files...)
+	sort.Slice(m.Files, func(i, j int) bool { return m.Files[i].Path < m.Files[j].Path })
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode manifest: %w", err)
+	}
+	return putObject(ctx, v.b, VersionPrefix(v.name, v.id)+"manifest.json", append(data, '\n'))
+}
+
+// ErrNoVersion means the version has no manifest: it does not exist for readers.
+var ErrNoVersion = errors.New("model version not published (no manifest)")
+
+// OpenVersion reads and checks a version's manifest. It verifies the size of
+// every listed file; ReadVersionFile verifies content checksums.
+func OpenVersion(ctx context.Context, b *blob.Bucket, name, id string) (*Manifest, error) {
+	key := VersionPrefix(name, id) + "manifest.json"
+	data, err := b.ReadAll(ctx, key)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return nil, fmt.Errorf("%s: %w", VersionPrefix(name, id), ErrNoVersion)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	var m Manifest
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", key, err)
+	}
+	if m.Format != ManifestFormat {
+		return nil, fmt.Errorf("%s: manifest format %d, this shelf reads %d", key, m.Format, ManifestFormat)
+	}
+	for _, f := range m.Files {
+		attrs, err := b.Attributes(ctx, VersionPrefix(name, id)+f.Path)
+		if err != nil {
+			return nil, fmt.Errorf("version %s: file %s: %w", id, f.Path, err)
+		}
+		if attrs.Size != f.Size {
+			return nil, fmt.Errorf("version %s: file %s has %d bytes, manifest says %d", id, f.Path, attrs.Size, f.Size)
+		}
+	}
+	return &m, nil
+}
+
+// ReadVersionFile reads one file of a published version and checks its sha256.
+func ReadVersionFile(ctx context.Context, b *blob.Bucket, m *Manifest, rel string) ([]byte, error) {
+	for _, f := range m.Files {
+		if f.Path != rel {
+			continue
+		}
+		key := VersionPrefix(m.Name, m.Version) + rel
+		data, err := b.ReadAll(ctx, key)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", key, err)
+		}
+		sum := sha256.Sum256(data)
+		if hex.EncodeToString(sum[:]) != f.SHA256 {
+			return nil, fmt.Errorf("%s: sha256 mismatch with manifest (corrupt or replaced)", key)
+		}
+		return data, nil
+	}
+	return nil, fmt.Errorf("version %s has no file %s", m.Version, rel)
+}
+
+// LatestKey is the LATEST pointer object of a model.
+func LatestKey(name string) string { return "models/" + name + "/LATEST" }
+
+// SetLatest points LATEST at a version that must already have its manifest.
+func SetLatest(ctx context.Context, b *blob.Bucket, name, id string) error {
+	if _, err := OpenVersion(ctx, b, name, id); err != nil {
+		return fmt.Errorf("move LATEST: %w", err)
+	}
+	return putObject(ctx, b, LatestKey(name), []byte(id+"\n"))
+}
+
+// Latest returns the version LATEST points to, or "" when there is none.
+func Latest(ctx context.Context, b *blob.Bucket, name string) (string, error) {
+	data, err := b.ReadAll(ctx, LatestKey(name))
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", LatestKey(name), err)
+	}
+	return strings.TrimSpace(string(data)), nil
+}
+
+// ListVersions returns the ids of published versions (those with a manifest), sorted.
+func ListVersions(ctx context.Context, b *blob.Bucket, name string) ([]string, error) {
+	prefix := "models/" + name + "/"
+	it := b.List(&blob.ListOptions{Prefix: prefix, Delimiter: "/"})
+	var ids []string
+	for {
+		obj, err := it.Next(ctx)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, fmt.Errorf("list %s: %w", prefix, err)
+		}
+		if !obj.IsDir {
+			continue
+		}
+		id := strings.TrimSuffix(strings.TrimPrefix(obj.Key, prefix), "/")
+		if ok, err := b.Exists(ctx, VersionPrefix(name, id)+"manifest.json"); err != nil {
+			return nil, err
+		} else if ok {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}

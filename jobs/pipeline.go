@@ -1,0 +1,169 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"gocloud.dev/blob"
+
+	"github.com/shelfml/shelf/configs"
+	"github.com/shelfml/shelf/io/blobs"
+	"github.com/shelfml/shelf/io/events"
+	"github.com/shelfml/shelf/io/tables"
+	"github.com/shelfml/shelf/model"
+)
+
+// Runner executes the stages for one as-of date.
+type Runner struct {
+	Cfg         configs.Config
+	Log         *slog.Logger
+	CodeVersion string
+	Force       bool             // take over a live lock / recompute a committed date
+	Now         func() time.Time // wall clock, only for future-timestamp checks and logs
+}
+
+// Result is what a run tells its caller (and the Airflow XCom file).
+type Result struct {
+	Date        string                        `json:"date"`
+	RunID       string                        `json:"run_id"`
+	Version     string                        `json:"version"`
+	VersionURI  string                        `json:"version_uri"`
+	Gate        tables.GateResult             `json:"gate"`
+	Metrics     map[string]map[string]float64 `json:"metrics"`
+	Published   bool                          `json:"published"`   // LATEST moved and tables committed
+	Skipped     bool                          `json:"skipped"`     // already committed, nothing done
+	TablesURI   string                        `json:"tables_uri"`  // recommendations partition
+	Accounting  *events.Accounting            `json:"accounting"`  // input rows
+	StageTiming []StageTiming                 `json:"stage_times"` // per stage
+}
+
+// env is the opened state shared by the stages of one invocation.
+type env struct {
+	r       *Runner
+	cfg     configs.Config
+	out     *blob.Bucket
+	evb     *blob.Bucket
+	day     time.Time
+	start   time.Time // window start (inclusive)
+	end     time.Time // window end (exclusive): midnight after D
+	cfgHash string
+	cfgYAML []byte
+	run     string
+	stages  *stageClock
+	log     *slog.Logger
+}
+
+func (r *Runner) open(ctx context.Context) (*env, error) {
+	cfg := r.Cfg
+	if err := cfg.Validate(); err != nil {
+		return nil, Permanent(fmt.Errorf("invalid config: %w", err))
+	}
+	if cfg.Date == "" {
+		return nil, Permanent(errors.New("no as-of date: pass --date YYYY-MM-DD"))
+	}
+	day, end, err := cfg.AsOf()
+	if err != nil {
+		return nil, Permanent(err)
+	}
+	h, y, err := configHash(cfg)
+	if err != nil {
+		return nil, Permanent(err)
+	}
+	e := &env{r: r, cfg: cfg, day: day, end: end, start: end.AddDate(0, 0, -cfg.Events.LookbackDays), cfgHash: h, cfgYAML: y}
+	e.run = runKey(cfg.Date, h, r.CodeVersion)
+	e.log = r.Log.With("date", cfg.Date, "run_id", e.run)
+	e.stages = newStageClock(e.log)
+	if e.out, err = blobs.Open(ctx, cfg.Output.URL); err != nil {
+		return nil, err
+	}
+	if e.evb, err = blobs.Open(ctx, cfg.Events.URL); err != nil {
+		e.out.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *env) close() {
+	e.out.Close()
+	e.evb.Close()
+}
+
+func (e *env) runPrefix() string { return "runs/" + e.cfg.Date + "/" + e.run + "/" }
+
+// ingest reads the window's events, writing rejects under the run folder.
+func (e *env) ingest(ctx context.Context, writeRejects bool) (*model.Interactions, *events.Accounting, []tables.InputObject, error) {
+	done := e.stages.begin("ingest")
+	var sink *rejectSink
+	if writeRejects {
+		w, err := tables.NewWriter[tables.RejectRow](ctx, e.out, e.runPrefix()+"rejects/part-00000.parquet")
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		sink = &rejectSink{w: w}
+		defer sink.w.Abort() // no-op after a successful Close
+	}
+	opts := events.Options{Config: e.cfg.Events, Start: e.start, End: e.end, Now: e.r.Now()}
+	if sink != nil {
+		opts.Rejects = sink
+	}
+	in, acc, err := events.Read(ctx, e.evb, opts)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("ingest %s: %w", blobs.Redact(e.cfg.Events.URL), err)
+	}
+	if sink != nil {
+		if err := sink.flush(); err != nil {
+			return nil, nil, nil, err
+		}
+		if err := sink.w.Close(); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	var inputs []tables.InputObject
+	for _, f := range acc.Files {
+		o := tables.InputObject{Key: f.Key, Size: f.Size, MD5: f.MD5}
+		if f.MD5 == "" && !f.ModTime.IsZero() {
+			o.ModTime = f.ModTime.UTC().Format(time.RFC3339Nano)
+		}
+		inputs = append(inputs, o)
+	}
+	sort.Slice(inputs, func(i, j int) bool { return inputs[i].Key < inputs[j].Key })
+	done(slog.Int64("rows", acc.Read), slog.Int64("used", acc.Used), slog.Int64("outside_window", acc.OutsideWindow),
+		slog.Int64("duplicate", acc.Duplicate), slog.Any("rejected", acc.Rejected), slog.Int("users", in.Users.Len()), slog.Int("items", in.Items.Len()))
+	if !acc.Balanced() {
+		return nil, nil, nil, fmt.Errorf("ingest: accounting does not balance: %+v", acc)
+	}
+	if err := acc.Check(e.cfg.Events.MaxRejectRatio); err != nil {
+		return nil, nil, nil, err
+	}
+	if len(in.Events) == 0 {
+		return nil, nil, nil, Permanent(fmt.Errorf("ingest: no events in window [%s, %s)", e.start.Format(time.DateOnly), e.end.Format(time.DateOnly)))
+	}
+	return in, acc, inputs, nil
+}
+
+// rejectSink buffers rejected rows into the run's rejects Parquet file.
+type rejectSink struct {
+	w   *tables.Writer[tables.RejectRow]
+	buf []tables.RejectRow
+}
+
+func (s *rejectSink) Reject(r events.Reject) error {
+	s.buf = append(s.buf, tables.RejectRow{File: r.File, Row: r.Row, Column: r.Column, Reason: r.Reason, Value: r.Value})
+	if len(s.buf) >= 4096 {
+		return s.flush()
+	}
+	return nil
+}
+
+func (s *rejectSink) flush() error {
+	if len(s.buf) == 0 {
+		return nil
+	}
+	err := s.w.Write(s.buf)
+	s.buf = s.buf[:0]
+	return err
+}

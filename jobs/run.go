@@ -1,0 +1,236 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/shelfml/shelf/io/blobs"
+	"github.com/shelfml/shelf/io/tables"
+)
+
+// lockLease is how long a run's lock stays valid without a refresh; a killed
+// run's lock expires after it.
+const lockLease = 10 * time.Minute
+
+// ErrGateRefused means the quality gate kept LATEST where it was.
+var ErrGateRefused = errors.New("quality gate refused the model")
+
+// Run executes the whole pipeline for the as-of date: ingest → split →
+// train → evaluate → gate → publish version → score every shard → commit.
+func (r *Runner) Run(ctx context.Context) (*Result, error) {
+	e, err := r.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	unlock, err := e.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if res, ok := e.alreadyCommitted(ctx); ok {
+		return res, nil
+	}
+	o, err := e.train(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res := e.result(o)
+	if !o.manifest.Gate.Passed {
+		e.writeReport(ctx, res)
+		return res, Permanent(fmt.Errorf("%w: %s; LATEST unchanged, version %s kept for inspection", ErrGateRefused, o.manifest.Gate.Reason, o.version))
+	}
+	if err := tables.InvalidatePartition(ctx, e.out, tables.Recommendations, e.cfg.Date); err != nil {
+		return nil, err
+	}
+	n := e.cfg.Score.Shards
+	for i := 0; i < n; i++ {
+		if _, err := e.scoreShard(ctx, o, i, n); err != nil {
+			return nil, err
+		}
+	}
+	if err := e.commit(ctx, o.version, n); err != nil {
+		return nil, err
+	}
+	res.Published = true
+	res.StageTiming = e.stages.times
+	e.writeReport(ctx, res)
+	return res, nil
+}
+
+// Train runs ingest → … → gate and publishes the model version, without
+// scoring; a gate refusal is a permanent error.
+func (r *Runner) Train(ctx context.Context) (*Result, error) {
+	e, err := r.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	unlock, err := e.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	o, err := e.train(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res := e.result(o)
+	e.writeReport(ctx, res)
+	if !o.manifest.Gate.Passed {
+		return res, Permanent(fmt.Errorf("%w: %s", ErrGateRefused, o.manifest.Gate.Reason))
+	}
+	return res, nil
+}
+
+// Score writes one shard of the recommendations table from the version that
+// Train published for this date (Kubernetes Indexed Job: one pod per shard).
+func (r *Runner) Score(ctx context.Context, shard, shards int) (*Result, error) {
+	if shards <= 0 || shard < 0 || shard >= shards {
+		return nil, Permanent(fmt.Errorf("score: shard %d of %d is out of range", shard, shards))
+	}
+	e, err := r.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	o, err := e.loadOutcome(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := tables.InvalidatePartition(ctx, e.out, tables.Recommendations, e.cfg.Date); err != nil {
+		return nil, err
+	}
+	if _, err := e.scoreShard(ctx, o, shard, shards); err != nil {
+		return nil, err
+	}
+	res := e.result(o)
+	res.StageTiming = e.stages.times
+	return res, nil
+}
+
+// Commit checks that every shard is present, writes _SUCCESS and moves LATEST.
+func (r *Runner) Commit(ctx context.Context, shards int) (*Result, error) {
+	e, err := r.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	data, err := e.out.ReadAll(ctx, e.runPrefix()+"version")
+	if err != nil {
+		return nil, fmt.Errorf("commit: no version trained by run %s for %s (run `shelf train` first): %w", e.run, e.cfg.Date, err)
+	}
+	id := strings.TrimSpace(string(data))
+	m, err := tables.OpenVersion(ctx, e.out, e.cfg.Name, id)
+	if err != nil {
+		return nil, err
+	}
+	if !m.Gate.Passed {
+		return nil, Permanent(fmt.Errorf("commit: version %s did not pass the gate: %s", id, m.Gate.Reason))
+	}
+	if err := e.commit(ctx, id, shards); err != nil {
+		return nil, err
+	}
+	res := &Result{Date: e.cfg.Date, RunID: e.run, Version: id, VersionURI: e.versionURI(id), Gate: m.Gate, Metrics: m.Metrics,
+		Published: true, TablesURI: e.tablesURI()}
+	return res, nil
+}
+
+func (e *env) commit(ctx context.Context, version string, shards int) error {
+	done := e.stages.begin("commit")
+	s, err := tables.CommitPartition(ctx, e.out, tables.Recommendations, e.cfg.Date, shards, version)
+	if err != nil {
+		return err
+	}
+	if err := tables.SetLatest(ctx, e.out, e.cfg.Name, version); err != nil {
+		return err
+	}
+	done(slog.String("version", version), slog.Int("parts", len(s.Parts)))
+	return nil
+}
+
+// alreadyCommitted reports a date whose table was committed by a run with the
+// same config and code: re-running it would produce the same bytes.
+func (e *env) alreadyCommitted(ctx context.Context) (*Result, bool) {
+	if e.r.Force {
+		return nil, false
+	}
+	s, err := tables.ReadSuccess(ctx, e.out, tables.Recommendations, e.cfg.Date)
+	if err != nil {
+		return nil, false
+	}
+	m, err := tables.OpenVersion(ctx, e.out, e.cfg.Name, s.ModelVersion)
+	if err != nil || m.ConfigSHA256 != e.cfgHash || m.CodeVersion != e.r.CodeVersion {
+		return nil, false
+	}
+	e.log.Info("already committed: nothing to do (use --force to recompute)", "version", s.ModelVersion)
+	return &Result{Date: e.cfg.Date, RunID: e.run, Version: s.ModelVersion, VersionURI: e.versionURI(s.ModelVersion),
+		Gate: m.Gate, Metrics: m.Metrics, Published: true, Skipped: true, TablesURI: e.tablesURI()}, true
+}
+
+// lock takes the run lock for this date; the returned func releases it.
+func (e *env) lock(ctx context.Context) (func(), error) {
+	host, _ := os.Hostname()
+	owner := fmt.Sprintf("%s/%d/%s", host, os.Getpid(), e.run)
+	key := "runs/" + e.cfg.Date + "/lock"
+	l, err := blobs.AcquireLock(ctx, e.out, key, owner, lockLease, e.r.Force, e.r.Now)
+	if err != nil {
+		if errors.Is(err, blobs.ErrLocked) {
+			return nil, Permanent(fmt.Errorf("another run holds %s: %w (use --force to override)", key, err))
+		}
+		return nil, fmt.Errorf("lock %s: %w", key, err)
+	}
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(lockLease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if err := l.Refresh(ctx); err != nil {
+					e.log.Warn("lock refresh failed", "key", key, "err", err)
+				}
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		if err := l.Release(context.WithoutCancel(ctx)); err != nil {
+			e.log.Warn("lock release failed", "key", key, "err", err)
+		}
+	}, nil
+}
+
+func (e *env) versionURI(id string) string {
+	return blobs.Redact(e.cfg.Output.URL) + "#" + tables.VersionPrefix(e.cfg.Name, id)
+}
+
+func (e *env) tablesURI() string {
+	return blobs.Redact(e.cfg.Output.URL) + "#" + tables.PartitionPrefix(tables.Recommendations, e.cfg.Date)
+}
+
+func (e *env) result(o *trainOutcome) *Result {
+	return &Result{Date: e.cfg.Date, RunID: e.run, Version: o.version, VersionURI: e.versionURI(o.version),
+		Gate: o.manifest.Gate, Metrics: o.manifest.Metrics, TablesURI: e.tablesURI(), Accounting: o.acc, StageTiming: e.stages.times}
+}
+
+// writeReport stores runs/<D>/<run>/report.json (best effort: the version
+// and tables are already safe, a missing report is logged).
+func (e *env) writeReport(ctx context.Context, res *Result) {
+	res.StageTiming = e.stages.times
+	data, err := json.MarshalIndent(res, "", "  ")
+	if err == nil {
+		err = e.out.WriteAll(ctx, e.runPrefix()+"report.json", append(data, '\n'), nil)
+	}
+	if err != nil {
+		e.log.Warn("could not write run report", "err", err)
+	}
+}

@@ -1,0 +1,140 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/shelfml/shelf/io/tables"
+	"github.com/shelfml/shelf/model"
+)
+
+// scoreBlock is how many users share one retrieval matrix multiply.
+const scoreBlock = 256
+
+// scoreShard writes part shard of shards of the recommendations table for
+// the users whose local index ≡ shard (mod shards).
+func (e *env) scoreShard(ctx context.Context, o *trainOutcome, shard, shards int) (int64, error) {
+	done := e.stages.begin("score")
+	cfg := e.cfg.Score
+	s := o.final
+	rec := model.NewModelRecommender(o.model, s.ui, cfg.Candidates, o.popular)
+	var exclude func(u int32) []int32
+	if cfg.ExcludePurchased {
+		exclude = func(u int32) []int32 { return s.purchased[u] }
+	} else {
+		exclude = func(int32) []int32 { return nil }
+	}
+	key := tables.PartKey(tables.Recommendations, e.cfg.Date, shard, shards)
+	w, err := tables.NewWriter[tables.RecommendationRow](ctx, e.out, key)
+	if err != nil {
+		return 0, err
+	}
+	defer w.Abort()
+	var users []int32
+	for u := shard; u < len(s.users); u += shards {
+		users = append(users, int32(u))
+	}
+	out := make([][]model.Scored, scoreBlock)
+	rows := make([]tables.RecommendationRow, 0, scoreBlock*cfg.K)
+	t0 := time.Now()
+	for lo := 0; lo < len(users); lo += scoreBlock {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		blk := users[lo:min(lo+scoreBlock, len(users))]
+		rec.RecommendBlock(blk, cfg.K, exclude, out[:len(blk)])
+		rows = rows[:0]
+		for bi, u := range blk {
+			uid := o.in.Users.ID(s.users[u])
+			hist, _ := s.ui.Row(u)
+			src := "model"
+			if len(hist) == 0 {
+				src = "popularity"
+			}
+			for r, sc := range out[bi] {
+				row := tables.RecommendationRow{UserID: uid, Rank: int32(r + 1), ItemID: o.in.Items.ID(s.items[sc.Item]),
+					Score: sc.Score, Source: src, ModelVersion: o.version}
+				if sc.Reason >= 0 {
+					id := o.in.Items.ID(s.items[sc.Reason])
+					row.ReasonItemID = &id
+				}
+				rows = append(rows, row)
+			}
+		}
+		if err := w.Write(rows); err != nil {
+			return 0, err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return 0, err
+	}
+	secs := time.Since(t0).Seconds()
+	done(slog.Int("shard", shard), slog.Int("shards", shards), slog.Int("users", len(users)),
+		slog.Int64("rows", w.Rows()), slog.Float64("users_per_second", round3(float64(len(users))/max(secs, 1e-9))))
+	return w.Rows(), nil
+}
+
+// loadOutcome rebuilds what scoring needs in a separate process: it re-reads
+// the events (deterministically giving the same indices), loads the version
+// trained for this run and checks that its vocabularies match the data.
+func (e *env) loadOutcome(ctx context.Context) (*trainOutcome, error) {
+	in, acc, inputs, err := e.ingest(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	id := versionID(e.cfg.Date, e.run, inputs)
+	m, err := tables.OpenVersion(ctx, e.out, e.cfg.Name, id)
+	if err != nil {
+		return nil, fmt.Errorf("score: run `shelf train` for %s first: %w", e.cfg.Date, err)
+	}
+	if !m.Gate.Passed {
+		return nil, Permanent(fmt.Errorf("score: version %s did not pass the quality gate: %s", id, m.Gate.Reason))
+	}
+	cutoff := e.end.Unix()
+	if !e.cfg.Train.Refit {
+		t, err := time.Parse(time.RFC3339, m.Window.TestStart)
+		if err != nil {
+			return nil, fmt.Errorf("manifest window: %w", err)
+		}
+		cutoff = t.Unix()
+	}
+	s := newSlice(in, cutoff, e.cfg.Train.HalfLifeDays, e.cfg.Baselines.PopularityHalfLifeDays)
+	wb, err := tables.ReadVersionFile(ctx, e.out, m, "weights.shlfw")
+	if err != nil {
+		return nil, err
+	}
+	w, err := model.ReadWeights(bytes.NewReader(wb))
+	if err != nil {
+		return nil, fmt.Errorf("version %s: %w", id, err)
+	}
+	rm, err := model.RankingFromWeights(w)
+	if err != nil {
+		return nil, fmt.Errorf("version %s: %w", id, err)
+	}
+	for _, v := range []struct {
+		file  string
+		local []int32
+		vocab *model.Vocab
+	}{{"vocab/users.parquet", s.users, in.Users}, {"vocab/items.parquet", s.items, in.Items}} {
+		data, err := tables.ReadVersionFile(ctx, e.out, m, v.file)
+		if err != nil {
+			return nil, err
+		}
+		voc, err := tables.DecodeVocab(data)
+		if err != nil {
+			return nil, fmt.Errorf("version %s %s: %w", id, v.file, err)
+		}
+		ids := make([]string, len(v.local))
+		for i, g := range v.local {
+			ids[i] = v.vocab.ID(g)
+		}
+		if !slices.Equal(ids, voc.IDs()) {
+			return nil, Permanent(fmt.Errorf("score: %s of version %s does not match the input data (inputs changed since training?)", v.file, id))
+		}
+	}
+	return &trainOutcome{in: in, acc: acc, inputs: inputs, final: s, model: rm, popular: e.popularity(s), manifest: *m, version: id}, nil
+}

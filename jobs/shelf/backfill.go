@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/shelfml/shelf/jobs"
+)
+
+// backfillRow is one date's outcome in the backfill summary.
+type backfillRow struct {
+	Date     string  `json:"date"`
+	Status   string  `json:"status"` // published | skipped | gate_refused | failed
+	Version  string  `json:"version,omitempty"`
+	Metric   float64 `json:"gate_metric,omitempty"`
+	Seconds  float64 `json:"seconds"`
+	Error    string  `json:"error,omitempty"`
+	ExitCode int     `json:"exit_code"`
+}
+
+// backfillSummary is printed at the end; the exit code is the worst date's.
+type backfillSummary struct {
+	From  string        `json:"from"`
+	To    string        `json:"to"`
+	Dates []backfillRow `json:"dates"`
+	code  int
+}
+
+func backfill(ctx context.Context, args, environ []string, log *slog.Logger) (any, error) {
+	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	from := fs.String("from", "", "first as-of date (YYYY-MM-DD)")
+	to := fs.String("to", "", "last as-of date (YYYY-MM-DD), inclusive")
+	parallel := fs.Int("parallel", 1, "dates run at once")
+	if err := fs.Parse(args); err != nil {
+		return nil, jobs.Permanent(err)
+	}
+	d0, err1 := time.Parse(time.DateOnly, *from)
+	d1, err2 := time.Parse(time.DateOnly, *to)
+	if err1 != nil || err2 != nil || d1.Before(d0) || *parallel < 1 {
+		return nil, jobs.Permanent(fmt.Errorf("backfill: need --from <= --to as YYYY-MM-DD and --parallel >= 1"))
+	}
+	base, err := c.settings(environ)
+	if err != nil {
+		return nil, err
+	}
+	var dates []string
+	for d := d0; !d.After(d1); d = d.AddDate(0, 0, 1) {
+		dates = append(dates, d.Format(time.DateOnly))
+	}
+	sum := &backfillSummary{From: *from, To: *to, Dates: make([]backfillRow, len(dates))}
+	var mu sync.Mutex
+	finished := 0
+	t0 := time.Now()
+	sem := make(chan struct{}, *parallel)
+	var wg sync.WaitGroup
+	for i, d := range dates {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			cfg := base
+			cfg.Date = d
+			r := &jobs.Runner{Cfg: cfg, Log: log.With("backfill", true), CodeVersion: version, Force: c.force, Now: time.Now}
+			start := time.Now()
+			res, err := r.Run(ctx)
+			row := backfillRow{Date: d, Seconds: time.Since(start).Seconds(), ExitCode: jobs.ExitCode(err)}
+			switch {
+			case err == nil && res.Skipped:
+				row.Status = "skipped"
+			case err == nil:
+				row.Status = "published"
+			case res != nil && !res.Gate.Passed:
+				row.Status = "gate_refused"
+			default:
+				row.Status = "failed"
+			}
+			if res != nil {
+				row.Version, row.Metric = res.Version, res.Gate.Model
+			}
+			if err != nil {
+				row.Error = err.Error()
+			}
+			mu.Lock()
+			sum.Dates[i] = row
+			finished++
+			el := time.Since(t0)
+			eta := time.Duration(float64(el) / float64(finished) * float64(len(dates)-finished))
+			log.Info("backfill progress", "done", finished, "total", len(dates), "date", d, "status", row.Status,
+				"elapsed_seconds", int(el.Seconds()), "eta_seconds", int(eta.Seconds()))
+			if row.ExitCode > sum.code {
+				sum.code = row.ExitCode
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	log.Info("backfill summary", "dates", len(dates))
+	for _, r := range sum.Dates {
+		log.Info("backfill date", "date", r.Date, "status", r.Status, "version", r.Version, "seconds", int(r.Seconds), "error", r.Error)
+	}
+	switch sum.code {
+	case jobs.ExitOK:
+		return sum, nil
+	case jobs.ExitPermanent:
+		return sum, jobs.Permanent(fmt.Errorf("backfill: some dates failed permanently"))
+	default:
+		return sum, fmt.Errorf("backfill: some dates failed (retryable)")
+	}
+}

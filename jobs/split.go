@@ -1,0 +1,201 @@
+package jobs
+
+import (
+	"math"
+	"sort"
+
+	"github.com/shelfml/shelf/model"
+	"github.com/shelfml/shelf/model/nn"
+)
+
+// slice is one training period of the event log (events before a cut-off),
+// with compact local indices: only users and items seen in it exist, so a
+// model or baseline fit on it can rank only items it has seen.
+type slice struct {
+	cutoff    int64
+	users     []int32 // local → global
+	items     []int32
+	userLocal []int32 // global → local, -1 if absent
+	itemLocal []int32
+	ui        *model.CSR    // local users × items, weight log1p(Σ decayed type weights)
+	purchased [][]int32     // per local user: purchased local items, sorted
+	positives []nn.Positive // one per (user, item), weight normalised to mean 1
+	popItems  []int32       // per event: local item (popularity baseline input)
+	popWeight []float32     // per event: type weight × popularity decay
+}
+
+// decay returns 0.5^(age/halfLife) (1 when halfLife is 0).
+func decay(age float64, halfLifeDays float64) float32 {
+	if halfLifeDays <= 0 {
+		return 1
+	}
+	return float32(math.Exp2(-age / (halfLifeDays * 86400)))
+}
+
+// newSlice builds the training view of events (sorted by TS) before cutoff.
+func newSlice(in *model.Interactions, cutoff int64, halfLifeDays, popHalfLifeDays float64) *slice {
+	n := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].TS >= cutoff })
+	ev := in.Events[:n]
+	s := &slice{cutoff: cutoff, userLocal: fill(in.Users.Len()), itemLocal: fill(in.Items.Len())}
+	rows := make([]int32, len(ev))
+	cols := make([]int32, len(ev))
+	vals := make([]float32, len(ev))
+	s.popItems = make([]int32, len(ev))
+	s.popWeight = make([]float32, len(ev))
+	// Local ids in global index order, so results do not depend on event order.
+	seenU := make([]bool, in.Users.Len())
+	seenI := make([]bool, in.Items.Len())
+	for _, e := range ev {
+		seenU[e.User], seenI[e.Item] = true, true
+	}
+	for g, ok := range seenU {
+		if ok {
+			s.userLocal[g] = int32(len(s.users))
+			s.users = append(s.users, int32(g))
+		}
+	}
+	for g, ok := range seenI {
+		if ok {
+			s.itemLocal[g] = int32(len(s.items))
+			s.items = append(s.items, int32(g))
+		}
+	}
+	var pr, pc []int32
+	for k, e := range ev {
+		age := float64(cutoff - e.TS)
+		w := in.Weight(e)
+		rows[k], cols[k] = s.userLocal[e.User], s.itemLocal[e.Item]
+		vals[k] = w * decay(age, halfLifeDays)
+		s.popItems[k] = cols[k]
+		s.popWeight[k] = w * decay(age, popHalfLifeDays)
+		if in.IsPurchase(e) {
+			pr, pc = append(pr, rows[k]), append(pc, cols[k])
+		}
+	}
+	raw := model.NewCSR(len(s.users), len(s.items), rows, cols, vals)
+	for i := range raw.Val {
+		raw.Val[i] = float32(math.Log1p(float64(raw.Val[i])))
+	}
+	s.ui = raw
+	var sum float64
+	for _, v := range raw.Val {
+		sum += float64(v)
+	}
+	mean := float32(sum / math.Max(1, float64(len(raw.Val))))
+	s.positives = make([]nn.Positive, 0, len(raw.Val))
+	for u := 0; u < raw.Rows; u++ {
+		idx, val := raw.Row(int32(u))
+		for j, it := range idx {
+			s.positives = append(s.positives, nn.Positive{User: int32(u), Item: it, Weight: val[j] / mean})
+		}
+	}
+	ones := make([]float32, len(pr))
+	pm := model.NewCSR(len(s.users), len(s.items), pr, pc, ones)
+	s.purchased = make([][]int32, len(s.users))
+	for u := range s.purchased {
+		idx, _ := pm.Row(int32(u))
+		s.purchased[u] = idx
+	}
+	return s
+}
+
+func fill(n int) []int32 {
+	out := make([]int32, n)
+	for i := range out {
+		out[i] = -1
+	}
+	return out
+}
+
+// holdout is an evaluation target set in a slice's local indices.
+type holdout struct {
+	in      model.EvalInput
+	dropped int // target (user, item) pairs whose item is unseen in training
+}
+
+// newHoldout builds the retrail2-style protocol on events in [from, to):
+// targets are items a user with training history bought in the window and
+// never interacted with in training; items unseen in training are dropped
+// and counted; the user's training items are excluded from the ranking.
+// When the window has no purchase events at all, every event type counts.
+func newHoldout(in *model.Interactions, s *slice, from, to int64, ks []int) holdout {
+	lo := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].TS >= from })
+	hi := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].TS >= to })
+	win := in.Events[lo:hi]
+	anyPurchase := false
+	for _, e := range win {
+		if in.IsPurchase(e) {
+			anyPurchase = true
+			break
+		}
+	}
+	targets := map[int32]map[int32]bool{}
+	h := holdout{}
+	for _, e := range win {
+		if anyPurchase && !in.IsPurchase(e) {
+			continue
+		}
+		u := s.userLocal[e.User]
+		if u < 0 {
+			continue
+		}
+		it := s.itemLocal[e.Item]
+		if it < 0 {
+			if targets[u] == nil {
+				targets[u] = map[int32]bool{}
+			}
+			if !targets[u][-1-e.Item] {
+				targets[u][-1-e.Item] = true
+				h.dropped++
+			}
+			continue
+		}
+		if s.ui.Has(u, it) {
+			continue
+		}
+		if targets[u] == nil {
+			targets[u] = map[int32]bool{}
+		}
+		targets[u][it] = true
+	}
+	users := make([]int32, 0, len(targets))
+	for u := range targets {
+		users = append(users, u)
+	}
+	sort.Slice(users, func(i, j int) bool { return users[i] < users[j] })
+	for _, u := range users {
+		var t []int32
+		for it := range targets[u] {
+			if it >= 0 {
+				t = append(t, it)
+			}
+		}
+		if len(t) == 0 {
+			continue
+		}
+		sort.Slice(t, func(i, j int) bool { return t[i] < t[j] })
+		idx, _ := s.ui.Row(u)
+		h.in.Users = append(h.in.Users, u)
+		h.in.Targets = append(h.in.Targets, t)
+		h.in.Exclude = append(h.in.Exclude, idx)
+	}
+	h.in.Ks = ks
+	h.in.NItems = len(s.items)
+	return h
+}
+
+// subsample keeps at most n users of a holdout, evenly spaced (deterministic).
+func (h holdout) subsample(n int) model.EvalInput {
+	if len(h.in.Users) <= n {
+		return h.in
+	}
+	out := model.EvalInput{Ks: h.in.Ks, NItems: h.in.NItems}
+	step := float64(len(h.in.Users)) / float64(n)
+	for k := 0; k < n; k++ {
+		i := int(float64(k) * step)
+		out.Users = append(out.Users, h.in.Users[i])
+		out.Targets = append(out.Targets, h.in.Targets[i])
+		out.Exclude = append(out.Exclude, h.in.Exclude[i])
+	}
+	return out
+}

@@ -1,0 +1,307 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"gocloud.dev/gcerrors"
+
+	"github.com/shelfml/shelf/configs"
+	"github.com/shelfml/shelf/io/events"
+	"github.com/shelfml/shelf/io/tables"
+	"github.com/shelfml/shelf/model"
+	"github.com/shelfml/shelf/model/nn"
+)
+
+// maxValidationUsers bounds the per-epoch validation cost.
+const maxValidationUsers = 3000
+
+// trainOutcome is what the train stage hands to scoring and publishing.
+type trainOutcome struct {
+	in       *model.Interactions
+	acc      *events.Accounting
+	inputs   []tables.InputObject
+	final    *slice // the slice the published model was fit on
+	model    *model.RankingModel
+	popular  *model.Popularity // over the final slice: fallback for scoring
+	manifest tables.Manifest
+	history  map[string][]nn.EpochStats
+	version  string
+}
+
+func (e *env) rankingOptions() nn.RankingOptions {
+	t := e.cfg.Train
+	return nn.RankingOptions{Dim: t.Dim, Hidden: t.Hidden, Epochs: t.Epochs, BatchSize: t.BatchSize, Negatives: t.Negatives,
+		LearningRate: t.LearningRate, L2: t.L2, Loss: t.Loss, NegSampling: t.NegSampling, NegAlpha: t.NegAlpha,
+		Patience: t.Patience, Seed: e.cfg.Seed, Workers: t.Workers}
+}
+
+func (e *env) popularity(s *slice) *model.Popularity {
+	return model.NewPopularity(len(s.items), s.popItems, s.popWeight)
+}
+
+// fit trains the ranking model on a slice, resuming from this run's
+// checkpoint of the same phase when one exists.
+func (e *env) fit(ctx context.Context, phase string, s *slice, epochs int, validate nn.Validate) (*model.RankingModel, []nn.EpochStats, error) {
+	o := e.rankingOptions()
+	o.Epochs = epochs
+	d := nn.RankingData{NUsers: len(s.users), NItems: len(s.items), Positives: s.positives}
+	ckptKey := e.runPrefix() + "checkpoints/" + phase + ".shlfw"
+	if data, err := e.out.ReadAll(ctx, ckptKey); err == nil {
+		w, err := model.ReadWeights(bytes.NewReader(data))
+		if err != nil {
+			e.log.Warn("ignoring unreadable checkpoint", "key", ckptKey, "err", err)
+		} else {
+			o.Resume = w
+			e.log.Info("resuming from checkpoint", "stage", "train", "phase", phase, "key", ckptKey)
+		}
+	} else if gcerrors.Code(err) != gcerrors.NotFound {
+		return nil, nil, fmt.Errorf("read checkpoint %s: %w", ckptKey, err)
+	}
+	o.OnCheckpoint = func(w *model.Weights) error {
+		var buf bytes.Buffer
+		if err := model.WriteWeights(&buf, w); err != nil {
+			return err
+		}
+		return e.out.WriteAll(ctx, ckptKey, buf.Bytes(), nil)
+	}
+	progress := func(st nn.EpochStats) {
+		e.log.Info("epoch", "stage", "train", "phase", phase, "epoch", st.Epoch, "loss", st.Loss,
+			"validation", st.Validation, "samples", st.Samples, "seconds", round3(st.Seconds))
+	}
+	m, hist, err := nn.TrainRanking(ctx, d, o, validate, progress)
+	if err != nil {
+		return nil, nil, fmt.Errorf("train %s: %w", phase, err)
+	}
+	return m, hist, nil
+}
+
+// train runs split → train → evaluate → gate and publishes the model version
+// (files, then manifest). It does not score or move LATEST.
+func (e *env) train(ctx context.Context) (*trainOutcome, error) {
+	in, acc, inputs, err := e.ingest(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	cfg := e.cfg
+	endTS := e.end.Unix()
+	testStart := e.end.AddDate(0, 0, -cfg.Split.TestDays).Unix()
+	valStart := e.end.AddDate(0, 0, -cfg.Split.TestDays-cfg.Split.ValidationDays).Unix()
+	_, gateK, _ := configs.ParseMetric(cfg.Gate.Metric)
+	ks := withK(cfg.Eval.Ks, gateK)
+	gateKey := canonicalMetric(cfg.Gate.Metric)
+
+	done := e.stages.begin("split")
+	sSel := newSlice(in, valStart, cfg.Train.HalfLifeDays, cfg.Baselines.PopularityHalfLifeDays)
+	hVal := newHoldout(in, sSel, valStart, testStart, ks)
+	sEval := newSlice(in, testStart, cfg.Train.HalfLifeDays, cfg.Baselines.PopularityHalfLifeDays)
+	hTest := newHoldout(in, sEval, testStart, endTS, ks)
+	done(slog.Int("select_positives", len(sSel.positives)), slog.Int("validation_users", len(hVal.in.Users)),
+		slog.Int("train_positives", len(sEval.positives)), slog.Int("test_users", len(hTest.in.Users)),
+		slog.Int("test_targets_dropped_unseen_item", hTest.dropped))
+	if len(hTest.in.Users) == 0 {
+		return nil, Permanent(fmt.Errorf("split: no test users with targets in the last %d days; widen split.test_days or check the dates", cfg.Split.TestDays))
+	}
+	if len(sSel.positives) == 0 {
+		return nil, Permanent(errors.New("split: no training events before the validation window"))
+	}
+
+	out := &trainOutcome{in: in, acc: acc, inputs: inputs, history: map[string][]nn.EpochStats{}}
+	done = e.stages.begin("train")
+	epochs := cfg.Train.Epochs
+	var validate nn.Validate
+	if len(hVal.in.Users) > 0 {
+		popSel := e.popularity(sSel)
+		valIn := hVal.subsample(maxValidationUsers)
+		validate = func(m *model.RankingModel) (float64, error) {
+			rec := model.NewModelRecommender(m, sSel.ui, cfg.Score.Candidates, popSel)
+			met, err := model.Evaluate(ctx, rec, valIn, cfg.Train.Workers)
+			return met[gateKey], err
+		}
+	} else {
+		e.log.Warn("no validation users: training a fixed number of epochs", "epochs", epochs)
+	}
+	_, hist, err := e.fit(ctx, "select", sSel, epochs, validate)
+	if err != nil {
+		return nil, err
+	}
+	out.history["select"] = hist
+	if validate != nil {
+		epochs = bestEpoch(hist)
+	}
+	mEval, hist, err := e.fit(ctx, "evaluate", sEval, epochs, nil)
+	if err != nil {
+		return nil, err
+	}
+	out.history["evaluate"] = hist
+	done(slog.Int("epochs", epochs))
+
+	done = e.stages.begin("evaluate")
+	metrics := map[string]map[string]float64{}
+	popEval := e.popularity(sEval)
+	knn, err := model.NewItemKNN(ctx, sEval.ui, cfg.Baselines.ItemKNNNeighbors, popEval)
+	if err != nil {
+		return nil, fmt.Errorf("itemknn: %w", err)
+	}
+	recs := []model.Recommender{
+		model.NewModelRecommender(mEval, sEval.ui, cfg.Score.Candidates, popEval),
+		popEval,
+		knn,
+	}
+	names := []string{"model", "popularity", "itemknn"}
+	for i, rec := range recs {
+		met, err := model.Evaluate(ctx, rec, hTest.in, 2)
+		if err != nil {
+			return nil, fmt.Errorf("evaluate %s: %w", names[i], err)
+		}
+		met["test_targets_dropped"] = float64(hTest.dropped)
+		metrics[names[i]] = met
+	}
+	gate := decideGate(cfg.Gate, gateKey, metrics)
+	done(slog.Any("model", metrics["model"]), slog.Any("popularity", metrics["popularity"]),
+		slog.Any("itemknn", metrics["itemknn"]), slog.Bool("gate_passed", gate.Passed), slog.String("gate", gate.Reason))
+
+	out.final, out.model = sEval, mEval
+	if cfg.Train.Refit {
+		done = e.stages.begin("refit")
+		sFin := newSlice(in, endTS, cfg.Train.HalfLifeDays, cfg.Baselines.PopularityHalfLifeDays)
+		mFin, hist, err := e.fit(ctx, "final", sFin, epochs, nil)
+		if err != nil {
+			return nil, err
+		}
+		out.history["final"] = hist
+		out.final, out.model = sFin, mFin
+		done(slog.Int("positives", len(sFin.positives)))
+	}
+	out.popular = e.popularity(out.final)
+	out.version = versionID(cfg.Date, e.run, inputs)
+	out.manifest = tables.Manifest{
+		Date: cfg.Date, CodeVersion: e.r.CodeVersion, ConfigSHA256: e.cfgHash, Seed: cfg.Seed,
+		Window: tables.Window{Start: e.start.UTC().Format(time.RFC3339), End: e.end.UTC().Format(time.RFC3339),
+			TestStart: time.Unix(testStart, 0).UTC().Format(time.RFC3339)},
+		Inputs: inputs, Metrics: metrics, Gate: gate,
+	}
+	if err := e.publishVersion(ctx, out); err != nil {
+		return nil, err
+	}
+	e.clearCheckpoints(ctx)
+	return out, nil
+}
+
+// bestEpoch is the 1-based epoch with the highest validation score.
+func bestEpoch(hist []nn.EpochStats) int {
+	best, bestV := 1, -1.0
+	for _, h := range hist {
+		if h.Validation > bestV {
+			best, bestV = h.Epoch, h.Validation
+		}
+	}
+	return best
+}
+
+func withK(ks []int, k int) []int {
+	for _, x := range ks {
+		if x == k {
+			return ks
+		}
+	}
+	return append(append([]int(nil), ks...), k)
+}
+
+func canonicalMetric(s string) string {
+	name, k, _ := configs.ParseMetric(s)
+	return fmt.Sprintf("%s@%d", name, k)
+}
+
+// decideGate compares the model with the best baseline on the gate metric.
+func decideGate(g configs.GateConfig, key string, metrics map[string]map[string]float64) tables.GateResult {
+	r := tables.GateResult{Metric: key, Model: metrics["model"][key], Tolerance: g.Tolerance}
+	for _, name := range []string{"popularity", "itemknn"} {
+		if v := metrics[name][key]; r.BestBaseline == "" || v > r.Baseline {
+			r.BestBaseline, r.Baseline = name, v
+		}
+	}
+	bar := r.Baseline * (1 - g.Tolerance)
+	r.Passed = r.Model >= bar
+	if r.Passed {
+		r.Reason = fmt.Sprintf("model %s %.4f >= %.4f (best baseline %s %.4f, tolerance %.0f%%)", key, r.Model, bar, r.BestBaseline, r.Baseline, 100*g.Tolerance)
+	} else {
+		r.Reason = fmt.Sprintf("model %s %.4f < %.4f (best baseline %s %.4f, tolerance %.0f%%)", key, r.Model, bar, r.BestBaseline, r.Baseline, 100*g.Tolerance)
+	}
+	return r
+}
+
+// publishVersion writes the version's files and then its manifest.
+func (e *env) publishVersion(ctx context.Context, o *trainOutcome) error {
+	done := e.stages.begin("publish_model")
+	v, err := tables.NewVersion(ctx, e.out, e.cfg.Name, o.version)
+	if err != nil {
+		return err
+	}
+	var wbuf bytes.Buffer
+	if err := model.WriteWeights(&wbuf, o.model.ToWeights()); err != nil {
+		return fmt.Errorf("encode weights: %w", err)
+	}
+	users, items := model.NewVocab(), model.NewVocab()
+	for _, g := range o.final.users {
+		users.Add(o.in.Users.ID(g))
+	}
+	for _, g := range o.final.items {
+		items.Add(o.in.Items.ID(g))
+	}
+	ub, err := tables.EncodeVocab(users)
+	if err != nil {
+		return err
+	}
+	ib, err := tables.EncodeVocab(items)
+	if err != nil {
+		return err
+	}
+	mj, err := json.MarshalIndent(o.manifest.Metrics, "", "  ")
+	if err != nil {
+		return err
+	}
+	tj, err := json.MarshalIndent(o.history, "", "  ")
+	if err != nil {
+		return err
+	}
+	files := []struct {
+		name string
+		data []byte
+	}{
+		{"weights.shlfw", wbuf.Bytes()},
+		{"vocab/users.parquet", ub},
+		{"vocab/items.parquet", ib},
+		{"config.yaml", e.cfgYAML},
+		{"metrics.json", append(mj, '\n')},
+		{"training.json", append(tj, '\n')},
+	}
+	for _, f := range files {
+		if err := v.Put(ctx, f.name, f.data); err != nil {
+			return err
+		}
+	}
+	if err := v.Commit(ctx, o.manifest); err != nil {
+		return err
+	}
+	// The run's pointer to its version lets `shelf commit` find it without re-reading the inputs.
+	if err := e.out.WriteAll(ctx, e.runPrefix()+"version", []byte(o.version+"\n"), nil); err != nil {
+		return fmt.Errorf("write run version pointer: %w", err)
+	}
+	done(slog.String("version", o.version), slog.Bool("gate_passed", o.manifest.Gate.Passed))
+	return nil
+}
+
+func (e *env) clearCheckpoints(ctx context.Context) {
+	for _, p := range []string{"select", "evaluate", "final"} {
+		key := e.runPrefix() + "checkpoints/" + p + ".shlfw"
+		if err := e.out.Delete(ctx, key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+			e.log.Warn("could not remove checkpoint", "key", key, "err", err)
+		}
+	}
+}
