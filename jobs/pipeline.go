@@ -24,6 +24,9 @@ type Runner struct {
 	CodeVersion string
 	Force       bool             // take over a live lock / recompute a committed date
 	Now         func() time.Time // wall clock, only for future-timestamp checks and logs
+	// Open opens a bucket URL (default blobs.Open). Buckets it returns are
+	// the caller's: the runner does not close them (tests share mem:// buckets).
+	Open func(ctx context.Context, url string) (*blob.Bucket, error)
 }
 
 // Result is what a run tells its caller (and the Airflow XCom file).
@@ -55,6 +58,7 @@ type env struct {
 	run     string
 	stages  *stageClock
 	log     *slog.Logger
+	owned   bool // buckets opened here, closed by close()
 }
 
 func (r *Runner) open(ctx context.Context) (*env, error) {
@@ -77,19 +81,30 @@ func (r *Runner) open(ctx context.Context) (*env, error) {
 	e.run = runKey(cfg.Date, h, r.CodeVersion)
 	e.log = r.Log.With("date", cfg.Date, "run_id", e.run)
 	e.stages = newStageClock(e.log)
-	if e.out, err = blobs.Open(ctx, cfg.Output.URL); err != nil {
+	open := r.Open
+	if open == nil {
+		open = blobs.Open
+		e.owned = true
+	}
+	if e.out, err = open(ctx, cfg.Output.URL); err != nil {
 		return nil, err
 	}
-	if e.evb, err = blobs.Open(ctx, cfg.Events.URL); err != nil {
-		e.out.Close()
+	if e.evb, err = open(ctx, cfg.Events.URL); err != nil {
+		e.close()
 		return nil, err
 	}
 	return e, nil
 }
 
 func (e *env) close() {
-	e.out.Close()
-	e.evb.Close()
+	if !e.owned {
+		return
+	}
+	for _, b := range []*blob.Bucket{e.out, e.evb} {
+		if b != nil {
+			b.Close()
+		}
+	}
 }
 
 func (e *env) runPrefix() string { return "runs/" + e.cfg.Date + "/" + e.run + "/" }

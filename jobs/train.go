@@ -68,8 +68,10 @@ func (e *env) fit(ctx context.Context, phase string, s *slice, epochs int, valid
 		if err := model.WriteWeights(&buf, w); err != nil {
 			return err
 		}
-		return e.out.WriteAll(ctx, ckptKey, buf.Bytes(), nil)
+		// Written even when ctx was cancelled (SIGTERM): that is when it matters most.
+		return e.out.WriteAll(context.WithoutCancel(ctx), ckptKey, buf.Bytes(), nil)
 	}
+	o.CheckpointEvery = time.Duration(e.cfg.Train.CheckpointSec) * time.Second
 	progress := func(st nn.EpochStats) {
 		e.log.Info("epoch", "stage", "train", "phase", phase, "epoch", st.Epoch, "loss", st.Loss,
 			"validation", st.Validation, "samples", st.Samples, "seconds", round3(st.Seconds))

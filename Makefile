@@ -1,0 +1,51 @@
+# Shelf — see README.md. `make demo` and `make test` set up everything they need.
+GO        ?= go
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+IMAGE     ?= shelf:$(VERSION)
+PKGS      := ./...
+
+.PHONY: all build demo test test-short vet fmt-check bench bench-smoke image setup clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/shelf ./jobs/shelf
+
+# The whole pipeline on the bundled Online Retail sample into ./shelf-out (file://, no cloud account).
+demo: build
+	SHELF_LOG_FORMAT=text ./bin/shelf demo
+
+# Installs/starts what the tests need (idempotent), then runs every test.
+test:
+	@eval "$$(bash .ci/setup)" && \
+	$(GO) vet $(PKGS) && \
+	{ test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }; } && \
+	$(GO) test -count=1 -timeout 30m $(PKGS) && \
+	bash deploy/check.sh
+
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+setup:
+	bash .ci/setup >/dev/null
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))"
+
+# Benchmarks of every hot path, once each (CI smoke).
+bench-smoke:
+	$(GO) test -run '^$$' -bench . -benchtime=1x $(PKGS)
+
+# Full benchmark report (Markdown + JSON) into bench-out/.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime=3x -count=3 $(PKGS) | tee bench-out.txt
+
+image:
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+
+clean:
+	rm -rf bin shelf-out bench-out bench-out.txt

@@ -1,0 +1,261 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
+	"gocloud.dev/blob/memblob"
+
+	"github.com/shelfml/shelf/configs"
+	"github.com/shelfml/shelf/io/tables"
+)
+
+const sample = "../testdata/online-retail/online_retail_sample.parquet"
+
+// testConfig is the bundled Online Retail config on a short window with a
+// small model, so a whole run takes seconds.
+func testConfig(t *testing.T) configs.Config {
+	t.Helper()
+	cfg, err := configs.Load("../configs/online-retail.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Date = "2011-03-31"
+	cfg.Events.URL, cfg.Output.URL = "test://events", "test://out"
+	cfg.Events.LookbackDays = 75
+	cfg.Split.TestDays, cfg.Split.ValidationDays = 14, 14
+	cfg.Train.Dim, cfg.Train.Hidden, cfg.Train.Epochs = 16, []int{32, 32}, 4
+	cfg.Train.BatchSize = 1024
+	cfg.Score.K, cfg.Score.Candidates, cfg.Score.Shards = 10, 100, 2
+	return cfg
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// buckets gives the runner the same two buckets for every open.
+type buckets struct{ events, out *blob.Bucket }
+
+func (b buckets) open(_ context.Context, url string) (*blob.Bucket, error) {
+	switch url {
+	case "test://events":
+		return b.events, nil
+	case "test://out":
+		return b.out, nil
+	}
+	return nil, errors.New("unexpected url " + url)
+}
+
+func memBuckets(t *testing.T) buckets {
+	t.Helper()
+	data, err := os.ReadFile(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := memblob.OpenBucket(nil)
+	if err := ev.WriteAll(context.Background(), "online_retail_sample.parquet", data, nil); err != nil {
+		t.Fatal(err)
+	}
+	return buckets{events: ev, out: memblob.OpenBucket(nil)}
+}
+
+func fileBuckets(t *testing.T) buckets {
+	t.Helper()
+	abs, err := filepath.Abs(filepath.Dir(sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := fileblob.OpenBucket(abs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := fileblob.OpenBucket(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buckets{events: ev, out: out}
+}
+
+func newRunner(cfg configs.Config, b buckets, force bool) *Runner {
+	return &Runner{Cfg: cfg, Log: quietLog(), CodeVersion: "test", Force: force, Now: time.Now, Open: b.open}
+}
+
+func readParts(t *testing.T, b *blob.Bucket, date string, n int) [][]byte {
+	t.Helper()
+	var parts [][]byte
+	for i := 0; i < n; i++ {
+		data, err := b.ReadAll(context.Background(), tables.PartKey(tables.Recommendations, date, i, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, data)
+	}
+	return parts
+}
+
+func TestRunEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains three models")
+	}
+	for _, tc := range []struct {
+		name string
+		mk   func(*testing.T) buckets
+	}{{"mem", memBuckets}, {"file", fileBuckets}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			cfg := testConfig(t)
+			b := tc.mk(t)
+			res, err := newRunner(cfg, b, false).Run(ctx)
+			if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			if !res.Published || !res.Gate.Passed {
+				t.Fatalf("not published: %+v", res.Gate)
+			}
+			acc := res.Accounting
+			if !acc.Balanced() || acc.Used == 0 || acc.OutsideWindow == 0 || acc.Rejected["filtered_guest_checkout"] == 0 {
+				t.Errorf("accounting: %+v", acc)
+			}
+			for _, name := range []string{"model", "popularity", "itemknn"} {
+				if res.Metrics[name]["users"] == 0 || res.Metrics[name]["ndcg@10"] <= 0 {
+					t.Errorf("metrics of %s: %v", name, res.Metrics[name])
+				}
+			}
+			latest, err := tables.Latest(ctx, b.out, cfg.Name)
+			if err != nil || latest != res.Version {
+				t.Fatalf("LATEST = %q, %v; want %s", latest, err, res.Version)
+			}
+			m, err := tables.OpenVersion(ctx, b.out, cfg.Name, res.Version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range m.Files {
+				if _, err := tables.ReadVersionFile(ctx, b.out, m, f.Path); err != nil {
+					t.Error(err)
+				}
+			}
+			if _, err := tables.ReadSuccess(ctx, b.out, tables.Recommendations, cfg.Date); err != nil {
+				t.Fatal(err)
+			}
+			checkRecommendations(t, b.out, cfg, res.Version)
+			first := readParts(t, b.out, cfg.Date, cfg.Score.Shards)
+
+			// Same date, inputs and config: skipped without --force, and
+			// with --force the same version and byte-identical tables.
+			again, err := newRunner(cfg, b, false).Run(ctx)
+			if err != nil || !again.Skipped || again.Version != res.Version {
+				t.Fatalf("second run: skipped=%v version=%s err=%v", again != nil && again.Skipped, again.Version, err)
+			}
+			forced, err := newRunner(cfg, b, true).Run(ctx)
+			if err != nil || forced.Version != res.Version {
+				t.Fatalf("forced run: %v (version %s vs %s)", err, forced.Version, res.Version)
+			}
+			for i, p := range readParts(t, b.out, cfg.Date, cfg.Score.Shards) {
+				if !bytes.Equal(p, first[i]) {
+					t.Errorf("part %d differs after a forced re-run", i)
+				}
+			}
+		})
+	}
+}
+
+func checkRecommendations(t *testing.T, b *blob.Bucket, cfg configs.Config, version string) {
+	t.Helper()
+	ctx := context.Background()
+	users := map[string]int{}
+	for i := 0; i < cfg.Score.Shards; i++ {
+		rows, err := tables.ReadAll[tables.RecommendationRow](ctx, b, tables.PartKey(tables.Recommendations, cfg.Date, i, cfg.Score.Shards))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			if r.ModelVersion != version || r.Rank < 1 || int(r.Rank) > cfg.Score.K {
+				t.Fatalf("bad row %+v", r)
+			}
+			if r.Source == "model" && (r.ReasonItemID == nil || *r.ReasonItemID == r.ItemID) {
+				t.Fatalf("model row without a distinct reason: %+v", r)
+			}
+			users[r.UserID]++
+		}
+	}
+	if len(users) < 500 {
+		t.Fatalf("only %d users have recommendations", len(users))
+	}
+	for u, n := range users {
+		if n != cfg.Score.K {
+			t.Fatalf("user %s has %d rows, want %d", u, n, cfg.Score.K)
+		}
+	}
+}
+
+// TestStagesMatchRun runs train → score (2 shards, separately) → commit, as
+// Airflow and the Indexed Job do, and expects the tables of a single run.
+func TestStagesMatchRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains three models")
+	}
+	ctx := context.Background()
+	cfg := testConfig(t)
+	whole := memBuckets(t)
+	res, err := newRunner(cfg, whole, false).Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	staged := memBuckets(t)
+	if _, err := newRunner(cfg, staged, false).Commit(ctx, 2); err == nil {
+		t.Fatal("commit before train succeeded")
+	}
+	tr, err := newRunner(cfg, staged, false).Train(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Version != res.Version {
+		t.Fatalf("train version %s, run version %s", tr.Version, res.Version)
+	}
+	if _, err := newRunner(cfg, staged, false).Commit(ctx, 2); err == nil {
+		t.Fatal("commit with no parts succeeded")
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := newRunner(cfg, staged, false).Score(ctx, i, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := newRunner(cfg, staged, false).Commit(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	want := readParts(t, whole.out, cfg.Date, 2)
+	for i, p := range readParts(t, staged.out, cfg.Date, 2) {
+		if !bytes.Equal(p, want[i]) {
+			t.Errorf("part %d of the staged run differs from the single run", i)
+		}
+	}
+}
+
+func TestBadInputsArePermanent(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t)
+	cfg.Events.Columns.User = "NoSuchColumn"
+	cfg.Events.Filters = cfg.Events.Filters[1:]
+	_, err := newRunner(cfg, memBuckets(t), false).Run(ctx)
+	if err == nil || ExitCode(err) != ExitPermanent {
+		t.Fatalf("missing column: err=%v exit=%d, want exit 2", err, ExitCode(err))
+	}
+	cfg = testConfig(t)
+	cfg.Train.Loss = "hinge"
+	if _, err := newRunner(cfg, memBuckets(t), false).Run(ctx); ExitCode(err) != ExitPermanent {
+		t.Fatalf("bad config: %v", err)
+	}
+	cfg = testConfig(t)
+	cfg.Date = "2009-01-01" // no data in the window
+	if _, err := newRunner(cfg, memBuckets(t), false).Run(ctx); ExitCode(err) != ExitPermanent {
+		t.Fatalf("empty window: %v", err)
+	}
+}
