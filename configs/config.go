@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -224,7 +225,7 @@ func (c *Config) ApplyEnv(environ []string) error {
 	})
 	var unknown []string
 	for k := range env {
-		if !known[k] && !ignoredEnv[k] {
+		if !known[k] && !slices.Contains(NonSettingEnv(), k) {
 			unknown = append(unknown, k)
 		}
 	}
@@ -235,8 +236,11 @@ func (c *Config) ApplyEnv(environ []string) error {
 	return errors.Join(errs...)
 }
 
-// ignoredEnv are SHELF_* variables that are not settings.
-var ignoredEnv = map[string]bool{"SHELF_CONFIG": true, "SHELF_LOG_FORMAT": true, "SHELF_LOG_LEVEL": true, "SHELF_PSEUDONYM_KEY": true}
+// NonSettingEnv lists the SHELF_* variables that are read by the command,
+// not by the config tree (ApplyEnv accepts and ignores them).
+func NonSettingEnv() []string {
+	return []string{"SHELF_CONFIG", "SHELF_LOG_FORMAT", "SHELF_LOG_LEVEL", "SHELF_PSEUDONYM_KEY"}
+}
 
 // EnvNames lists every SHELF_* setting (for docs and tests).
 func EnvNames() []string {

@@ -182,7 +182,8 @@ func (e *env) lock(ctx context.Context) (func(), error) {
 	l, err := blobs.AcquireLock(ctx, e.out, key, owner, lockLease, e.r.Force, e.r.Now)
 	if err != nil {
 		if errors.Is(err, blobs.ErrLocked) {
-			return nil, Permanent(fmt.Errorf("another run holds %s: %w (use --force to override)", key, err))
+			// Retryable: a live holder finishes, a dead one's lease expires.
+			return nil, fmt.Errorf("another run holds %s: %w (retry later, or --force to override)", key, err)
 		}
 		return nil, fmt.Errorf("lock %s: %w", key, err)
 	}

@@ -1,0 +1,87 @@
+package nn
+
+import "math"
+
+// Adam's usual constants; not worth configuring.
+const (
+	adamBeta1 = 0.9
+	adamBeta2 = 0.999
+	adamEps   = 1e-8
+)
+
+// adamRates returns the bias-corrected step size for step t (1-based),
+// computed in float64 so every update is reproducible.
+func adamRates(lr float64, t int64) (stepSize float32) {
+	c1 := 1 - math.Pow(adamBeta1, float64(t))
+	c2 := 1 - math.Pow(adamBeta2, float64(t))
+	return float32(lr * math.Sqrt(c2) / c1)
+}
+
+// adamUpdate applies one Adam step to p given gradient g and moments m, v
+// (all the same length). stepSize comes from adamRates.
+func adamUpdate(p, g, m, v []float32, stepSize float32) {
+	p = p[:len(g)]
+	m = m[:len(g)]
+	v = v[:len(g)]
+	for k, gk := range g {
+		mk := adamBeta1*m[k] + (1-adamBeta1)*gk
+		vk := adamBeta2*v[k] + (1-adamBeta2)*gk*gk
+		m[k], v[k] = mk, vk
+		p[k] -= stepSize * mk / (float32(math.Sqrt(float64(vk))) + adamEps)
+	}
+}
+
+// sparseGrad accumulates per-row gradients of one batch for a table of rows of
+// width dim, so that duplicate rows in a batch get one summed update (lazy
+// Adam touches each row once per step). Rows are kept in order of first
+// appearance, which makes the update order deterministic.
+type sparseGrad struct {
+	dim  int
+	slot []int32 // row → index into rows, -1 when untouched this step
+	rows []int32
+	grad []float32 // len(rows)×dim
+}
+
+func newSparseGrad(nRows, dim int) *sparseGrad {
+	s := &sparseGrad{dim: dim, slot: make([]int32, nRows)}
+	for i := range s.slot {
+		s.slot[i] = -1
+	}
+	return s
+}
+
+// add accumulates g (length dim) into row r.
+func (s *sparseGrad) add(r int32, g []float32) {
+	k := s.slot[r]
+	if k < 0 {
+		k = int32(len(s.rows))
+		s.slot[r] = k
+		s.rows = append(s.rows, r)
+		for range s.dim {
+			s.grad = append(s.grad, 0)
+		}
+	}
+	dst := s.grad[int(k)*s.dim : int(k+1)*s.dim]
+	for j, v := range g[:s.dim] {
+		dst[j] += v
+	}
+}
+
+// apply runs lazy Adam on every touched row of table (with moments m, v),
+// adding l2·row to each row's gradient first, then clears the accumulator.
+func (s *sparseGrad) apply(table, m, v []float32, l2, stepSize float32) {
+	d := s.dim
+	for k, r := range s.rows {
+		g := s.grad[k*d : (k+1)*d]
+		lo, hi := int(r)*d, int(r+1)*d
+		if l2 != 0 {
+			for j, p := range table[lo:hi] {
+				g[j] += l2 * p
+			}
+		}
+		adamUpdate(table[lo:hi], g, m[lo:hi], v[lo:hi], stepSize)
+		s.slot[r] = -1
+	}
+	s.rows = s.rows[:0]
+	s.grad = s.grad[:0]
+}

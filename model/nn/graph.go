@@ -1,0 +1,180 @@
+package nn
+
+import (
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/shelfml/shelf/model"
+)
+
+// input is a graph input node bound once to a tensor over a Go slice; the
+// training loop refills the slice before every run.
+func input(g *G.ExprGraph, name string, data []float32, shape ...int) *G.Node {
+	t := tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data))
+	if len(shape) == 1 {
+		return G.NewVector(g, tensor.Float32, G.WithShape(shape...), G.WithName(name), G.WithValue(t))
+	}
+	return G.NewMatrix(g, tensor.Float32, G.WithShape(shape...), G.WithName(name), G.WithValue(t))
+}
+
+// readInto makes the VM copy n's value into dst (a Go slice of n's size) on
+// every run.
+func readInto(n *G.Node, dst []float32) {
+	var v G.Value = tensor.New(tensor.WithShape(n.Shape().Clone()...), tensor.WithBacking(dst))
+	G.Read(n, &v)
+}
+
+// mlpNodes are the graph nodes of a stack of model.Dense layers whose values
+// alias the layers' W and B slices, so optimiser updates in Go are seen by the
+// next run without rebinding.
+type mlpNodes struct {
+	w, b []*G.Node
+}
+
+func newMLPNodes(g *G.ExprGraph, layers []model.Dense) mlpNodes {
+	var m mlpNodes
+	for i, l := range layers {
+		m.w = append(m.w, input(g, fmt.Sprintf("mlp.%d.w", i), l.W, l.In, l.Out))
+		m.b = append(m.b, input(g, fmt.Sprintf("mlp.%d.b", i), l.B, l.Out))
+	}
+	return m
+}
+
+// forward applies Dense, ReLU, …, Dense(→1) to x (rows×In) and returns the
+// rows-long output vector.
+func (m mlpNodes) forward(x *G.Node) *G.Node {
+	h := x
+	for i := range m.w {
+		h = G.Must(G.BroadcastAdd(G.Must(G.Mul(h, m.w[i])), m.b[i], nil, []byte{0}))
+		if i < len(m.w)-1 {
+			h = G.Must(G.Rectify(h))
+		}
+	}
+	return G.Must(G.Reshape(h, tensor.Shape{x.Shape()[0]}))
+}
+
+func (m mlpNodes) params() []*G.Node {
+	var ps []*G.Node
+	for i := range m.w {
+		ps = append(ps, m.w[i], m.b[i])
+	}
+	return ps
+}
+
+// denseGrads holds the gradient buffers of a layer stack, in params() order.
+type denseGrads [][]float32
+
+func newDenseGrads(layers []model.Dense) denseGrads {
+	var g denseGrads
+	for _, l := range layers {
+		g = append(g, make([]float32, len(l.W)), make([]float32, len(l.B)))
+	}
+	return g
+}
+
+// rankGraph is the ranking model's per-batch graph for a fixed batch of B
+// rows. For bce a row is (user, item, label); for bpr it is (user, positive,
+// negative) and the label is unused.
+type rankGraph struct {
+	g   *G.ExprGraph
+	vm  G.VM
+	B   int
+	D   int
+	bpr bool
+
+	// inputs, filled per batch
+	u, v, vn    []float32 // B×D gathered rows (vn: bpr negatives)
+	bias, biasN []float32 // B gathered item biases
+	y, w        []float32 // B labels (bce) and normalised sample weights
+
+	// outputs, written by the VM on every run
+	z, zn                      []float32 // logits of v (and vn) rows
+	gU, gV, gVn, gBias, gBiasN []float32
+	gDense                     denseGrads
+}
+
+// logitNode builds <U,V> + b + MLP([U, V, U⊙V]).
+func logitNode(u, v, bias *G.Node, mlp mlpNodes) *G.Node {
+	uv := G.Must(G.HadamardProd(u, v))
+	x := G.Must(G.Concat(1, u, v, uv))
+	dot := G.Must(G.Sum(uv, 1))
+	return G.Must(G.Add(G.Must(G.Add(mlp.forward(x), dot)), bias))
+}
+
+// newRankGraph builds the graph and its VM for batches of B rows over m's
+// MLP layers (whose slices the graph aliases). Close it when done.
+func newRankGraph(m *model.RankingModel, B int, bpr bool) (rg *rankGraph, err error) {
+	defer recoverErr(&err, "build ranking graph")
+	D := m.Dim
+	rg = &rankGraph{
+		g: G.NewGraph(), B: B, D: D, bpr: bpr,
+		u: make([]float32, B*D), v: make([]float32, B*D), bias: make([]float32, B),
+		y: make([]float32, B), w: make([]float32, B),
+		z: make([]float32, B), gU: make([]float32, B*D), gV: make([]float32, B*D), gBias: make([]float32, B),
+		gDense: newDenseGrads(m.Layers),
+	}
+	g := rg.g
+	mlp := newMLPNodes(g, m.Layers)
+	u := input(g, "u", rg.u, B, D)
+	v := input(g, "v", rg.v, B, D)
+	b := input(g, "bias", rg.bias, B)
+	w := input(g, "w", rg.w, B)
+	z := logitNode(u, v, b, mlp)
+	readInto(z, rg.z)
+	wrt := []*G.Node{u, v, b}
+	outs := [][]float32{rg.gU, rg.gV, rg.gBias}
+	var perRow *G.Node
+	if bpr {
+		rg.vn, rg.biasN = make([]float32, B*D), make([]float32, B)
+		rg.zn, rg.gVn, rg.gBiasN = make([]float32, B), make([]float32, B*D), make([]float32, B)
+		vn := input(g, "vn", rg.vn, B, D)
+		bn := input(g, "bias_n", rg.biasN, B)
+		zn := logitNode(u, vn, bn, mlp)
+		readInto(zn, rg.zn)
+		// −log σ(z⁺ − z⁻) = softplus(z⁻ − z⁺)
+		perRow = G.Must(G.Softplus(G.Must(G.Sub(zn, z))))
+		wrt = append(wrt, vn, bn)
+		outs = append(outs, rg.gVn, rg.gBiasN)
+	} else {
+		y := input(g, "y", rg.y, B)
+		// BCE with logits: softplus(z) − y·z, stable for any z
+		perRow = G.Must(G.Sub(G.Must(G.Softplus(z)), G.Must(G.HadamardProd(y, z))))
+	}
+	cost := G.Must(G.Sum(G.Must(G.HadamardProd(w, perRow))))
+	wrt = append(wrt, mlp.params()...)
+	outs = append(outs, rg.gDense...)
+	grads, err := G.Grad(cost, wrt...)
+	if err != nil {
+		return nil, fmt.Errorf("build ranking graph: gradients: %w", err)
+	}
+	for i, gn := range grads {
+		readInto(gn, outs[i])
+	}
+	rg.vm = G.NewTapeMachine(g)
+	return rg, nil
+}
+
+// run executes one forward/backward pass on the current inputs.
+func (rg *rankGraph) run() (err error) {
+	defer recoverErr(&err, "ranking step")
+	err = rg.vm.RunAll()
+	rg.vm.Reset()
+	return err
+}
+
+// Close releases the VM.
+func (rg *rankGraph) Close() error { return rg.vm.Close() }
+
+// recoverErr turns a Gorgonia panic into an error; use as
+// defer recoverErr(&err, "what was being done").
+func recoverErr(err *error, what string) {
+	if r := recover(); r != nil {
+		if e, ok := r.(error); ok {
+			*err = fmt.Errorf("%s: gorgonia: %w", what, e)
+			return
+		}
+		*err = fmt.Errorf("%s: gorgonia: %v", what, r)
+	}
+}

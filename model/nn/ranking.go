@@ -1,0 +1,600 @@
+package nn
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/shelfml/shelf/model"
+)
+
+// RankingOptions are the ranking model's hyper-parameters and run controls.
+type RankingOptions struct {
+	Dim       int
+	Hidden    []int // MLP hidden sizes, e.g. [64, 64]; the output layer (→1) is added
+	Epochs    int
+	BatchSize int // rows per step, rounded down to whole positives' groups (1+Negatives rows for bce, Negatives for bpr)
+	Negatives int // sampled negatives per positive
+	// LearningRate is Adam's step size; L2 adds L2·row to the gradient of
+	// every embedding row a step touches (the dense layers are not decayed).
+	LearningRate, L2 float64
+	Loss             string // bce | bpr
+	NegSampling      string // uniform | popularity
+	NegAlpha         float64
+	Patience         int // epochs without validation improvement before stopping; 0 = never stop early
+	Seed             int64
+	// Workers > 1 splits each batch over that many graphs run concurrently,
+	// summing their gradients in a fixed order: results are reproducible for
+	// a given Workers but differ in rounding between different values.
+	Workers int
+
+	// Resume continues from a checkpoint produced by OnCheckpoint for the
+	// same data and options (Epochs and Patience may differ).
+	Resume *model.Weights
+	// OnCheckpoint, when set, receives a checkpoint at the end of every
+	// epoch, every CheckpointEvery within an epoch, and once more when ctx is
+	// cancelled (before TrainRanking returns ctx's error; use a context that
+	// outlives the cancellation to write it). The tensors are copies.
+	OnCheckpoint    func(*model.Weights) error
+	CheckpointEvery time.Duration
+}
+
+// RankingData is the training set of the ranking model.
+type RankingData struct {
+	NUsers, NItems int
+	// Positives are the training pairs, one per (user, item), weights > 0.
+	// Their order is part of the input: the same order gives the same model.
+	Positives []Positive
+	// UserItems answers "is i a positive of u"; built from Positives when nil.
+	UserItems *SortedSets
+}
+
+// EpochStats describes one finished epoch.
+type EpochStats struct {
+	Epoch      int     // 1-based
+	Loss       float64 // weighted mean training loss
+	Validation float64 // Validate's score; 0 without one
+	Samples    int     // training rows (positives and negatives)
+	Seconds    float64
+}
+
+// Validate scores the current model after an epoch; higher is better (e.g.
+// validation NDCG@10). The model is only valid during the call.
+type Validate func(m *model.RankingModel) (float64, error)
+
+// TrainRanking trains model.RankingModel on d with sampled negatives and Adam,
+// calling validate (if not nil) and progress (if not nil) after every epoch.
+// With a validate function it stops after Patience epochs without improvement
+// and returns the best epoch's weights. Same inputs and options give
+// bit-identical weights; resuming from any checkpoint gives the same weights as
+// an uninterrupted run.
+func TrainRanking(ctx context.Context, d RankingData, o RankingOptions, validate Validate, progress func(EpochStats)) (m *model.RankingModel, hist []EpochStats, err error) {
+	defer recoverErr(&err, "train ranking")
+	if err := checkRanking(d, o); err != nil {
+		return nil, nil, err
+	}
+	if d.UserItems == nil {
+		d.UserItems = NewSortedSets(d.NUsers, d.Positives)
+	}
+	t, err := newRankTrainer(d, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := t.run(ctx, validate, progress); err != nil {
+		return nil, t.history, err
+	}
+	if t.best != nil {
+		copyModel(t.m, t.best)
+	}
+	return t.m, t.history, nil
+}
+
+func checkRanking(d RankingData, o RankingOptions) error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if o.Dim <= 0 {
+		bad("dim %d must be > 0", o.Dim)
+	}
+	for _, h := range o.Hidden {
+		if h <= 0 {
+			bad("hidden sizes %v must be > 0", o.Hidden)
+			break
+		}
+	}
+	if o.Epochs < 0 || o.BatchSize <= 0 || o.Negatives <= 0 {
+		bad("epochs %d, batch size %d, negatives %d: want ≥ 0, > 0, > 0", o.Epochs, o.BatchSize, o.Negatives)
+	}
+	if !(o.LearningRate > 0) || !(o.L2 >= 0) {
+		bad("learning rate %g must be > 0 and l2 %g ≥ 0", o.LearningRate, o.L2)
+	}
+	if o.Loss != "bce" && o.Loss != "bpr" {
+		bad("loss %q: want bce or bpr", o.Loss)
+	}
+	if o.NegSampling != "uniform" && o.NegSampling != "popularity" {
+		bad("neg sampling %q: want uniform or popularity", o.NegSampling)
+	}
+	if d.NUsers <= 0 || d.NItems <= 0 || len(d.Positives) == 0 {
+		bad("need users, items and positives, have %d, %d, %d", d.NUsers, d.NItems, len(d.Positives))
+	}
+	for k, p := range d.Positives {
+		if p.User < 0 || int(p.User) >= d.NUsers || p.Item < 0 || int(p.Item) >= d.NItems || !(p.Weight > 0) || math.IsInf(float64(p.Weight), 0) {
+			bad("positive %d (%d, %d, %g) out of range or not positively weighted", k, p.User, p.Item, p.Weight)
+			break
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("train ranking: options: %w", err)
+	}
+	return nil
+}
+
+// rankTrainer is the full training state; everything in it is checkpointed.
+type rankTrainer struct {
+	d   RankingData
+	o   RankingOptions
+	neg *negSampler
+	fp  uint64
+
+	m          *model.RankingModel
+	mom        map[string][2][]float32 // param name → Adam m, v
+	step       int64
+	epoch      int // epochs done
+	batch      int // batches of the current epoch done
+	rngState   []byte
+	lossSum    float64
+	weightSum  float64
+	samples    int
+	best       *model.RankingModel
+	bestScore  float64
+	bad        int
+	stopped    bool
+	history    []EpochStats
+	epochStart time.Time
+}
+
+// PCG stream ids: 1 for initialisation, 2+2e / 3+2e for epoch e's
+// permutation / sampling, so any epoch can be replayed from (Seed, e).
+const initStream = 1
+
+func newRankTrainer(d RankingData, o RankingOptions) (*rankTrainer, error) {
+	t := &rankTrainer{d: d, o: o, fp: fingerprint(d, o)}
+	t.neg = newNegSampler(d, o.NegSampling, o.NegAlpha)
+	if o.Resume != nil {
+		c, err := CheckpointFromWeights(o.Resume)
+		if err != nil {
+			return nil, fmt.Errorf("train ranking: resume: %w", err)
+		}
+		if c.Fingerprint != t.fp {
+			return nil, errors.New("train ranking: resume: checkpoint was made for other data or options")
+		}
+		// Copies: training mutates its state in place, the caller keeps Resume.
+		t.m, t.step, t.epoch, t.batch, t.rngState = cloneModel(c.Model), c.Step, c.Epoch, c.Batch, c.RNG
+		t.lossSum, t.weightSum, t.samples = c.LossSum, c.WeightSum, c.Samples
+		t.bestScore, t.bad, t.stopped, t.history = c.BestScore, c.BadEpochs, c.Stopped, c.History
+		if c.Best != nil {
+			if c.Best.Dim != t.m.Dim || len(c.Best.User) != len(t.m.User) || len(c.Best.Item) != len(t.m.Item) || len(c.Best.Layers) != len(t.m.Layers) {
+				return nil, errors.New("train ranking: resume: best weights do not match the model's shape")
+			}
+			t.best = cloneModel(c.Best)
+		}
+		t.mom = map[string][2][]float32{}
+		for _, p := range modelParams(t.m) {
+			mt, ok1 := c.moment("adam.m." + p.Name)
+			vt, ok2 := c.moment("adam.v." + p.Name)
+			if !ok1 || !ok2 || len(mt) != len(p.Data) || len(vt) != len(p.Data) {
+				return nil, fmt.Errorf("train ranking: resume: Adam moments of %s missing or mis-sized", p.Name)
+			}
+			t.mom[p.Name] = [2][]float32{slices.Clone(mt), slices.Clone(vt)}
+		}
+		if o.Dim != t.m.Dim || len(t.m.Layers) != len(o.Hidden)+1 {
+			return nil, errors.New("train ranking: resume: checkpoint shape differs from the options")
+		}
+		return t, nil
+	}
+	t.m = initRanking(d.NUsers, d.NItems, o.Dim, o.Hidden, rand.New(rand.NewPCG(uint64(o.Seed), initStream)))
+	t.mom = map[string][2][]float32{}
+	for _, p := range modelParams(t.m) {
+		t.mom[p.Name] = [2][]float32{make([]float32, len(p.Data)), make([]float32, len(p.Data))}
+	}
+	return t, nil
+}
+
+// modelParams lists m's tensors in a fixed order; Data aliases m.
+func modelParams(m *model.RankingModel) []model.Tensor { return m.ToWeights().Tensors }
+
+// initRanking draws embeddings from N(0, 0.1²), dense layers He-normal, zero biases.
+func initRanking(nUsers, nItems, dim int, hidden []int, rng *rand.Rand) *model.RankingModel {
+	m := &model.RankingModel{Dim: dim, NUsers: nUsers, NItems: nItems,
+		User: make([]float32, nUsers*dim), Item: make([]float32, nItems*dim), ItemBias: make([]float32, nItems)}
+	for i := range m.User {
+		m.User[i] = float32(0.1 * rng.NormFloat64())
+	}
+	for i := range m.Item {
+		m.Item[i] = float32(0.1 * rng.NormFloat64())
+	}
+	m.Layers = initDense(3*dim, hidden, rng)
+	return m
+}
+
+func initDense(in int, hidden []int, rng *rand.Rand) []model.Dense {
+	var ls []model.Dense
+	for _, out := range append(append([]int(nil), hidden...), 1) {
+		l := model.Dense{In: in, Out: out, W: make([]float32, in*out), B: make([]float32, out)}
+		s := math.Sqrt(2 / float64(in))
+		for k := range l.W {
+			l.W[k] = float32(s * rng.NormFloat64())
+		}
+		ls = append(ls, l)
+		in = out
+	}
+	return ls
+}
+
+func (t *rankTrainer) groupRows() int {
+	if t.o.Loss == "bpr" {
+		return t.o.Negatives
+	}
+	return 1 + t.o.Negatives
+}
+
+// positivesPerBatch is the number of positives (with their negatives) in one step.
+func (t *rankTrainer) positivesPerBatch() int { return max(1, t.o.BatchSize/t.groupRows()) }
+
+func (t *rankTrainer) run(ctx context.Context, validate Validate, progress func(EpochStats)) error {
+	P := t.positivesPerBatch()
+	st, err := newStepper(t, P*t.groupRows(), t.o.Workers)
+	if err != nil {
+		return fmt.Errorf("train ranking: %w", err)
+	}
+	defer st.Close()
+	n := len(t.d.Positives)
+	nBatches := (n + P - 1) / P
+	lastCkpt := time.Now()
+	for ; t.epoch < t.o.Epochs && !t.stopped; t.epoch++ {
+		t.epochStart = time.Now()
+		perm := make([]int32, n)
+		for i := range perm {
+			perm[i] = int32(i)
+		}
+		permRNG := rand.New(rand.NewPCG(uint64(t.o.Seed), uint64(2+2*t.epoch)))
+		permRNG.Shuffle(n, func(i, j int) { perm[i], perm[j] = perm[j], perm[i] })
+		pcg := rand.NewPCG(uint64(t.o.Seed), uint64(3+2*t.epoch))
+		if t.rngState != nil {
+			if err := pcg.UnmarshalBinary(t.rngState); err != nil {
+				return fmt.Errorf("train ranking: resume sampler state: %w", err)
+			}
+			t.rngState = nil
+		}
+		rng := rand.New(pcg)
+		for ; t.batch < nBatches; t.batch++ {
+			if err := ctx.Err(); err != nil {
+				if cerr := t.checkpoint(pcg); cerr != nil {
+					return fmt.Errorf("train ranking: epoch %d batch %d: %w (and checkpoint: %w)", t.epoch+1, t.batch, err, cerr)
+				}
+				return fmt.Errorf("train ranking: epoch %d batch %d: %w", t.epoch+1, t.batch, err)
+			}
+			if t.o.CheckpointEvery > 0 && time.Since(lastCkpt) >= t.o.CheckpointEvery {
+				if err := t.checkpoint(pcg); err != nil {
+					return fmt.Errorf("train ranking: epoch %d: checkpoint: %w", t.epoch+1, err)
+				}
+				lastCkpt = time.Now()
+			}
+			lo := t.batch * P
+			if err := st.step(perm[lo:min(lo+P, n)], rng); err != nil {
+				return fmt.Errorf("train ranking: epoch %d batch %d: %w", t.epoch+1, t.batch, err)
+			}
+		}
+		if err := t.endEpoch(validate, progress); err != nil {
+			return err
+		}
+		lastCkpt = time.Now()
+	}
+	return nil
+}
+
+func (t *rankTrainer) endEpoch(validate Validate, progress func(EpochStats)) error {
+	s := EpochStats{Epoch: t.epoch + 1, Samples: t.samples, Seconds: time.Since(t.epochStart).Seconds()}
+	if t.weightSum > 0 {
+		s.Loss = t.lossSum / t.weightSum
+	}
+	if validate != nil {
+		v, err := validate(t.m)
+		if err != nil {
+			return fmt.Errorf("train ranking: validate epoch %d: %w", s.Epoch, err)
+		}
+		s.Validation = v
+		if t.best == nil || v > t.bestScore {
+			if t.best == nil {
+				t.best = cloneModel(t.m)
+			} else {
+				copyModel(t.best, t.m)
+			}
+			t.bestScore, t.bad = v, 0
+		} else {
+			t.bad++
+			t.stopped = t.o.Patience > 0 && t.bad >= t.o.Patience
+		}
+	}
+	t.history = append(t.history, s)
+	t.batch, t.lossSum, t.weightSum, t.samples = 0, 0, 0, 0
+	if progress != nil {
+		progress(s)
+	}
+	// The checkpoint describes the state after this epoch.
+	t.epoch++
+	err := t.checkpoint(nil)
+	t.epoch--
+	if err != nil {
+		return fmt.Errorf("train ranking: checkpoint after epoch %d: %w", s.Epoch, err)
+	}
+	return nil
+}
+
+// checkpoint hands the current state to OnCheckpoint; pcg is the sampling
+// RNG when stopping inside an epoch.
+func (t *rankTrainer) checkpoint(pcg *rand.PCG) error {
+	if t.o.OnCheckpoint == nil {
+		return nil
+	}
+	c := &Checkpoint{
+		Epoch: t.epoch, Batch: t.batch, Step: t.step, Model: cloneModel(t.m),
+		BestScore: t.bestScore, BadEpochs: t.bad, Stopped: t.stopped,
+		History: append([]EpochStats(nil), t.history...),
+		LossSum: t.lossSum, WeightSum: t.weightSum, Samples: t.samples, Fingerprint: t.fp,
+	}
+	if t.best != nil {
+		c.Best = cloneModel(t.best)
+	}
+	if pcg != nil && t.batch > 0 {
+		b, err := pcg.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		c.RNG = b
+	}
+	for _, p := range modelParams(t.m) {
+		mv := t.mom[p.Name]
+		c.Moments = append(c.Moments,
+			model.Tensor{Name: "adam.m." + p.Name, Shape: p.Shape, Data: append([]float32(nil), mv[0]...)},
+			model.Tensor{Name: "adam.v." + p.Name, Shape: p.Shape, Data: append([]float32(nil), mv[1]...)})
+	}
+	return t.o.OnCheckpoint(c.ToWeights())
+}
+
+// stepper turns one slice of positives into a batch, runs the graphs (one
+// per worker, each on a contiguous share of the rows) and applies the updates.
+type stepper struct {
+	t                *rankTrainer
+	graphs           []*rankGraph
+	bw               int // rows per graph
+	bpr              bool
+	rowU, rowI, rowN []int32
+	rowY, wRaw       []float32
+	sgU, sgI, sgB    *sparseGrad
+	dense            []model.Tensor // MLP params in graph order
+	denseSum         denseGrads     // gradients summed over graphs
+	errs             []error
+}
+
+// newStepper builds workers graphs sharing rows rows per step.
+func newStepper(t *rankTrainer, rows, workers int) (s *stepper, err error) {
+	workers = max(1, min(workers, rows))
+	bw := (rows + workers - 1) / workers
+	B := bw * workers
+	s = &stepper{t: t, bw: bw, bpr: t.o.Loss == "bpr",
+		rowU: make([]int32, B), rowI: make([]int32, B), rowN: make([]int32, B), rowY: make([]float32, B), wRaw: make([]float32, B),
+		sgU: newSparseGrad(t.m.NUsers, t.m.Dim), sgI: newSparseGrad(t.m.NItems, t.m.Dim), sgB: newSparseGrad(t.m.NItems, 1),
+		denseSum: newDenseGrads(t.m.Layers), errs: make([]error, workers)}
+	for range workers {
+		rg, err := newRankGraph(t.m, bw, s.bpr)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.graphs = append(s.graphs, rg)
+	}
+	for i, l := range t.m.Layers {
+		s.dense = append(s.dense,
+			model.Tensor{Name: fmt.Sprintf("mlp.%d.w", i), Data: l.W},
+			model.Tensor{Name: fmt.Sprintf("mlp.%d.b", i), Data: l.B})
+	}
+	return s, nil
+}
+
+// Close releases every graph's VM.
+func (s *stepper) Close() {
+	for _, rg := range s.graphs {
+		rg.Close()
+	}
+}
+
+// at maps a batch row to its graph and the row within it.
+func (s *stepper) at(r int) (*rankGraph, int) { return s.graphs[r/s.bw], r % s.bw }
+
+func (s *stepper) step(idx []int32, rng *rand.Rand) error {
+	t := s.t
+	ps := t.d.Positives
+	bpr := s.bpr
+	rows := 0
+	for _, k := range idx {
+		p := ps[k]
+		if !bpr {
+			s.rowU[rows], s.rowI[rows], s.rowY[rows], s.wRaw[rows] = p.User, p.Item, 1, p.Weight
+			rows++
+		}
+		for range t.o.Negatives {
+			n := t.neg.draw(rng, p.User)
+			if bpr {
+				s.rowU[rows], s.rowI[rows], s.rowN[rows], s.wRaw[rows] = p.User, p.Item, n, p.Weight
+			} else {
+				s.rowU[rows], s.rowI[rows], s.rowY[rows], s.wRaw[rows] = p.User, n, 0, p.Weight
+			}
+			rows++
+		}
+	}
+	var wsum float64
+	for r := range rows {
+		wsum += float64(s.wRaw[r])
+	}
+	m, D := t.m, t.m.Dim
+	for r := range s.bw * len(s.graphs) {
+		rg, q := s.at(r)
+		if r >= rows {
+			rg.w[q], rg.y[q], rg.bias[q] = 0, 0, 0
+			clear(rg.u[q*D : (q+1)*D])
+			clear(rg.v[q*D : (q+1)*D])
+			if bpr {
+				rg.biasN[q] = 0
+				clear(rg.vn[q*D : (q+1)*D])
+			}
+			continue
+		}
+		rg.w[q], rg.y[q] = float32(float64(s.wRaw[r])/wsum), s.rowY[r]
+		copy(rg.u[q*D:(q+1)*D], m.UserVec(s.rowU[r]))
+		copy(rg.v[q*D:(q+1)*D], m.ItemVec(s.rowI[r]))
+		rg.bias[q] = m.ItemBias[s.rowI[r]]
+		if bpr {
+			copy(rg.vn[q*D:(q+1)*D], m.ItemVec(s.rowN[r]))
+			rg.biasN[q] = m.ItemBias[s.rowN[r]]
+		}
+	}
+	if err := s.runGraphs(); err != nil {
+		return err
+	}
+	var loss float64
+	for r := range rows {
+		rg, q := s.at(r)
+		loss += float64(rg.w[q]) * rowLoss(rg, q)
+		s.sgU.add(s.rowU[r], rg.gU[q*D:(q+1)*D])
+		s.sgI.add(s.rowI[r], rg.gV[q*D:(q+1)*D])
+		s.sgB.add(s.rowI[r], rg.gBias[q:q+1])
+		if bpr {
+			s.sgI.add(s.rowN[r], rg.gVn[q*D:(q+1)*D])
+			s.sgB.add(s.rowN[r], rg.gBiasN[q:q+1])
+		}
+	}
+	t.lossSum += loss * wsum
+	t.weightSum += wsum
+	t.samples += rows
+
+	dense := s.graphs[0].gDense
+	if len(s.graphs) > 1 { // sum in worker order: deterministic for a given Workers
+		for k, sum := range s.denseSum {
+			copy(sum, s.graphs[0].gDense[k])
+			for _, rg := range s.graphs[1:] {
+				for j, g := range rg.gDense[k] {
+					sum[j] += g
+				}
+			}
+		}
+		dense = s.denseSum
+	}
+	t.step++
+	ss := adamRates(t.o.LearningRate, t.step)
+	l2 := float32(t.o.L2)
+	mom := func(name string) ([]float32, []float32) { mv := t.mom[name]; return mv[0], mv[1] }
+	mu, vu := mom("user_emb")
+	s.sgU.apply(m.User, mu, vu, l2, ss)
+	mi, vi := mom("item_emb")
+	s.sgI.apply(m.Item, mi, vi, l2, ss)
+	mb, vb := mom("item_bias")
+	s.sgB.apply(m.ItemBias, mb, vb, 0, ss)
+	for k, p := range s.dense {
+		mk, vk := mom(p.Name)
+		adamUpdate(p.Data, dense[k], mk, vk, ss)
+	}
+	return nil
+}
+
+// runGraphs runs every worker's graph, concurrently when there are several.
+func (s *stepper) runGraphs() error {
+	if len(s.graphs) == 1 {
+		return s.graphs[0].run()
+	}
+	var wg sync.WaitGroup
+	for k, rg := range s.graphs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.errs[k] = rg.run()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(s.errs...)
+}
+
+// rowLoss is row r's unweighted loss from the graph's logits.
+func rowLoss(rg *rankGraph, r int) float64 {
+	if rg.bpr {
+		return softplus(float64(rg.zn[r]) - float64(rg.z[r]))
+	}
+	z := float64(rg.z[r])
+	return softplus(z) - float64(rg.y[r])*z
+}
+
+func softplus(x float64) float64 { return max(x, 0) + math.Log1p(math.Exp(-math.Abs(x))) }
+
+func cloneModel(m *model.RankingModel) *model.RankingModel {
+	c := *m
+	c.User = append([]float32(nil), m.User...)
+	c.Item = append([]float32(nil), m.Item...)
+	c.ItemBias = append([]float32(nil), m.ItemBias...)
+	c.Layers = cloneLayers(m.Layers)
+	return &c
+}
+
+func cloneLayers(ls []model.Dense) []model.Dense {
+	out := make([]model.Dense, len(ls))
+	for i, l := range ls {
+		out[i] = model.Dense{In: l.In, Out: l.Out, W: append([]float32(nil), l.W...), B: append([]float32(nil), l.B...)}
+	}
+	return out
+}
+
+// copyModel copies src's values into dst's existing slices (which a graph may alias).
+func copyModel(dst, src *model.RankingModel) {
+	copy(dst.User, src.User)
+	copy(dst.Item, src.Item)
+	copy(dst.ItemBias, src.ItemBias)
+	for i := range dst.Layers {
+		copy(dst.Layers[i].W, src.Layers[i].W)
+		copy(dst.Layers[i].B, src.Layers[i].B)
+	}
+}
+
+// fingerprint identifies the data and the options that determine the
+// trajectory, so a checkpoint is never resumed into a different run.
+func fingerprint(d RankingData, o RankingOptions) uint64 {
+	h := fnv.New64a()
+	put := func(vs ...uint64) {
+		var b [8]byte
+		for _, v := range vs {
+			binary.LittleEndian.PutUint64(b[:], v)
+			h.Write(b[:])
+		}
+	}
+	put(uint64(d.NUsers), uint64(d.NItems), uint64(len(d.Positives)), uint64(o.Dim), uint64(o.BatchSize),
+		uint64(o.Negatives), math.Float64bits(o.LearningRate), math.Float64bits(o.L2), math.Float64bits(o.NegAlpha), uint64(o.Seed))
+	for _, x := range o.Hidden {
+		put(uint64(x))
+	}
+	h.Write([]byte(o.Loss + "/" + o.NegSampling))
+	buf := make([]byte, 0, 12*1024)
+	for i, p := range d.Positives {
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(p.User))
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(p.Item))
+		buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(p.Weight))
+		if len(buf) == cap(buf) || i == len(d.Positives)-1 {
+			h.Write(buf)
+			buf = buf[:0]
+		}
+	}
+	return h.Sum64()
+}
