@@ -110,6 +110,14 @@ func (c Config) Validate() error {
 	if t.L2 < 0 || t.HalfLifeDays < 0 || t.NegAlpha < 0 {
 		bad("train: l2, half_life_days and neg_alpha must be >= 0")
 	}
+	if len(t.BlendBetas) == 0 {
+		bad("train.blend_betas: need at least one value (0 = model only)")
+	}
+	for _, b := range t.BlendBetas {
+		if b < 0 || b >= 1 {
+			bad("train.blend_betas: %g must be in [0, 1)", b)
+		}
+	}
 	if c.Baselines.ItemKNNNeighbors <= 0 {
 		bad("baselines.itemknn_neighbors must be > 0")
 	}

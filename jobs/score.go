@@ -21,7 +21,7 @@ func (e *env) scoreShard(ctx context.Context, o *trainOutcome, shard, shards int
 	done := e.stages.begin("score")
 	cfg := e.cfg.Score
 	s := o.final
-	rec := model.NewModelRecommender(o.model, s.ui, cfg.Candidates, o.popular)
+	rec := o.rec
 	var exclude func(u int32) []int32
 	if cfg.ExcludePurchased {
 		exclude = func(u int32) []int32 { return s.purchased[u] }
@@ -136,5 +136,9 @@ func (e *env) loadOutcome(ctx context.Context) (*trainOutcome, error) {
 			return nil, Permanent(fmt.Errorf("score: %s of version %s does not match the input data (inputs changed since training?)", v.file, id))
 		}
 	}
-	return &trainOutcome{in: in, acc: acc, inputs: inputs, final: s, model: rm, popular: e.popularity(s), manifest: *m, version: id}, nil
+	rec, err := e.recommender(ctx, s, rm, m.Selection.Beta)
+	if err != nil {
+		return nil, err
+	}
+	return &trainOutcome{in: in, acc: acc, inputs: inputs, final: s, model: rm, rec: rec, manifest: *m, version: id}, nil
 }

@@ -28,7 +28,7 @@ type trainOutcome struct {
 	inputs   []tables.InputObject
 	final    *slice // the slice the published model was fit on
 	model    *model.RankingModel
-	popular  *model.Popularity // over the final slice: fallback for scoring
+	rec      model.BlockRecommender // the published ranker over the final slice
 	manifest tables.Manifest
 	history  map[string][]nn.EpochStats
 	version  string
@@ -117,9 +117,9 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 	done = e.stages.begin("train")
 	epochs := cfg.Train.Epochs
 	var validate nn.Validate
+	popSel := e.popularity(sSel)
+	valIn := hVal.subsample(maxValidationUsers)
 	if len(hVal.in.Users) > 0 {
-		popSel := e.popularity(sSel)
-		valIn := hVal.subsample(maxValidationUsers)
 		validate = func(m *model.RankingModel) (float64, error) {
 			rec := model.NewModelRecommender(m, sSel.ui, cfg.Score.Candidates, popSel)
 			met, err := model.Evaluate(ctx, rec, valIn, cfg.Train.Workers)
@@ -128,20 +128,41 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 	} else {
 		e.log.Warn("no validation users: training a fixed number of epochs", "epochs", epochs)
 	}
-	_, hist, err := e.fit(ctx, "select", sSel, epochs, validate)
+	mSel, hist, err := e.fit(ctx, "select", sSel, epochs, validate)
 	if err != nil {
 		return nil, err
 	}
 	out.history["select"] = hist
+	sel := tables.Selection{Epochs: epochs, Validation: map[string]float64{}}
 	if validate != nil {
-		epochs = bestEpoch(hist)
+		sel.Epochs = bestEpoch(hist)
+		// Choose the hybrid's ItemKNN weight on the validation window.
+		knnSel, err := model.NewItemKNN(ctx, sSel.ui, cfg.Baselines.ItemKNNNeighbors, popSel)
+		if err != nil {
+			return nil, fmt.Errorf("itemknn: %w", err)
+		}
+		mrSel := model.NewModelRecommender(mSel, sSel.ui, cfg.Score.Candidates, popSel)
+		bestV := -1.0
+		for _, beta := range cfg.Train.BlendBetas {
+			met, err := model.Evaluate(ctx, model.NewHybrid(mrSel, knnSel, float32(beta), cfg.Score.Candidates), valIn, 2)
+			if err != nil {
+				return nil, err
+			}
+			sel.Validation[fmt.Sprintf("beta=%g", beta)] = met[gateKey]
+			if met[gateKey] > bestV {
+				bestV, sel.Beta = met[gateKey], beta
+			}
+		}
+	} else {
+		sel.Beta = cfg.Train.BlendBetas[0]
 	}
+	epochs = sel.Epochs
 	mEval, hist, err := e.fit(ctx, "evaluate", sEval, epochs, nil)
 	if err != nil {
 		return nil, err
 	}
 	out.history["evaluate"] = hist
-	done(slog.Int("epochs", epochs))
+	done(slog.Int("epochs", epochs), slog.Float64("blend_beta", sel.Beta), slog.Any("validation", sel.Validation))
 
 	done = e.stages.begin("evaluate")
 	metrics := map[string]map[string]float64{}
@@ -150,12 +171,9 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 	if err != nil {
 		return nil, fmt.Errorf("itemknn: %w", err)
 	}
-	recs := []model.Recommender{
-		model.NewModelRecommender(mEval, sEval.ui, cfg.Score.Candidates, popEval),
-		popEval,
-		knn,
-	}
-	names := []string{"model", "popularity", "itemknn"}
+	neural := model.NewModelRecommender(mEval, sEval.ui, cfg.Score.Candidates, popEval)
+	recs := []model.Recommender{model.NewHybrid(neural, knn, float32(sel.Beta), cfg.Score.Candidates), neural, popEval, knn}
+	names := []string{"model", "neural", "popularity", "itemknn"}
 	for i, rec := range recs {
 		met, err := model.Evaluate(ctx, rec, hTest.in, 2)
 		if err != nil {
@@ -165,7 +183,7 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 		metrics[names[i]] = met
 	}
 	gate := decideGate(cfg.Gate, gateKey, metrics)
-	done(slog.Any("model", metrics["model"]), slog.Any("popularity", metrics["popularity"]),
+	done(slog.Any("model", metrics["model"]), slog.Any("neural", metrics["neural"]), slog.Any("popularity", metrics["popularity"]),
 		slog.Any("itemknn", metrics["itemknn"]), slog.Bool("gate_passed", gate.Passed), slog.String("gate", gate.Reason))
 
 	out.final, out.model = sEval, mEval
@@ -180,19 +198,32 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 		out.final, out.model = sFin, mFin
 		done(slog.Int("positives", len(sFin.positives)))
 	}
-	out.popular = e.popularity(out.final)
+	if out.rec, err = e.recommender(ctx, out.final, out.model, sel.Beta); err != nil {
+		return nil, err
+	}
 	out.version = versionID(cfg.Date, e.run, inputs)
 	out.manifest = tables.Manifest{
 		Date: cfg.Date, CodeVersion: e.r.CodeVersion, ConfigSHA256: e.cfgHash, Seed: cfg.Seed,
 		Window: tables.Window{Start: e.start.UTC().Format(time.RFC3339), End: e.end.UTC().Format(time.RFC3339),
 			TestStart: time.Unix(testStart, 0).UTC().Format(time.RFC3339)},
-		Inputs: inputs, Metrics: metrics, Gate: gate,
+		Inputs: inputs, Metrics: metrics, Gate: gate, Selection: sel,
 	}
 	if err := e.publishVersion(ctx, out); err != nil {
 		return nil, err
 	}
 	e.clearCheckpoints(ctx)
 	return out, nil
+}
+
+// recommender builds the published hybrid ranker on a slice.
+func (e *env) recommender(ctx context.Context, s *slice, m *model.RankingModel, beta float64) (model.BlockRecommender, error) {
+	pop := e.popularity(s)
+	knn, err := model.NewItemKNN(ctx, s.ui, e.cfg.Baselines.ItemKNNNeighbors, pop)
+	if err != nil {
+		return nil, fmt.Errorf("itemknn: %w", err)
+	}
+	mr := model.NewModelRecommender(m, s.ui, e.cfg.Score.Candidates, pop)
+	return model.NewHybrid(mr, knn, float32(beta), e.cfg.Score.Candidates), nil
 }
 
 // bestEpoch is the 1-based epoch with the highest validation score.

@@ -68,6 +68,14 @@ type Manifest struct {
 	Files        []FileEntry                   `json:"files"`
 	Metrics      map[string]map[string]float64 `json:"metrics"`
 	Gate         GateResult                    `json:"gate"`
+	Selection    Selection                     `json:"selection"`
+}
+
+// Selection records what model selection on the validation window chose.
+type Selection struct {
+	Epochs     int                `json:"epochs"`
+	Beta       float64            `json:"blend_beta"` // ItemKNN weight of the published hybrid ranker
+	Validation map[string]float64 `json:"validation"` // gate metric per beta tried
 }
 
 // VersionPrefix is where a version's files live.

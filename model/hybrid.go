@@ -1,0 +1,185 @@
+package model
+
+import (
+	"math"
+	"sort"
+	"sync"
+)
+
+// Hybrid ranks with the neural model and ItemKNN together. For each user:
+//
+//  1. candidates are the union of the model's top-C (retrieval + MLP re-rank)
+//     and ItemKNN's top-C;
+//  2. every candidate gets both exact scores: the model's logit and the
+//     ItemKNN score Σ_j w_uj·sim(j, i);
+//  3. each score is standardised over the user's candidates (z-score) and
+//     final = (1−β)·z_model + β·z_knn.
+//
+// β is chosen on the validation window (never the test window), so the
+// blend is a learned, leakage-free choice; β = 0 is the model alone. The
+// reason of an item is ItemKNN's (the history item contributing most to its
+// co-occurrence score) and, for items ItemKNN does not reach, the model's
+// (the history item with the closest embedding). Users without history go to
+// the model's fallback.
+type Hybrid struct {
+	model *ModelRecommender
+	knn   *ItemKNN
+	beta  float32
+	cand  int
+	pool  sync.Pool // *hybridScratch
+}
+
+type hybridScratch struct {
+	mlists [][]Scored
+	klist  []Scored
+	items  []int32
+	logit  []float32
+	knn    []float32
+	reason []int32
+	top    *TopK
+	mlp    Scratch
+}
+
+// NewHybrid blends m and knn with weight beta ∈ [0, 1] on ItemKNN, over
+// the union of both recommenders' top-candidates lists.
+func NewHybrid(m *ModelRecommender, knn *ItemKNN, beta float32, candidates int) *Hybrid {
+	h := &Hybrid{model: m, knn: knn, beta: beta, cand: candidates}
+	h.pool.New = func() any { return &hybridScratch{top: NewTopK(0)} }
+	return h
+}
+
+// Name implements Recommender.
+func (h *Hybrid) Name() string { return "hybrid" }
+
+// Beta is the weight of ItemKNN in the blend.
+func (h *Hybrid) Beta() float32 { return h.beta }
+
+// Recommend implements Recommender.
+func (h *Hybrid) Recommend(u int32, k int, exclude []int32, dst []Scored) []Scored {
+	out := [][]Scored{dst[len(dst):]}
+	h.RecommendBlock([]int32{u}, k, func(int32) []int32 { return exclude }, out)
+	return append(dst, out[0]...)
+}
+
+// RecommendBlock implements BlockRecommender; safe for concurrent use.
+func (h *Hybrid) RecommendBlock(users []int32, k int, exclude func(u int32) []int32, out [][]Scored) {
+	if h.beta <= 0 {
+		h.model.RecommendBlock(users, k, exclude, out)
+		return
+	}
+	s := h.pool.Get().(*hybridScratch)
+	defer h.pool.Put(s)
+	c := max(h.cand, k)
+	for len(s.mlists) < len(users) {
+		s.mlists = append(s.mlists, nil)
+	}
+	ml := s.mlists[:len(users)]
+	h.model.RecommendBlock(users, c, exclude, ml)
+	for b, u := range users {
+		out[b] = out[b][:0]
+		if !h.model.warm(u) {
+			// Cold users: the model already answered from its fallback.
+			out[b] = append(out[b], ml[b][:min(k, len(ml[b]))]...)
+			continue
+		}
+		var ex []int32
+		if exclude != nil {
+			ex = exclude(u)
+		}
+		s.klist = h.knn.Recommend(u, c, ex, s.klist[:0])
+		out[b] = h.blend(u, k, ml[b], s.klist, s, out[b])
+	}
+}
+
+func (h *Hybrid) blend(u int32, k int, mlist, klist []Scored, s *hybridScratch, dst []Scored) []Scored {
+	s.items = s.items[:0]
+	s.reason = s.reason[:0]
+	for _, x := range mlist {
+		s.items = append(s.items, x.Item)
+		s.reason = append(s.reason, x.Reason)
+	}
+	nm := len(s.items)
+	for _, x := range klist {
+		if !containsItem(mlist, x.Item) {
+			s.items = append(s.items, x.Item)
+			s.reason = append(s.reason, -1)
+		}
+	}
+	n := len(s.items)
+	s.logit = grow(s.logit, n)
+	s.knn = grow(s.knn, n)
+	for q, x := range mlist {
+		s.logit[q] = x.Score
+	}
+	if n > nm {
+		h.model.m.Logits(u, s.items[nm:], s.logit[nm:], &s.mlp)
+	}
+	hist, w := h.knn.ui.Row(u)
+	for q, it := range s.items {
+		var sc, best float32
+		reason := int32(-1)
+		for p, j := range hist {
+			if sim := csrAt(h.knn.sim, j, it); sim != 0 {
+				c := w[p] * sim
+				sc += c
+				if c > best {
+					best, reason = c, j
+				}
+			}
+		}
+		s.knn[q] = sc
+		if reason >= 0 {
+			s.reason[q] = reason
+		}
+	}
+	standardize(s.logit)
+	standardize(s.knn)
+	s.top.ResetK(k)
+	for q, it := range s.items {
+		s.top.PushScored(Scored{Item: it, Score: (1-h.beta)*s.logit[q] + h.beta*s.knn[q], Reason: s.reason[q]})
+	}
+	return s.top.Sorted(dst)
+}
+
+func containsItem(list []Scored, it int32) bool {
+	for _, x := range list {
+		if x.Item == it {
+			return true
+		}
+	}
+	return false
+}
+
+// csrAt is m[r, c] by binary search in row r (0 when absent).
+func csrAt(m *CSR, r, c int32) float32 {
+	idx, val := m.Row(r)
+	p := sort.Search(len(idx), func(i int) bool { return idx[i] >= c })
+	if p < len(idx) && idx[p] == c {
+		return val[p]
+	}
+	return 0
+}
+
+// standardize turns x into z-scores (all zeros when x is constant).
+func standardize(x []float32) {
+	if len(x) == 0 {
+		return
+	}
+	var mean, sq float64
+	for _, v := range x {
+		mean += float64(v)
+	}
+	mean /= float64(len(x))
+	for _, v := range x {
+		d := float64(v) - mean
+		sq += d * d
+	}
+	sd := math.Sqrt(sq / float64(len(x)))
+	for i, v := range x {
+		if sd == 0 {
+			x[i] = 0
+		} else {
+			x[i] = float32((float64(v) - mean) / sd)
+		}
+	}
+}
