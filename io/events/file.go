@@ -1,0 +1,308 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/parquet"
+	"github.com/apache/arrow/go/v17/parquet/file"
+	"github.com/apache/arrow/go/v17/parquet/pqarrow"
+)
+
+// projection maps the columns a file needs to its record batch positions.
+type projection struct {
+	leaves  []int          // Parquet leaf column indices, in record order
+	pos     map[string]int // file column name → record column
+	filters []*filter      // compiled for this file's types, config order
+	ts      *tsColumn
+}
+
+// dataErr builds a *DataError for file key.
+func dataErr(key, column, format string, a ...any) *DataError {
+	return &DataError{File: key, Column: column, Row: -1, Reason: fmt.Sprintf(format, a...)}
+}
+
+// decodeFile streams one object's record batches to send, in row order.
+func (r *reader) decodeFile(ctx context.Context, fi int, o object, send func(*batch) bool) (err error) {
+	if o.size == 0 {
+		return dataErr(o.key, "", "empty object (0 bytes) is not a Parquet file")
+	}
+	ra := newRangeReaderAt(ctx, r.bucket, o.key, o.size)
+	// classify tells a storage failure (retryable) from a malformed file.
+	classify := func(what string, err error) error {
+		if ioErr := ra.ioErr(); ioErr != nil {
+			return fmt.Errorf("read events %s: %w", o.key, ioErr)
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("read events %s: %w", o.key, ctx.Err())
+		}
+		return dataErr(o.key, "", "file is not valid Parquet: %s: %v", what, err)
+	}
+	// Arrow panics on some corrupt inputs; a panic must never leave Read.
+	defer func() {
+		if p := recover(); p != nil {
+			err = classify("decode", fmt.Errorf("%v", p))
+		}
+	}()
+
+	props := parquet.NewReaderProperties(r.mem)
+	props.BufferedStreamEnabled = true // stream pages instead of loading whole column chunks
+	props.BufferSize = r.bufSize
+	pf, err := file.NewParquetReader(ra, file.WithReadProps(props))
+	if err != nil {
+		return classify("open", err)
+	}
+	defer pf.Close()
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: batchRows}, r.mem)
+	if err != nil {
+		return classify("schema", err)
+	}
+	sc, err := fr.Schema()
+	if err != nil {
+		return classify("schema", err)
+	}
+	proj, err := r.project(o.key, sc, fr.Manifest)
+	if err != nil {
+		return err
+	}
+	total := pf.NumRows()
+	if total == 0 {
+		return nil
+	}
+	rr, err := fr.GetRecordReader(ctx, proj.leaves, nil)
+	if err != nil {
+		return classify("open record reader", err)
+	}
+	defer rr.Release()
+	var row int64
+	for rr.Next() {
+		rec := rr.Record()
+		b, err := r.decodeBatch(fi, o.key, rec, proj, row)
+		if err != nil {
+			return err
+		}
+		row += rec.NumRows()
+		if row > total {
+			b.release()
+			return dataErr(o.key, "", "file is not valid Parquet: more rows than the %d in its metadata", total)
+		}
+		if !send(b) {
+			return fmt.Errorf("read events %s: %w", o.key, ctx.Err())
+		}
+	}
+	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return classify(fmt.Sprintf("row %d", row), err)
+	}
+	if row != total {
+		return dataErr(o.key, "", "file is not valid Parquet: read %d rows, metadata says %d", row, total)
+	}
+	return nil
+}
+
+// project checks every mapped and filter column against the file's schema
+// and returns the columns to read.
+func (r *reader) project(key string, sc *arrow.Schema, man *pqarrow.SchemaManifest) (*projection, error) {
+	cols := r.opts.Config.Columns
+	p := &projection{pos: map[string]int{}}
+	// need finds a top-level column, checks its type and projects it when read is set.
+	need := func(name, role string, check func(arrow.DataType) error, read bool) (arrow.DataType, error) {
+		idx := sc.FieldIndices(name)
+		if len(idx) == 0 {
+			return nil, dataErr(key, name, "missing (mapped as %s)", role)
+		}
+		f := sc.Field(idx[0])
+		if err := check(f.Type); err != nil {
+			return nil, dataErr(key, name, "%s: %v", role, err)
+		}
+		leaf := man.Fields[idx[0]].ColIndex
+		if leaf < 0 { // nested although its type looked flat: refuse rather than guess
+			return nil, dataErr(key, name, "%s: unsupported nested type %s", role, f.Type)
+		}
+		if _, ok := p.pos[name]; read && !ok {
+			p.pos[name] = len(p.leaves)
+			p.leaves = append(p.leaves, leaf)
+		}
+		return f.Type, nil
+	}
+	if _, err := need(cols.User, "user_id", checkIDType, true); err != nil {
+		return nil, err
+	}
+	if _, err := need(cols.Item, "item_id", checkIDType, true); err != nil {
+		return nil, err
+	}
+	tsType, err := need(cols.TS, "ts", checkTSType, true)
+	if err != nil {
+		return nil, err
+	}
+	p.ts = &tsColumn{unit: r.unit, layout: r.opts.Config.Timestamp.Layout, loc: r.loc}
+	switch kindOf(tsType) {
+	case kindInt:
+		if r.unit == 0 {
+			return nil, dataErr(key, cols.TS, "ts: integer epoch needs events.timestamp.unit s, ms, us or ns, got %q", r.opts.Config.Timestamp.Unit)
+		}
+	case kindString:
+		if p.ts.layout == "" {
+			p.ts.layout = time.RFC3339Nano
+		}
+	}
+	optional := []struct {
+		name, role string
+		check      func(arrow.DataType) error
+		read       bool
+	}{
+		{cols.EventType, "event_type", checkStringType, true},
+		{cols.Quantity, "quantity", checkNumberType, true},
+		{cols.Price, "price", checkNumberType, true},
+		// model.Event has no session or query yet: checked, not read.
+		{cols.Session, "session_id", checkStringOrIntType, false},
+		{cols.Query, "query", checkStringType, false},
+	}
+	for _, c := range optional {
+		if c.name == "" {
+			continue
+		}
+		if _, err := need(c.name, c.role, c.check, c.read); err != nil {
+			return nil, err
+		}
+	}
+	for _, fc := range r.opts.Config.Filters {
+		dt, err := need(fc.Column, "filter "+fc.Name, func(arrow.DataType) error { return nil }, true)
+		if err != nil {
+			return nil, err
+		}
+		f, err := compileFilter(fc, dt)
+		if err != nil {
+			return nil, dataErr(key, fc.Column, "%v", err)
+		}
+		p.filters = append(p.filters, f)
+	}
+	return p, nil
+}
+
+// decodeBatch validates one record batch; start is its first row in the file.
+func (r *reader) decodeBatch(fi int, key string, rec arrow.Record, p *projection, start int64) (b *batch, err error) {
+	cols := r.opts.Config.Columns
+	column := func(name string) arrow.Array { return rec.Column(p.pos[name]) }
+	bindErr := func(name string, err error) error {
+		return &DataError{File: key, Column: name, Row: start, Reason: fmt.Sprintf("file is not valid Parquet: %v", err)}
+	}
+	userCol := &idColumn{name: cols.User, null: ReasonNullUser, bad: ReasonBadUserID}
+	itemCol := &idColumn{name: cols.Item, null: ReasonNullItem, bad: ReasonBadItemID}
+	user, err := userCol.bind(column(cols.User))
+	if err != nil {
+		return nil, bindErr(cols.User, err)
+	}
+	item, err := itemCol.bind(column(cols.Item))
+	if err != nil {
+		return nil, bindErr(cols.Item, err)
+	}
+	ts, err := p.ts.bind(column(cols.TS))
+	if err != nil {
+		return nil, bindErr(cols.TS, err)
+	}
+	var evType func(int) (string, bool)
+	if cols.EventType != "" {
+		if evType, err = stringAccessor(column(cols.EventType)); err != nil {
+			return nil, bindErr(cols.EventType, err)
+		}
+	}
+	number := func(name string) (func(int) float32, error) {
+		if name == "" {
+			return func(int) float32 { return 0 }, nil
+		}
+		get, err := bindNumber(column(name))
+		if err != nil {
+			return nil, bindErr(name, err)
+		}
+		return get, nil
+	}
+	qty, err := number(cols.Quantity)
+	if err != nil {
+		return nil, err
+	}
+	price, err := number(cols.Price)
+	if err != nil {
+		return nil, err
+	}
+	pass := make([]func(int) bool, len(p.filters))
+	for j, f := range p.filters {
+		if pass[j], err = f.bind(column(f.cfg.Column)); err != nil {
+			return nil, bindErr(f.cfg.Column, err)
+		}
+	}
+
+	n := int(rec.NumRows())
+	b = &batch{file: fi, rows: int64(n), cands: make([]candidate, 0, n)}
+	values := r.opts.Rejects != nil
+	reject := func(i int, col, reason, value string) {
+		rj := Reject{File: key, Row: start + int64(i), Reason: reason}
+		if values {
+			rj.Column, rj.Value = col, truncate(value)
+		}
+		b.rejects = append(b.rejects, rj)
+	}
+	fmtSec := func(sec int64) string { return time.Unix(sec, 0).UTC().Format(time.RFC3339) }
+rows:
+	for i := 0; i < n; i++ {
+		sec, reason, raw := ts(i)
+		if reason == "" {
+			switch {
+			case sec < 0:
+				reason = ReasonTSBefore1970
+			case r.hasNow && sec > r.nowSec:
+				reason = ReasonFutureTS
+			}
+		}
+		if reason != "" {
+			if values && raw == "" && reason != ReasonNullTS {
+				raw = fmtSec(sec)
+			}
+			reject(i, cols.TS, reason, raw)
+			continue
+		}
+		if (r.hasStart && sec < r.startSec) || (r.hasEnd && sec >= r.endSec) {
+			b.outside++
+			continue
+		}
+		for j, f := range p.filters {
+			if !pass[j](i) {
+				v := ""
+				if values {
+					if a := column(f.cfg.Column); a.IsValid(i) {
+						v = a.ValueStr(i)
+					}
+				}
+				reject(i, f.cfg.Column, f.reason, v)
+				continue rows
+			}
+		}
+		u, reason := user(i)
+		if reason != "" {
+			reject(i, cols.User, reason, u)
+			continue
+		}
+		it, reason := item(i)
+		if reason != "" {
+			reject(i, cols.Item, reason, it)
+			continue
+		}
+		typ := r.defType
+		if evType != nil {
+			name, _ := evType(i)
+			if t, ok := r.typeIdx[name]; ok {
+				typ = int(t)
+			} else if r.opts.Config.UnknownEventType != "default" {
+				reject(i, cols.EventType, ReasonUnknownEventType, name)
+				continue
+			}
+		}
+		b.cands = append(b.cands, candidate{user: u, item: it, ts: sec, typ: uint8(typ), qty: qty(i), price: price(i)})
+	}
+	rec.Retain() // candidates alias its strings until merged
+	b.rec = rec
+	return b, nil
+}

@@ -1,0 +1,347 @@
+package events
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"gocloud.dev/blob"
+
+	"github.com/shelfml/shelf/model"
+)
+
+// batchRows is the number of rows per Arrow record batch: large enough to
+// amortise per-batch work, small enough to keep memory flat.
+const batchRows = 64 << 10
+
+// defaultBufferSize is used when Config.ReadBufferSize is unset.
+const defaultBufferSize = 1 << 20
+
+// object is one listed input file.
+type object struct {
+	key  string
+	size int64
+	mod  time.Time
+	md5  string
+}
+
+// candidate is a row that passed validation, before id mapping and dedupe.
+// Its strings may alias the batch's Arrow record.
+type candidate struct {
+	user, item string
+	ts         int64
+	typ        uint8
+	qty, price float32
+}
+
+// batch is the decoded form of one record batch, handed from the decoding
+// goroutine to the merging one in file and row order.
+type batch struct {
+	file    int
+	rec     recordReleaser // kept alive until the candidates are merged
+	rows    int64
+	cands   []candidate
+	outside int64
+	rejects []Reject
+	err     error // terminal: the read stops here
+}
+
+type recordReleaser interface{ Release() }
+
+func (b *batch) release() {
+	if b.rec != nil {
+		b.rec.Release()
+		b.rec = nil
+	}
+}
+
+// Read lists every *.parquet object in bucket (recursively, in key order),
+// skips hive partitions dt=YYYY-MM-DD whose whole day (in
+// Config.Timestamp.Timezone) lies outside [Start, End), and ingests the rest
+// into deduplicated, id-mapped interactions. The Accounting is returned even
+// with an error and is always Balanced; it covers the rows read so far.
+func Read(ctx context.Context, bucket *blob.Bucket, opts Options) (*model.Interactions, *Accounting, error) {
+	acct := &Accounting{Rejected: map[string]int64{}}
+	r, err := newReader(bucket, opts)
+	if err != nil {
+		return nil, acct, err
+	}
+	objs, skipped, err := r.list(ctx)
+	if err != nil {
+		return nil, acct, err
+	}
+	acct.PartitionsSkipped = skipped
+	acct.Files = make([]FileStat, len(objs))
+	for i, o := range objs {
+		acct.Files[i] = FileStat{Key: o.key, Size: o.size, ModTime: o.mod, MD5: o.md5, Rejected: map[string]int64{}}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan *batch, 2)
+	// One goroutine decodes (Arrow, validation), this one merges (vocab,
+	// dedupe, sink): the merge order is file then row order, so results do
+	// not depend on scheduling.
+	go func() {
+		defer close(batches)
+		send := func(b *batch) bool {
+			select {
+			case batches <- b:
+				return true
+			case <-ctx.Done():
+				b.release()
+				return false
+			}
+		}
+		for i, o := range objs {
+			if err := r.decodeFile(ctx, i, o, send); err != nil {
+				send(&batch{err: err})
+				return
+			}
+		}
+	}()
+
+	users, items := model.NewVocab(), model.NewVocab()
+	var evs []model.Event
+	for b := range batches {
+		if err == nil {
+			err = r.merge(b, acct, users, items, &evs)
+		}
+		b.release()
+		if err != nil {
+			cancel() // stop the decoder; keep draining to release its records
+		}
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+
+	evs, dups := dedupe(evs)
+	acct.Used, acct.Duplicate = int64(len(evs)), dups
+	if err != nil {
+		return nil, acct, err
+	}
+	return &model.Interactions{Users: users, Items: items, Types: r.types, Events: evs}, acct, nil
+}
+
+// merge maps a batch's ids, appends its events and accounts for its rows.
+func (r *reader) merge(b *batch, acct *Accounting, users, items *model.Vocab, evs *[]model.Event) error {
+	if b.err != nil {
+		return b.err
+	}
+	for _, c := range b.cands {
+		*evs = append(*evs, model.Event{TS: c.ts, User: addID(users, c.user), Item: addID(items, c.item),
+			Type: c.typ, Quantity: c.qty, Price: c.price})
+	}
+	fs := &acct.Files[b.file]
+	fs.Rows += b.rows
+	acct.Read += b.rows
+	acct.OutsideWindow += b.outside
+	for _, rj := range b.rejects {
+		acct.Rejected[rj.Reason]++
+		fs.Rejected[rj.Reason]++
+	}
+	// Candidates are counted as Used (then Duplicate) once deduplicated.
+	if r.opts.Rejects != nil {
+		for _, rj := range b.rejects {
+			if err := r.opts.Rejects.Reject(rj); err != nil {
+				return fmt.Errorf("write reject of %s row %d: %w", rj.File, rj.Row, err)
+			}
+		}
+	}
+	return nil
+}
+
+// addID returns id's index, copying id out of Arrow memory when it is new.
+func addID(v *model.Vocab, id string) int32 {
+	if i, ok := v.Lookup(id); ok {
+		return i
+	}
+	return v.Add(strings.Clone(id))
+}
+
+// dedupe sorts events into model.SortEvents order and drops repeats of
+// (ts, user, item, type), keeping the first in file order (the sort is
+// stable, and merge appends in file order).
+func dedupe(evs []model.Event) ([]model.Event, int64) {
+	slices.SortStableFunc(evs, compareEvents)
+	out := evs[:0]
+	var dups int64
+	for i, e := range evs {
+		if i > 0 {
+			p := out[len(out)-1]
+			if p.TS == e.TS && p.User == e.User && p.Item == e.Item && p.Type == e.Type {
+				dups++
+				continue
+			}
+		}
+		out = append(out, e)
+	}
+	model.SortEvents(out) // already in order; keeps the canonical order authoritative
+	return out, dups
+}
+
+func compareEvents(a, b model.Event) int {
+	switch {
+	case a.TS != b.TS:
+		return cmpInt(a.TS, b.TS)
+	case a.User != b.User:
+		return cmpInt(int64(a.User), int64(b.User))
+	case a.Item != b.Item:
+		return cmpInt(int64(a.Item), int64(b.Item))
+	}
+	return cmpInt(int64(a.Type), int64(b.Type))
+}
+
+func cmpInt(a, b int64) int {
+	if a < b {
+		return -1
+	}
+	if a > b {
+		return 1
+	}
+	return 0
+}
+
+// reader holds what every file's decoding needs.
+type reader struct {
+	bucket   *blob.Bucket
+	opts     Options
+	mem      memory.Allocator
+	loc      *time.Location
+	unit     int64 // units per second of integer ts; 0 when the config's unit is invalid
+	types    []model.EventType
+	typeIdx  map[string]uint8
+	defType  int // index of DefaultEventType, -1 if none
+	bufSize  int64
+	startSec int64
+	endSec   int64
+	nowSec   int64
+	hasStart bool
+	hasEnd   bool
+	hasNow   bool
+}
+
+func newReader(bucket *blob.Bucket, opts Options) (*reader, error) {
+	cfg := opts.Config
+	r := &reader{bucket: bucket, opts: opts, mem: memory.DefaultAllocator, defType: -1, typeIdx: map[string]uint8{}}
+	if opts.mem != nil {
+		r.mem = opts.mem
+	}
+	cfgErr := func(format string, a ...any) error {
+		return &DataError{Row: -1, Reason: "config: " + fmt.Sprintf(format, a...)}
+	}
+	if cfg.Columns.User == "" || cfg.Columns.Item == "" || cfg.Columns.TS == "" {
+		return nil, cfgErr("events.columns: user_id, item_id and ts are required")
+	}
+	tz := cfg.Timestamp.Timezone
+	if tz == "" {
+		tz = "UTC"
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return nil, cfgErr("events.timestamp.timezone %q: %v", tz, err)
+	}
+	r.loc = loc
+	switch cfg.Timestamp.Unit {
+	case "s":
+		r.unit = 1
+	case "ms":
+		r.unit = 1e3
+	case "us":
+		r.unit = 1e6
+	case "ns":
+		r.unit = 1e9
+	}
+	if len(cfg.EventTypes) == 0 || len(cfg.EventTypes) > 255 {
+		return nil, cfgErr("events.event_types: need 1..255 types, have %d", len(cfg.EventTypes))
+	}
+	for i, t := range cfg.EventTypes {
+		r.types = append(r.types, model.EventType{Name: t.Name, Weight: t.Weight, Purchase: t.Purchase})
+		if _, dup := r.typeIdx[t.Name]; !dup {
+			r.typeIdx[t.Name] = uint8(i)
+		}
+	}
+	if i, ok := r.typeIdx[cfg.DefaultEventType]; ok {
+		r.defType = int(i)
+	}
+	if r.defType < 0 && (cfg.Columns.EventType == "" || cfg.UnknownEventType == "default") {
+		return nil, cfgErr("events.default_event_type %q: must name one of events.event_types", cfg.DefaultEventType)
+	}
+	r.bufSize = int64(cfg.ReadBufferSize)
+	if r.bufSize <= 0 {
+		r.bufSize = defaultBufferSize
+	}
+	if !opts.Start.IsZero() {
+		r.hasStart, r.startSec = true, ceilSeconds(opts.Start)
+	}
+	if !opts.End.IsZero() {
+		r.hasEnd, r.endSec = true, ceilSeconds(opts.End)
+	}
+	if !opts.Now.IsZero() {
+		r.hasNow, r.nowSec = true, opts.Now.Unix()
+	}
+	return r, nil
+}
+
+// ceilSeconds rounds t up to whole seconds (events have second resolution).
+func ceilSeconds(t time.Time) int64 {
+	s := t.Unix()
+	if t.Nanosecond() > 0 {
+		s++
+	}
+	return s
+}
+
+// list returns the *.parquet objects to read in key order, and the number of
+// partitions skipped because their day lies outside the window.
+func (r *reader) list(ctx context.Context) ([]object, int, error) {
+	var objs []object
+	skipped := map[string]bool{}
+	it := r.bucket.List(nil)
+	for {
+		o, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("list events: %w", err)
+		}
+		if o.IsDir || !strings.HasSuffix(o.Key, ".parquet") {
+			continue
+		}
+		if part, ok := r.outsidePartition(o.Key); ok {
+			skipped[part] = true
+			continue
+		}
+		objs = append(objs, object{key: o.Key, size: o.Size, mod: o.ModTime, md5: hex.EncodeToString(o.MD5)})
+	}
+	slices.SortFunc(objs, func(a, b object) int { return strings.Compare(a.key, b.key) })
+	return objs, len(skipped), nil
+}
+
+// outsidePartition reports whether key lies in a dt=YYYY-MM-DD partition
+// whose whole day is outside [Start, End), and returns the partition prefix.
+func (r *reader) outsidePartition(key string) (string, bool) {
+	segs := strings.Split(key, "/")
+	for i := len(segs) - 2; i >= 0; i-- { // the last segment is the file name
+		v, ok := strings.CutPrefix(segs[i], "dt=")
+		if !ok {
+			continue
+		}
+		day, err := time.ParseInLocation("2006-01-02", v, r.loc)
+		if err != nil {
+			return "", false // not a date: read it, the rows decide
+		}
+		next := day.AddDate(0, 0, 1)
+		out := (r.hasEnd && day.Unix() >= r.endSec) || (r.hasStart && next.Unix() <= r.startSec)
+		return strings.Join(segs[:i+1], "/"), out
+	}
+	return "", false
+}

@@ -1,0 +1,108 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"gocloud.dev/blob"
+)
+
+// rangeReaderAt is an io.ReaderAt (and io.Seeker, which Parquet needs to find
+// the footer) over one object, each ReadAt being one range request. It
+// remembers the first storage error so that callers can tell an I/O failure
+// from a malformed file after Arrow has wrapped (or flattened) the error.
+type rangeReaderAt struct {
+	ctx    context.Context
+	bucket *blob.Bucket
+	key    string
+	size   int64
+
+	mu  sync.Mutex
+	pos int64
+	err error // first storage error
+}
+
+func newRangeReaderAt(ctx context.Context, bucket *blob.Bucket, key string, size int64) *rangeReaderAt {
+	return &rangeReaderAt{ctx: ctx, bucket: bucket, key: key, size: size}
+}
+
+// Size is the object's size in bytes.
+func (r *rangeReaderAt) Size() int64 { return r.size }
+
+// ReadAt reads len(p) bytes at off with one range request; fewer bytes come
+// with io.EOF only at the end of the object.
+func (r *rangeReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("read %s at %d: negative offset", r.key, off)
+	}
+	if off >= r.size {
+		return 0, io.EOF
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	want := int64(len(p))
+	if rest := r.size - off; want > rest {
+		want = rest
+	}
+	rd, err := r.bucket.NewRangeReader(r.ctx, r.key, off, want, nil)
+	if err != nil {
+		return 0, r.fail(fmt.Errorf("read %s at %d: %w", r.key, off, err))
+	}
+	n, err := io.ReadFull(rd, p[:want])
+	cerr := rd.Close()
+	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			err = fmt.Errorf("object shorter than listed size %d", r.size)
+		}
+		return n, r.fail(fmt.Errorf("read %s at %d: %w", r.key, off, err))
+	}
+	if cerr != nil {
+		return n, r.fail(fmt.Errorf("read %s at %d: %w", r.key, off, cerr))
+	}
+	if want < int64(len(p)) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Seek implements io.Seeker over the object's size.
+func (r *rangeReaderAt) Seek(offset int64, whence int) (int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var abs int64
+	switch whence {
+	case io.SeekStart:
+		abs = offset
+	case io.SeekCurrent:
+		abs = r.pos + offset
+	case io.SeekEnd:
+		abs = r.size + offset
+	default:
+		return 0, fmt.Errorf("seek %s: invalid whence %d", r.key, whence)
+	}
+	if abs < 0 {
+		return 0, fmt.Errorf("seek %s: negative position %d", r.key, abs)
+	}
+	r.pos = abs
+	return abs, nil
+}
+
+func (r *rangeReaderAt) fail(err error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err == nil {
+		r.err = err
+	}
+	return err
+}
+
+// ioErr returns the first storage error seen, if any.
+func (r *rangeReaderAt) ioErr() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
