@@ -111,9 +111,11 @@ type TrainConfig struct {
 	Refit         bool      `yaml:"refit"`          // refit on train+test for the published model
 	Workers       int       `yaml:"workers"`
 	CheckpointSec int       `yaml:"checkpoint_seconds"`
-	// BlendBetas are the ItemKNN weights tried on the validation window for
-	// the published hybrid ranker; 0 alone = the neural model only.
-	BlendBetas []float64 `yaml:"blend_betas"`
+	// BlendKNN and BlendPopularity are the weights of ItemKNN and recent
+	// popularity tried (as pairs with a sum < 1) on the validation window for
+	// the published hybrid ranker; [0] and [0] = the neural model alone.
+	BlendKNN        []float64 `yaml:"blend_knn"`
+	BlendPopularity []float64 `yaml:"blend_popularity"`
 }
 
 // BaselinesConfig tunes the plain-Go baselines.
@@ -159,7 +161,7 @@ func Default() Config {
 		Split: SplitConfig{TestDays: 7, ValidationDays: 7},
 		Train: TrainConfig{Dim: 32, Hidden: []int{64, 64}, Epochs: 20, BatchSize: 512, LearningRate: 0.003,
 			Negatives: 4, NegSampling: "popularity", NegAlpha: 0.5, Loss: "bce", L2: 1e-6, Patience: 3,
-			Refit: true, Workers: 1, CheckpointSec: 60, BlendBetas: []float64{0, 0.25, 0.5, 0.75}},
+			Refit: true, Workers: 1, CheckpointSec: 60, BlendKNN: []float64{0, 0.25, 0.5, 0.75}, BlendPopularity: []float64{0, 0.15, 0.3}},
 		Baselines: BaselinesConfig{PopularityHalfLifeDays: 14, ItemKNNNeighbors: 100},
 		Eval:      EvalConfig{Ks: []int{10, 20}},
 		Gate:      GateConfig{Metric: "ndcg@10", Tolerance: 0},

@@ -110,13 +110,16 @@ func (c Config) Validate() error {
 	if t.L2 < 0 || t.HalfLifeDays < 0 || t.NegAlpha < 0 {
 		bad("train: l2, half_life_days and neg_alpha must be >= 0")
 	}
-	if len(t.BlendBetas) == 0 {
-		bad("train.blend_betas: need at least one value (0 = model only)")
+	if len(t.BlendKNN) == 0 || len(t.BlendPopularity) == 0 {
+		bad("train.blend_knn and train.blend_popularity: need at least one value each ([0] = model only)")
 	}
-	for _, b := range t.BlendBetas {
+	for _, b := range append(append([]float64(nil), t.BlendKNN...), t.BlendPopularity...) {
 		if b < 0 || b >= 1 {
-			bad("train.blend_betas: %g must be in [0, 1)", b)
+			bad("train.blend_knn / blend_popularity: %g must be in [0, 1)", b)
 		}
+	}
+	if len(t.BlendKNN) > 0 && len(t.BlendPopularity) > 0 && t.BlendKNN[0]+t.BlendPopularity[0] >= 1 {
+		bad("train: blend_knn[0] + blend_popularity[0] must be < 1")
 	}
 	if c.Baselines.ItemKNNNeighbors <= 0 {
 		bad("baselines.itemknn_neighbors must be > 0")

@@ -136,7 +136,7 @@ func (e *env) loadOutcome(ctx context.Context) (*trainOutcome, error) {
 			return nil, Permanent(fmt.Errorf("score: %s of version %s does not match the input data (inputs changed since training?)", v.file, id))
 		}
 	}
-	rec, err := e.recommender(ctx, s, rm, m.Selection.Beta)
+	rec, err := e.recommender(ctx, s, rm, m.Selection)
 	if err != nil {
 		return nil, err
 	}

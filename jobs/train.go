@@ -143,18 +143,24 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 		}
 		mrSel := model.NewModelRecommender(mSel, sSel.ui, cfg.Score.Candidates, popSel)
 		bestV := -1.0
-		for _, beta := range cfg.Train.BlendBetas {
-			met, err := model.Evaluate(ctx, model.NewHybrid(mrSel, knnSel, float32(beta), cfg.Score.Candidates), valIn, 2)
-			if err != nil {
-				return nil, err
-			}
-			sel.Validation[fmt.Sprintf("beta=%g", beta)] = met[gateKey]
-			if met[gateKey] > bestV {
-				bestV, sel.Beta = met[gateKey], beta
+		for _, beta := range cfg.Train.BlendKNN {
+			for _, gamma := range cfg.Train.BlendPopularity {
+				if beta+gamma >= 1 {
+					continue
+				}
+				h := model.NewHybrid(mrSel, knnSel, popSel, float32(beta), float32(gamma), cfg.Score.Candidates)
+				met, err := model.Evaluate(ctx, h, valIn, 2)
+				if err != nil {
+					return nil, err
+				}
+				sel.Validation[fmt.Sprintf("knn=%g,popularity=%g", beta, gamma)] = met[gateKey]
+				if met[gateKey] > bestV {
+					bestV, sel.KNN, sel.Popularity = met[gateKey], beta, gamma
+				}
 			}
 		}
 	} else {
-		sel.Beta = cfg.Train.BlendBetas[0]
+		sel.KNN, sel.Popularity = cfg.Train.BlendKNN[0], cfg.Train.BlendPopularity[0]
 	}
 	epochs = sel.Epochs
 	mEval, hist, err := e.fit(ctx, "evaluate", sEval, epochs, nil)
@@ -162,7 +168,7 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 		return nil, err
 	}
 	out.history["evaluate"] = hist
-	done(slog.Int("epochs", epochs), slog.Float64("blend_beta", sel.Beta), slog.Any("validation", sel.Validation))
+	done(slog.Int("epochs", epochs), slog.Float64("blend_knn", sel.KNN), slog.Float64("blend_popularity", sel.Popularity), slog.Any("validation", sel.Validation))
 
 	done = e.stages.begin("evaluate")
 	metrics := map[string]map[string]float64{}
@@ -172,7 +178,7 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 		return nil, fmt.Errorf("itemknn: %w", err)
 	}
 	neural := model.NewModelRecommender(mEval, sEval.ui, cfg.Score.Candidates, popEval)
-	recs := []model.Recommender{model.NewHybrid(neural, knn, float32(sel.Beta), cfg.Score.Candidates), neural, popEval, knn}
+	recs := []model.Recommender{model.NewHybrid(neural, knn, popEval, float32(sel.KNN), float32(sel.Popularity), cfg.Score.Candidates), neural, popEval, knn}
 	names := []string{"model", "neural", "popularity", "itemknn"}
 	for i, rec := range recs {
 		met, err := model.Evaluate(ctx, rec, hTest.in, 2)
@@ -198,7 +204,7 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 		out.final, out.model = sFin, mFin
 		done(slog.Int("positives", len(sFin.positives)))
 	}
-	if out.rec, err = e.recommender(ctx, out.final, out.model, sel.Beta); err != nil {
+	if out.rec, err = e.recommender(ctx, out.final, out.model, sel); err != nil {
 		return nil, err
 	}
 	out.version = versionID(cfg.Date, e.run, inputs)
@@ -216,14 +222,14 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 }
 
 // recommender builds the published hybrid ranker on a slice.
-func (e *env) recommender(ctx context.Context, s *slice, m *model.RankingModel, beta float64) (model.BlockRecommender, error) {
+func (e *env) recommender(ctx context.Context, s *slice, m *model.RankingModel, sel tables.Selection) (model.BlockRecommender, error) {
 	pop := e.popularity(s)
 	knn, err := model.NewItemKNN(ctx, s.ui, e.cfg.Baselines.ItemKNNNeighbors, pop)
 	if err != nil {
 		return nil, fmt.Errorf("itemknn: %w", err)
 	}
 	mr := model.NewModelRecommender(m, s.ui, e.cfg.Score.Candidates, pop)
-	return model.NewHybrid(mr, knn, float32(beta), e.cfg.Score.Candidates), nil
+	return model.NewHybrid(mr, knn, pop, float32(sel.KNN), float32(sel.Popularity), e.cfg.Score.Candidates), nil
 }
 
 // bestEpoch is the 1-based epoch with the highest validation score.

@@ -13,10 +13,11 @@ import (
 //  2. every candidate gets both exact scores: the model's logit and the
 //     ItemKNN score Σ_j w_uj·sim(j, i);
 //  3. each score is standardised over the user's candidates (z-score) and
-//     final = (1−β)·z_model + β·z_knn.
+//     final = (1−β−γ)·z_model + β·z_knn + γ·z_pop, where pop is the
+//     time-decayed popularity (whose top-C also joins the candidates when γ > 0).
 //
-// β is chosen on the validation window (never the test window), so the
-// blend is a learned, leakage-free choice; β = 0 is the model alone. The
+// β and γ are chosen on the validation window (never the test window), so
+// the blend is a learned, leakage-free choice; β = γ = 0 is the model alone. The
 // reason of an item is ItemKNN's (the history item contributing most to its
 // co-occurrence score) and, for items ItemKNN does not reach, the model's
 // (the history item with the closest embedding). Users without history go to
@@ -24,7 +25,9 @@ import (
 type Hybrid struct {
 	model *ModelRecommender
 	knn   *ItemKNN
+	pop   *Popularity
 	beta  float32
+	gamma float32
 	cand  int
 	pool  sync.Pool // *hybridScratch
 }
@@ -35,15 +38,17 @@ type hybridScratch struct {
 	items  []int32
 	logit  []float32
 	knn    []float32
+	pop    []float32
+	plist  []Scored
 	reason []int32
 	top    *TopK
 	mlp    Scratch
 }
 
-// NewHybrid blends m and knn with weight beta ∈ [0, 1] on ItemKNN, over
-// the union of both recommenders' top-candidates lists.
-func NewHybrid(m *ModelRecommender, knn *ItemKNN, beta float32, candidates int) *Hybrid {
-	h := &Hybrid{model: m, knn: knn, beta: beta, cand: candidates}
+// NewHybrid blends m with knn (weight beta) and pop (weight gamma),
+// beta+gamma < 1, over the union of the recommenders' top-candidates lists.
+func NewHybrid(m *ModelRecommender, knn *ItemKNN, pop *Popularity, beta, gamma float32, candidates int) *Hybrid {
+	h := &Hybrid{model: m, knn: knn, pop: pop, beta: beta, gamma: gamma, cand: candidates}
 	h.pool.New = func() any { return &hybridScratch{top: NewTopK(0)} }
 	return h
 }
@@ -63,7 +68,7 @@ func (h *Hybrid) Recommend(u int32, k int, exclude []int32, dst []Scored) []Scor
 
 // RecommendBlock implements BlockRecommender; safe for concurrent use.
 func (h *Hybrid) RecommendBlock(users []int32, k int, exclude func(u int32) []int32, out [][]Scored) {
-	if h.beta <= 0 {
+	if h.beta <= 0 && h.gamma <= 0 {
 		h.model.RecommendBlock(users, k, exclude, out)
 		return
 	}
@@ -87,11 +92,15 @@ func (h *Hybrid) RecommendBlock(users []int32, k int, exclude func(u int32) []in
 			ex = exclude(u)
 		}
 		s.klist = h.knn.Recommend(u, c, ex, s.klist[:0])
-		out[b] = h.blend(u, k, ml[b], s.klist, s, out[b])
+		s.plist = s.plist[:0]
+		if h.gamma > 0 {
+			s.plist = h.pop.Recommend(u, c, ex, s.plist)
+		}
+		out[b] = h.blend(u, k, ml[b], s.klist, s.plist, s, out[b])
 	}
 }
 
-func (h *Hybrid) blend(u int32, k int, mlist, klist []Scored, s *hybridScratch, dst []Scored) []Scored {
+func (h *Hybrid) blend(u int32, k int, mlist, klist, plist []Scored, s *hybridScratch, dst []Scored) []Scored {
 	s.items = s.items[:0]
 	s.reason = s.reason[:0]
 	for _, x := range mlist {
@@ -105,9 +114,16 @@ func (h *Hybrid) blend(u int32, k int, mlist, klist []Scored, s *hybridScratch, 
 			s.reason = append(s.reason, -1)
 		}
 	}
+	for _, x := range plist {
+		if !containsItem(mlist, x.Item) && !containsItem(klist, x.Item) {
+			s.items = append(s.items, x.Item)
+			s.reason = append(s.reason, -1)
+		}
+	}
 	n := len(s.items)
 	s.logit = grow(s.logit, n)
 	s.knn = grow(s.knn, n)
+	s.pop = grow(s.pop, n)
 	for q, x := range mlist {
 		s.logit[q] = x.Score
 	}
@@ -128,15 +144,18 @@ func (h *Hybrid) blend(u int32, k int, mlist, klist []Scored, s *hybridScratch, 
 			}
 		}
 		s.knn[q] = sc
+		s.pop[q] = h.pop.Score(it)
 		if reason >= 0 {
 			s.reason[q] = reason
 		}
 	}
 	standardize(s.logit)
 	standardize(s.knn)
+	standardize(s.pop)
+	wm := 1 - h.beta - h.gamma
 	s.top.ResetK(k)
 	for q, it := range s.items {
-		s.top.PushScored(Scored{Item: it, Score: (1-h.beta)*s.logit[q] + h.beta*s.knn[q], Reason: s.reason[q]})
+		s.top.PushScored(Scored{Item: it, Score: wm*s.logit[q] + h.beta*s.knn[q] + h.gamma*s.pop[q], Reason: s.reason[q]})
 	}
 	return s.top.Sorted(dst)
 }

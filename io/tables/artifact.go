@@ -74,8 +74,9 @@ type Manifest struct {
 // Selection records what model selection on the validation window chose.
 type Selection struct {
 	Epochs     int                `json:"epochs"`
-	Beta       float64            `json:"blend_beta"` // ItemKNN weight of the published hybrid ranker
-	Validation map[string]float64 `json:"validation"` // gate metric per beta tried
+	KNN        float64            `json:"blend_knn"`        // ItemKNN weight of the published hybrid ranker
+	Popularity float64            `json:"blend_popularity"` // popularity weight
+	Validation map[string]float64 `json:"validation"`       // gate metric per blend tried
 }
 
 // VersionPrefix is where a version's files live.

@@ -1,0 +1,75 @@
+package model
+
+import (
+	"context"
+	"slices"
+	"testing"
+)
+
+func TestHybrid(t *testing.T) {
+	f := newModelFixture(11, 40, 120, 8)
+	mr := NewModelRecommender(f.m, f.hist, 30, f.pop)
+	knn, err := NewItemKNN(context.Background(), f.hist, 20, f.pop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := make([]int32, 42)
+	for i := range users {
+		users[i] = int32(i)
+	}
+	run := func(h BlockRecommender) [][]Scored {
+		out := make([][]Scored, len(users))
+		h.RecommendBlock(users, 10, f.exclude, out)
+		return out
+	}
+	model := run(mr)
+	if got := run(NewHybrid(mr, knn, f.pop, 0, 0, 30)); !slices.EqualFunc(got, model, slices.Equal) {
+		t.Fatal("beta=gamma=0 must be the model alone")
+	}
+	for _, w := range [][2]float32{{0.5, 0}, {0.3, 0.3}, {0, 0.6}} {
+		h := NewHybrid(mr, knn, f.pop, w[0], w[1], 30)
+		a, b := run(h), run(h)
+		if !slices.EqualFunc(a, b, slices.Equal) {
+			t.Fatalf("%v: not deterministic", w)
+		}
+		for i, recs := range a {
+			u := users[i]
+			if len(recs) != 10 {
+				t.Fatalf("%v: user %d has %d items", w, u, len(recs))
+			}
+			hist, _ := f.hist.Row(u)
+			for r, s := range recs {
+				if slices.Contains(f.exclude(u), s.Item) {
+					t.Fatalf("%v: user %d got excluded item %d", w, u, s.Item)
+				}
+				if r > 0 && s.Score > recs[r-1].Score {
+					t.Fatalf("%v: user %d not sorted", w, u)
+				}
+				if s.Reason >= 0 && !slices.Contains(hist, s.Reason) {
+					t.Fatalf("%v: reason %d of user %d is not in the history", w, s.Reason, u)
+				}
+			}
+		}
+		// The single-user path agrees with the block path.
+		if got := h.Recommend(3, 10, f.exclude(3), nil); !slices.Equal(got, a[3]) {
+			t.Fatalf("%v: Recommend and RecommendBlock disagree", w)
+		}
+	}
+	// With almost all weight on ItemKNN the top item has ItemKNN's top score
+	// (ties possible) when the user has ItemKNN scores.
+	h := NewHybrid(mr, knn, f.pop, 0.999, 0, 30)
+	for _, u := range users[:10] {
+		k := knn.Recommend(u, 1, f.exclude(u), nil)
+		if len(k) == 1 && k[0].Score > 0 {
+			got := h.Recommend(u, 1, f.exclude(u), nil)
+			hist, w := f.hist.Row(u)
+			var sc float32
+			for p, j := range hist {
+				sc += w[p] * csrAt(knn.Similarities(), j, got[0].Item)
+			}
+			if d := sc - k[0].Score; d > 1e-4 || d < -1e-4 {
+				t.Fatalf("user %d: hybrid top %d has itemknn score %g, best is %g", u, got[0].Item, sc, k[0].Score)
+			}
+		}
+	}
+}
