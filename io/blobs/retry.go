@@ -1,0 +1,173 @@
+package blobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"syscall"
+	"time"
+
+	"gocloud.dev/gcerrors"
+)
+
+// ErrTruncated reports that a read returned fewer bytes than the object (or
+// range) holds: a connection cut mid-body. It is retryable.
+var ErrTruncated = errors.New("truncated read")
+
+// ErrCorrupt reports that the bytes read do not match the object's stored
+// MD5. It is retryable (the object may have been replaced during the read).
+var ErrCorrupt = errors.New("content does not match stored checksum")
+
+// Policy is exponential backoff with jitter: attempt i (from 0) is followed by
+// a sleep drawn from [d/2, d) with d = min(Max, Base·2^i).
+type Policy struct {
+	Attempts int           // total tries, including the first; <1 means 1
+	Base     time.Duration // first backoff
+	Max      time.Duration // cap of a single backoff; 0 = no cap
+	// Seed makes the jitter deterministic (tests). 0 draws a random seed per
+	// Retry call, so that concurrent shards do not retry in lockstep.
+	Seed uint64
+}
+
+// DefaultPolicy is used by helpers that take no Policy (Exists, List,
+// DeletePrefix, locks, ReaderAt without WithPolicy). Cloud SDKs retry some
+// errors themselves too; this covers what they give up on, and truncations.
+func DefaultPolicy() Policy {
+	return Policy{Attempts: 5, Base: 200 * time.Millisecond, Max: 5 * time.Second}
+}
+
+// Delays returns the sleeps Retry would make between its attempts, for a
+// non-zero Seed. It documents and tests the schedule.
+func (p Policy) Delays() []time.Duration {
+	rng := p.rng()
+	var out []time.Duration
+	for i := 0; i < p.attempts()-1; i++ {
+		out = append(out, p.backoff(i, rng))
+	}
+	return out
+}
+
+func (p Policy) attempts() int {
+	if p.Attempts < 1 {
+		return 1
+	}
+	return p.Attempts
+}
+
+func (p Policy) rng() *rand.Rand {
+	seed := p.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+}
+
+func (p Policy) backoff(i int, rng *rand.Rand) time.Duration {
+	d := p.Base
+	for j := 0; j < i && (p.Max <= 0 || d < p.Max); j++ {
+		d *= 2
+	}
+	if p.Max > 0 && d > p.Max {
+		d = p.Max
+	}
+	if d <= 0 {
+		return 0
+	}
+	half := d / 2
+	return half + time.Duration(rng.Int64N(int64(d-half)+1))
+}
+
+// Retry runs fn until it succeeds, returns a non-retryable error (see
+// IsRetryable), the attempts are used up, or ctx is done. op names the
+// operation in the returned error ("read s3://b/key").
+func Retry(ctx context.Context, p Policy, op string, fn func(ctx context.Context) error) error {
+	rng := p.rng()
+	n := p.attempts()
+	var err error
+	for i := 0; i < n; i++ {
+		if cerr := ctx.Err(); cerr != nil {
+			if err == nil {
+				err = cerr
+			}
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		err = fn(ctx)
+		if err == nil {
+			return nil
+		}
+		if !IsRetryable(err) {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		if i == n-1 {
+			break
+		}
+		t := time.NewTimer(p.backoff(i, rng))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%s: %w (retry interrupted: %v)", op, err, ctx.Err())
+		case <-t.C:
+		}
+	}
+	return fmt.Errorf("%s: giving up after %d attempts: %w", op, n, err)
+}
+
+// IsRetryable reports whether err is transient: gcerrors DeadlineExceeded,
+// Internal or ResourceExhausted; HTTP 408/429/5xx (gocloud has no Unavailable
+// code: drivers report a 503 as Unknown wrapping the SDK error); network
+// failures (connection reset/refused, unexpected EOF, transport errors); and
+// ErrTruncated/ErrCorrupt. NotFound, InvalidArgument, FailedPrecondition,
+// PermissionDenied, AlreadyExists, Unimplemented and cancellation never are.
+func IsRetryable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	switch gcerrors.Code(err) {
+	case gcerrors.NotFound, gcerrors.InvalidArgument, gcerrors.FailedPrecondition,
+		gcerrors.PermissionDenied, gcerrors.AlreadyExists, gcerrors.Unimplemented,
+		gcerrors.Canceled:
+		return false
+	case gcerrors.DeadlineExceeded, gcerrors.Internal, gcerrors.ResourceExhausted:
+		return true
+	}
+	if errors.Is(err, ErrTruncated) || errors.Is(err, ErrCorrupt) || errors.Is(err, errDriverPanic) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED) {
+		return true
+	}
+	if code, ok := httpStatus(err); ok {
+		return code == 408 || code == 429 || code >= 500
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	var ue *url.Error // the HTTP client failed to get a response
+	return errors.As(err, &ue)
+}
+
+// httpStatus finds an HTTP status in SDK errors without importing the SDKs:
+// AWS (HTTPStatusCode) and Google API (HTTPCode) errors expose methods.
+func httpStatus(err error) (int, bool) {
+	var aws interface{ HTTPStatusCode() int }
+	if errors.As(err, &aws) {
+		return aws.HTTPStatusCode(), true
+	}
+	var goog interface{ HTTPCode() int }
+	if errors.As(err, &goog) {
+		if c := goog.HTTPCode(); c > 0 {
+			return c, true
+		}
+	}
+	return 0, false
+}
+
+// IsNotFound reports whether err means the object (or bucket) does not exist.
+func IsNotFound(err error) bool {
+	return err != nil && gcerrors.Code(err) == gcerrors.NotFound
+}

@@ -1,0 +1,224 @@
+package model
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+)
+
+// ItemKNN is the item-item co-occurrence baseline: cosine similarity between
+// item columns of the weighted user×item matrix, pruned to the top
+// neighbours of each item, and
+//
+//	score(u, i) = Σ_{j ∈ hist(u)} w_uj · sim(j, i)
+//
+// where sim(j, ·) is j's pruned neighbour list. The reason of i is the
+// history item j with the largest w_uj·sim(j, i) (smaller j on ties).
+type ItemKNN struct {
+	ui       *CSR // users × items, weighted history
+	sim      *CSR // items × items, top neighbours per row, sorted by column
+	fallback Recommender
+	scratch  sync.Pool // *knnScratch
+}
+
+type knnScratch struct {
+	score, best []float32
+	reason      []int32 // -1 = untouched
+	touched     []int32
+	top         *TopK
+	fill        []Scored
+}
+
+// knnWorkers is fixed so that the build's cost is predictable on the
+// shared batch nodes; results do not depend on it.
+const knnWorkers = 2
+
+// NewItemKNN builds the similarity lists from ui (users' rows, weights ≥ 0)
+// keeping the neighbors most similar items of each item. It never builds a
+// dense items² matrix: for each item i it accumulates co-occurrences through
+// the users who have i, so the cost is Σ_u |row u|². Users without history
+// are served by fallback (nil: they get nothing). The result does not depend
+// on scheduling. It stops early with ctx's error.
+func NewItemKNN(ctx context.Context, ui *CSR, neighbors int, fallback Recommender) (*ItemKNN, error) {
+	if neighbors <= 0 {
+		return nil, fmt.Errorf("itemknn: neighbors must be positive, got %d", neighbors)
+	}
+	n := ui.Cols
+	iu := ui.Transpose()
+	norm := make([]float32, n)
+	for i := range n {
+		_, v := iu.Row(int32(i))
+		var s float64
+		for _, x := range v {
+			s += float64(x) * float64(x)
+		}
+		norm[i] = float32(math.Sqrt(s))
+	}
+	type nb struct {
+		idx []int32
+		val []float32
+	}
+	lists := make([]nb, n)
+	var next atomic.Int64
+	var stop atomic.Bool
+	const chunk = 64
+	var wg sync.WaitGroup
+	for range knnWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			acc := make([]float32, n)
+			seen := make([]bool, n)
+			var touched []int32
+			top := NewTopK(neighbors)
+			var sorted []Scored
+			for !stop.Load() {
+				lo := int(next.Add(chunk)) - chunk
+				if lo >= n {
+					return
+				}
+				if ctx.Err() != nil {
+					stop.Store(true)
+					return
+				}
+				for i := lo; i < min(lo+chunk, n); i++ {
+					if norm[i] == 0 {
+						continue
+					}
+					touched = touched[:0]
+					users, wu := iu.Row(int32(i))
+					for p, u := range users {
+						w := wu[p]
+						items, wi := ui.Row(u)
+						for q, j := range items {
+							if !seen[j] {
+								seen[j] = true
+								touched = append(touched, j)
+							}
+							acc[j] += w * wi[q]
+						}
+					}
+					top.Reset()
+					for _, j := range touched {
+						if j != int32(i) && norm[j] > 0 {
+							top.Push(j, acc[j]/(norm[i]*norm[j]))
+						}
+						acc[j], seen[j] = 0, false
+					}
+					sorted = top.Sorted(sorted[:0])
+					sortByItem(sorted)
+					l := nb{idx: make([]int32, len(sorted)), val: make([]float32, len(sorted))}
+					for q, s := range sorted {
+						l.idx[q], l.val[q] = s.Item, s.Score
+					}
+					lists[i] = l
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("itemknn: build similarities: %w", err)
+	}
+	sim := &CSR{Rows: n, Cols: n, Ptr: make([]int64, n+1)}
+	for i, l := range lists {
+		sim.Ptr[i+1] = sim.Ptr[i] + int64(len(l.idx))
+	}
+	sim.Idx = make([]int32, 0, sim.Ptr[n])
+	sim.Val = make([]float32, 0, sim.Ptr[n])
+	for _, l := range lists {
+		sim.Idx = append(sim.Idx, l.idx...)
+		sim.Val = append(sim.Val, l.val...)
+	}
+	k := &ItemKNN{ui: ui, sim: sim, fallback: fallback}
+	k.scratch.New = func() any {
+		s := &knnScratch{score: make([]float32, n), best: make([]float32, n), reason: make([]int32, n), top: NewTopK(0)}
+		for i := range s.reason {
+			s.reason[i] = -1
+		}
+		return s
+	}
+	return k, nil
+}
+
+func sortByItem(s []Scored) {
+	// insertion sort: neighbour lists are short and nearly random
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j].Item < s[j-1].Item; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+// Name implements Recommender.
+func (k *ItemKNN) Name() string { return "itemknn" }
+
+// Similarities is the pruned items×items similarity matrix (do not modify).
+func (k *ItemKNN) Similarities() *CSR { return k.sim }
+
+// Recommend implements Recommender. Users without history get the
+// fallback's list. When fewer than k items have a similarity-based score,
+// the list is completed from the fallback with score 0 and reason -1.
+func (k *ItemKNN) Recommend(u int32, n int, exclude []int32, dst []Scored) []Scored {
+	if n <= 0 {
+		return dst
+	}
+	if u < 0 || int(u) >= k.ui.Rows || k.ui.RowLen(u) == 0 {
+		if k.fallback == nil {
+			return dst
+		}
+		return k.fallback.Recommend(u, n, exclude, dst)
+	}
+	s := k.scratch.Get().(*knnScratch)
+	defer k.scratch.Put(s)
+	s.touched = s.touched[:0]
+	hist, wh := k.ui.Row(u)
+	for p, j := range hist {
+		w := wh[p]
+		items, sims := k.sim.Row(j)
+		for q, i := range items {
+			c := w * sims[q]
+			if s.reason[i] < 0 {
+				s.touched = append(s.touched, i)
+				s.score[i], s.best[i], s.reason[i] = c, c, j
+				continue
+			}
+			s.score[i] += c
+			if c > s.best[i] {
+				s.best[i], s.reason[i] = c, j
+			}
+		}
+	}
+	s.top.ResetK(n)
+	for _, i := range s.touched {
+		if len(exclude) == 0 || !excluded(exclude, i) {
+			s.top.PushScored(Scored{Item: i, Score: s.score[i], Reason: s.reason[i]})
+		}
+		s.reason[i] = -1
+	}
+	start := len(dst)
+	dst = s.top.Sorted(dst)
+	if got := len(dst) - start; got < n && k.fallback != nil {
+		chosen := dst[start:]
+		s.fill = k.fallback.Recommend(u, n, exclude, s.fill[:0])
+		for _, f := range s.fill {
+			if got == n {
+				break
+			}
+			dup := false
+			for _, c := range chosen {
+				if c.Item == f.Item {
+					dup = true
+					break
+				}
+			}
+			if !dup {
+				dst = append(dst, Scored{Item: f.Item, Score: 0, Reason: -1})
+				got++
+			}
+		}
+	}
+	return dst
+}
