@@ -21,17 +21,20 @@ import (
 
 // Config is the whole effective configuration of one run.
 type Config struct {
-	Name      string          `yaml:"name"` // model name under models/<name>/
-	Date      string          `yaml:"date"` // as-of date YYYY-MM-DD (normally a flag)
-	Seed      int64           `yaml:"seed"`
-	Events    EventsConfig    `yaml:"events"`
-	Output    OutputConfig    `yaml:"output"`
-	Split     SplitConfig     `yaml:"split"`
-	Train     TrainConfig     `yaml:"train"`
-	Baselines BaselinesConfig `yaml:"baselines"`
-	Eval      EvalConfig      `yaml:"eval"`
-	Gate      GateConfig      `yaml:"gate"`
-	Score     ScoreConfig     `yaml:"score"`
+	Name string `yaml:"name"` // model name under models/<name>/
+	Date string `yaml:"date"` // as-of date YYYY-MM-DD (normally a flag)
+	Seed int64  `yaml:"seed"`
+	// LockLeaseSeconds bounds how long a killed run blocks its date: its
+	// lock expires this long after the last refresh (every third of it).
+	LockLeaseSeconds int             `yaml:"lock_lease_seconds"`
+	Events           EventsConfig    `yaml:"events"`
+	Output           OutputConfig    `yaml:"output"`
+	Split            SplitConfig     `yaml:"split"`
+	Train            TrainConfig     `yaml:"train"`
+	Baselines        BaselinesConfig `yaml:"baselines"`
+	Eval             EvalConfig      `yaml:"eval"`
+	Gate             GateConfig      `yaml:"gate"`
+	Score            ScoreConfig     `yaml:"score"`
 }
 
 // EventsConfig says where the behaviour dumps are and how to read them.
@@ -96,21 +99,21 @@ type SplitConfig struct {
 
 // TrainConfig holds the ranking model's hyper-parameters.
 type TrainConfig struct {
-	Dim           int       `yaml:"dim"`
-	Hidden        []int     `yaml:"hidden"`
-	Epochs        int       `yaml:"epochs"`
-	BatchSize     int       `yaml:"batch_size"`
-	LearningRate  float64   `yaml:"learning_rate"`
-	Negatives     int       `yaml:"negatives"`
-	NegSampling   string    `yaml:"neg_sampling"` // uniform | popularity
-	NegAlpha      float64   `yaml:"neg_alpha"`    // popularity^alpha sampling
-	Loss          string    `yaml:"loss"`         // bce | bpr
-	L2            float64   `yaml:"l2"`
-	Patience      int       `yaml:"patience"`
-	HalfLifeDays  float64   `yaml:"half_life_days"` // time decay of interaction weights; 0 = none
-	Refit         bool      `yaml:"refit"`          // refit on train+test for the published model
-	Workers       int       `yaml:"workers"`
-	CheckpointSec int       `yaml:"checkpoint_seconds"`
+	Dim           int     `yaml:"dim"`
+	Hidden        []int   `yaml:"hidden"`
+	Epochs        int     `yaml:"epochs"`
+	BatchSize     int     `yaml:"batch_size"`
+	LearningRate  float64 `yaml:"learning_rate"`
+	Negatives     int     `yaml:"negatives"`
+	NegSampling   string  `yaml:"neg_sampling"` // uniform | popularity
+	NegAlpha      float64 `yaml:"neg_alpha"`    // popularity^alpha sampling
+	Loss          string  `yaml:"loss"`         // bce | bpr
+	L2            float64 `yaml:"l2"`
+	Patience      int     `yaml:"patience"`
+	HalfLifeDays  float64 `yaml:"half_life_days"` // time decay of interaction weights; 0 = none
+	Refit         bool    `yaml:"refit"`          // refit on train+test for the published model
+	Workers       int     `yaml:"workers"`
+	CheckpointSec int     `yaml:"checkpoint_seconds"`
 	// BlendKNN and BlendPopularity are the weights of ItemKNN and recent
 	// popularity tried (as pairs with a sum < 1) on the validation window for
 	// the published hybrid ranker; [0] and [0] = the neural model alone.
@@ -146,8 +149,9 @@ type ScoreConfig struct {
 // Default returns the defaults every file overrides.
 func Default() Config {
 	return Config{
-		Name: "ranking",
-		Seed: 42,
+		Name:             "ranking",
+		Seed:             42,
+		LockLeaseSeconds: 120,
 		Events: EventsConfig{
 			LookbackDays: 365,
 			Columns: ColumnsConfig{User: "user_id", Item: "item_id", EventType: "event_type", TS: "ts",

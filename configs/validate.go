@@ -19,6 +19,9 @@ func (c Config) Validate() error {
 			bad("date %q: want YYYY-MM-DD", c.Date)
 		}
 	}
+	if c.LockLeaseSeconds < 1 {
+		bad("lock_lease_seconds %d: must be >= 1", c.LockLeaseSeconds)
+	}
 	e := c.Events
 	if e.URL == "" {
 		bad("events.url: required (flag --events-url or SHELF_EVENTS_URL)")

@@ -14,10 +14,6 @@ import (
 	"github.com/shelfml/shelf/io/tables"
 )
 
-// lockLease is how long a run's lock stays valid without a refresh; a killed
-// run's lock expires after it.
-const lockLease = 10 * time.Minute
-
 // ErrGateRefused means the quality gate kept LATEST where it was.
 var ErrGateRefused = errors.New("quality gate refused the model")
 
@@ -179,7 +175,8 @@ func (e *env) lock(ctx context.Context) (func(), error) {
 	host, _ := os.Hostname()
 	owner := fmt.Sprintf("%s/%d/%s", host, os.Getpid(), e.run)
 	key := "runs/" + e.cfg.Date + "/lock"
-	l, err := blobs.AcquireLock(ctx, e.out, key, owner, lockLease, e.r.Force, e.r.Now)
+	lease := time.Duration(e.cfg.LockLeaseSeconds) * time.Second
+	l, err := blobs.AcquireLock(ctx, e.out, key, owner, lease, e.r.Force, e.r.Now)
 	if err != nil {
 		if errors.Is(err, blobs.ErrLocked) {
 			// Retryable: a live holder finishes, a dead one's lease expires.
@@ -189,7 +186,7 @@ func (e *env) lock(ctx context.Context) (func(), error) {
 	}
 	stop := make(chan struct{})
 	go func() {
-		t := time.NewTicker(lockLease / 3)
+		t := time.NewTicker(lease / 3)
 		defer t.Stop()
 		for {
 			select {
