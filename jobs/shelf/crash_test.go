@@ -182,4 +182,3 @@ func TestCrashSafety(t *testing.T) {
 		}
 	}
 }
-
