@@ -48,7 +48,7 @@ func TestUserMetrics(t *testing.T) {
 		{"recall divides by |T| not min(|T|,k)", []int32{5}, []int32{1, 2, 3, 4, 5}, 1,
 			1, 0.2, 1, 1},
 		{"perfect", []int32{4, 6}, []int32{4, 6}, 2, 1, 1, 1, 1},
-		{"short list", []int32{9}, []int32{9, 8}, 10, 1, 0.5, 1 / (1 + inv2), 0.5},
+		{"short list", []int32{9}, []int32{8, 9}, 10, 1, 0.5, 1 / (1 + inv2), 0.5},
 		{"empty list", nil, []int32{1}, 10, 0, 0, 0, 0},
 	}
 	for _, tt := range tests {
