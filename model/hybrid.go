@@ -2,6 +2,7 @@ package model
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"sync"
 )
@@ -147,6 +148,14 @@ func (h *Hybrid) blend(u int32, k int, mlist, klist, plist []Scored, s *hybridSc
 		s.pop[q] = h.pop.Score(it)
 		if reason >= 0 {
 			s.reason[q] = reason
+		}
+	}
+	for q, it := range s.items {
+		if s.reason[q] < 0 {
+			s.reason[q] = h.model.reason(hist, it) // closest history item by embedding
+		}
+		if s.reason[q] < 0 && slices.Contains(hist, it) {
+			s.reason[q] = it // a re-purchase: the item itself is the evidence
 		}
 	}
 	standardize(s.logit)

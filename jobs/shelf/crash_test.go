@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -49,7 +50,8 @@ func shelfCmd(bin, out string) *exec.Cmd {
 // the lock lease), anything else ends it.
 func runToCompletion(t *testing.T, bin, out string) {
 	t.Helper()
-	for attempt := 0; attempt < 6; attempt++ {
+	var last string
+	for attempt := 0; attempt < 10; attempt++ {
 		var stderr bytes.Buffer
 		cmd := shelfCmd(bin, out)
 		cmd.Stderr = &stderr
@@ -59,12 +61,13 @@ func runToCompletion(t *testing.T, bin, out string) {
 		case err == nil:
 			return
 		case errors.As(err, &ee) && ee.ExitCode() == 1:
+			last = stderr.String()
 			time.Sleep(2500 * time.Millisecond)
 		default:
 			t.Fatalf("run: %v\n%s", err, stderr.String())
 		}
 	}
-	t.Fatal("run did not complete after 6 attempts")
+	t.Fatalf("run did not complete after 10 attempts; last stderr:\n%s", last)
 }
 
 // checkTrustworthy asserts that everything a reader would trust is complete:
@@ -168,7 +171,7 @@ func TestCrashSafety(t *testing.T) {
 		if sig == syscall.SIGTERM && errors.As(err, &ee) && ee.ExitCode() != 1 && ee.ExitCode() != -1 {
 			t.Fatalf("SIGTERM at %v: exit %d, want 1\n%s", at, ee.ExitCode(), stderr.String())
 		}
-		t.Logf("round %d: %v at %v: %v", i, sig, at.Round(time.Millisecond), err)
+		t.Logf("round %d: %v at %v: %v %s", i, sig, at.Round(time.Millisecond), err, lastLine(stderr.String()))
 		checkTrustworthy(t, out)
 		if sig == syscall.SIGKILL {
 			time.Sleep(2100 * time.Millisecond) // the killed run's lock lease
@@ -181,4 +184,12 @@ func TestCrashSafety(t *testing.T) {
 			t.Errorf("part %d differs from the uninterrupted run", i)
 		}
 	}
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
 }
