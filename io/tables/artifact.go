@@ -139,9 +139,8 @@ func OpenVersion(ctx context.Context, b *blob.Bucket, name, id string) (*Manifes
 		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
 	var m Manifest
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
+	// Unknown fields are allowed: additions keep the format number, breaking changes bump it.
+	if err := json.NewDecoder(bytes.NewReader(data)).Decode(&m); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", key, err)
 	}
 	if m.Format != ManifestFormat {

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"text/tabwriter"
 
+	"gocloud.dev/blob"
+
 	"github.com/shelfml/shelf/io/blobs"
 	"github.com/shelfml/shelf/io/tables"
 	"github.com/shelfml/shelf/jobs"
@@ -18,6 +20,7 @@ func inspect(ctx context.Context, args, environ []string, stdout io.Writer) erro
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
 	var c common
 	c.register(fs)
+	user := fs.String("user", "", "show this user's recommendations in the committed table of --date")
 	if err := fs.Parse(args); err != nil {
 		return jobs.Permanent(err)
 	}
@@ -33,6 +36,9 @@ func inspect(ctx context.Context, args, environ []string, stdout io.Writer) erro
 		return err
 	}
 	defer b.Close()
+	if *user != "" {
+		return showUser(ctx, b, cfg.Date, *user, stdout)
+	}
 	ids, err := tables.ListVersions(ctx, b, cfg.Name)
 	if err != nil {
 		return err
@@ -59,6 +65,41 @@ func inspect(ctx context.Context, args, environ []string, stdout io.Writer) erro
 			mark = "<- LATEST"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.4f\t%s %.4f\t%s\n", id, m.Date, gate, m.Gate.Metric, m.Gate.Model, m.Gate.BestBaseline, m.Gate.Baseline, mark)
+	}
+	return tw.Flush()
+}
+
+// showUser prints one user's rows of a committed recommendations partition.
+func showUser(ctx context.Context, b *blob.Bucket, date, user string, stdout io.Writer) error {
+	if date == "" {
+		return jobs.Permanent(fmt.Errorf("inspect --user: pass --date"))
+	}
+	s, err := tables.ReadSuccess(ctx, b, tables.Recommendations, date)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "USER\tRANK\tITEM\tSCORE\tREASON\tSOURCE\tVERSION")
+	found := 0
+	for _, p := range s.Parts {
+		rows, err := tables.ReadAll[tables.RecommendationRow](ctx, b, tables.PartitionPrefix(tables.Recommendations, date)+p.Path)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if r.UserID != user {
+				continue
+			}
+			reason := "-"
+			if r.ReasonItemID != nil {
+				reason = *r.ReasonItemID
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%.4f\t%s\t%s\t%s\n", r.UserID, r.Rank, r.ItemID, r.Score, reason, r.Source, r.ModelVersion)
+			found++
+		}
+	}
+	if found == 0 {
+		return jobs.Permanent(fmt.Errorf("inspect: user %q has no rows in %s", user, tables.PartitionPrefix(tables.Recommendations, date)))
 	}
 	return tw.Flush()
 }
