@@ -166,4 +166,3 @@ func TestVocabRoundTrip(t *testing.T) {
 		t.Fatal("truncated vocab accepted")
 	}
 }
-

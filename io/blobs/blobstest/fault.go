@@ -197,9 +197,14 @@ func (t *truncatingWriter) Write(p []byte) (int, error) {
 
 // StartFaultyS3 is StartS3 behind a FaultProxy: the returned URL's endpoint
 // is the proxy. Use stats to check that faults were really injected.
+//
+// It sets AWS_MAX_ATTEMPTS=1, so the AWS SDK does not retry on its own: the
+// faults reach the code under test (blobs.Retry), and tests are not slowed
+// by the SDK's backoff (up to 20 s) and retry quota.
 func StartFaultyS3(t testing.TB, cfg FaultConfig) (string, *FaultStats) {
 	t.Helper()
 	srv := startS3Server(t)
+	t.Setenv("AWS_MAX_ATTEMPTS", "1")
 	target, err := url.Parse(srv.URL)
 	if err != nil {
 		t.Fatalf("parse s3 server url: %v", err)
