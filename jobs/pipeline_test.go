@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"gocloud.dev/blob/memblob"
 
 	"github.com/shelfml/shelf/configs"
+	"github.com/shelfml/shelf/io/blobs"
 	"github.com/shelfml/shelf/io/tables"
 )
 
@@ -257,5 +259,46 @@ func TestBadInputsArePermanent(t *testing.T) {
 	cfg.Date = "2009-01-01" // no data in the window
 	if _, err := newRunner(cfg, memBuckets(t), false).Run(ctx); ExitCode(err) != ExitPermanent {
 		t.Fatalf("empty window: %v", err)
+	}
+}
+
+func TestLockRefusesSecondWriter(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t)
+	b := memBuckets(t)
+	l, err := blobs.AcquireLock(ctx, b.out, "runs/"+cfg.Date+"/lock", "someone-else", time.Hour, false, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = newRunner(cfg, b, false).Run(ctx)
+	if err == nil || !errors.Is(err, blobs.ErrLocked) || ExitCode(err) != ExitRetryable || !strings.Contains(err.Error(), "someone-else") {
+		t.Fatalf("second writer: %v (exit %d)", err, ExitCode(err))
+	}
+	_ = l
+}
+
+func TestDecideGate(t *testing.T) {
+	m := func(model, pop, knn float64) map[string]map[string]float64 {
+		return map[string]map[string]float64{"model": {"ndcg@10": model}, "popularity": {"ndcg@10": pop}, "itemknn": {"ndcg@10": knn}}
+	}
+	for _, tc := range []struct {
+		name      string
+		metrics   map[string]map[string]float64
+		tolerance float64
+		pass      bool
+		best      string
+	}{
+		{"beats both", m(0.10, 0.05, 0.08), 0, true, "itemknn"},
+		{"loses to popularity", m(0.04, 0.05, 0.03), 0, false, "popularity"},
+		{"within tolerance", m(0.076, 0.05, 0.08), 0.1, true, "itemknn"},
+		{"outside tolerance", m(0.07, 0.05, 0.08), 0.1, false, "itemknn"},
+		{"tie passes", m(0.08, 0.05, 0.08), 0, true, "itemknn"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := decideGate(configs.GateConfig{Metric: "ndcg@10", Tolerance: tc.tolerance}, "ndcg@10", tc.metrics)
+			if g.Passed != tc.pass || g.BestBaseline != tc.best {
+				t.Fatalf("%+v", g)
+			}
+		})
 	}
 }
