@@ -32,7 +32,13 @@ func buildShelf(t *testing.T) string {
 // smallRunEnv makes a whole run take seconds: a short window, a small model,
 // checkpoints every second and a 2-second lock lease.
 func smallRunEnv() []string {
-	return append(os.Environ(),
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SHELF_") { // e.g. SHELF_TEST_AZURITE is not a setting
+			env = append(env, kv)
+		}
+	}
+	return append(env,
 		"SHELF_EVENTS_LOOKBACK_DAYS=75", "SHELF_TRAIN_DIM=16", "SHELF_TRAIN_HIDDEN=32,32", "SHELF_TRAIN_EPOCHS=3",
 		"SHELF_TRAIN_BATCH_SIZE=1024", "SHELF_SCORE_SHARDS=3", "SHELF_TRAIN_CHECKPOINT_SECONDS=1",
 		"SHELF_LOCK_LEASE_SECONDS=2", "SHELF_LOG_LEVEL=WARN")
