@@ -165,7 +165,7 @@ func Default() Config {
 		Split: SplitConfig{TestDays: 7, ValidationDays: 7},
 		Train: TrainConfig{Dim: 32, Hidden: []int{64, 64}, Epochs: 20, BatchSize: 512, LearningRate: 0.003,
 			Negatives: 4, NegSampling: "popularity", NegAlpha: 0.5, Loss: "bce", L2: 1e-6, Patience: 3,
-			Refit: true, Workers: 1, CheckpointSec: 60, BlendKNN: []float64{0, 0.25, 0.5, 0.75}, BlendPopularity: []float64{0, 0.15, 0.3}},
+			Refit: true, Workers: 2, CheckpointSec: 60, BlendKNN: []float64{0, 0.25, 0.5, 0.75}, BlendPopularity: []float64{0, 0.15, 0.3}},
 		Baselines: BaselinesConfig{PopularityHalfLifeDays: 14, ItemKNNNeighbors: 100},
 		Eval:      EvalConfig{Ks: []int{10, 20}},
 		Gate:      GateConfig{Metric: "ndcg@10", Tolerance: 0},
