@@ -148,6 +148,10 @@ func TestRunEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkRecommendations(t, b.out, cfg, res.Version)
+			ev, err := newRunner(cfg, b, false).Eval(ctx, "")
+			if err != nil || !ev.Reproduced || ev.Version != res.Version {
+				t.Fatalf("eval did not reproduce the published metrics: %v %+v", err, ev)
+			}
 			first := readParts(t, b.out, cfg.Date, cfg.Score.Shards)
 
 			// Same date, inputs and config: skipped without --force, and

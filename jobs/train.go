@@ -23,15 +23,16 @@ const maxValidationUsers = 3000
 
 // trainOutcome is what the train stage hands to scoring and publishing.
 type trainOutcome struct {
-	in       *model.Interactions
-	acc      *events.Accounting
-	inputs   []tables.InputObject
-	final    *slice // the slice the published model was fit on
-	model    *model.RankingModel
-	rec      model.BlockRecommender // the published ranker over the final slice
-	manifest tables.Manifest
-	history  map[string][]nn.EpochStats
-	version  string
+	in        *model.Interactions
+	acc       *events.Accounting
+	inputs    []tables.InputObject
+	final     *slice // the slice the published model was fit on
+	model     *model.RankingModel
+	rec       model.BlockRecommender // the published ranker over the final slice
+	evalModel *model.RankingModel    // the model the holdout metrics were measured on
+	manifest  tables.Manifest
+	history   map[string][]nn.EpochStats
+	version   string
 }
 
 func (e *env) rankingOptions() nn.RankingOptions {
@@ -172,27 +173,23 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 
 	done = e.stages.begin("evaluate")
 	metrics := map[string]map[string]float64{}
-	popEval := e.popularity(sEval)
-	knn, err := model.NewItemKNN(ctx, sEval.ui, cfg.Baselines.ItemKNNNeighbors, popEval)
+	recs, err := e.recommenders(ctx, sEval, mEval, sel)
 	if err != nil {
-		return nil, fmt.Errorf("itemknn: %w", err)
+		return nil, err
 	}
-	neural := model.NewModelRecommender(mEval, sEval.ui, cfg.Score.Candidates, popEval)
-	recs := []model.Recommender{model.NewHybrid(neural, knn, popEval, float32(sel.KNN), float32(sel.Popularity), cfg.Score.Candidates), neural, popEval, knn}
-	names := []string{"model", "neural", "popularity", "itemknn"}
-	for i, rec := range recs {
-		met, err := model.Evaluate(ctx, rec, hTest.in, 2)
+	for _, rec := range recs {
+		met, err := model.Evaluate(ctx, rec.rec, hTest.in, 2)
 		if err != nil {
-			return nil, fmt.Errorf("evaluate %s: %w", names[i], err)
+			return nil, fmt.Errorf("evaluate %s: %w", rec.name, err)
 		}
 		met["test_targets_dropped"] = float64(hTest.dropped)
-		metrics[names[i]] = met
+		metrics[rec.name] = met
 	}
 	gate := decideGate(cfg.Gate, gateKey, metrics)
 	done(slog.Any("model", metrics["model"]), slog.Any("neural", metrics["neural"]), slog.Any("popularity", metrics["popularity"]),
 		slog.Any("itemknn", metrics["itemknn"]), slog.Bool("gate_passed", gate.Passed), slog.String("gate", gate.Reason))
 
-	out.final, out.model = sEval, mEval
+	out.final, out.model, out.evalModel = sEval, mEval, mEval
 	if cfg.Train.Refit {
 		done = e.stages.begin("refit")
 		sFin := newSlice(in, endTS, cfg.Train.HalfLifeDays, cfg.Baselines.PopularityHalfLifeDays)
@@ -223,13 +220,11 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 
 // recommender builds the published hybrid ranker on a slice.
 func (e *env) recommender(ctx context.Context, s *slice, m *model.RankingModel, sel tables.Selection) (model.BlockRecommender, error) {
-	pop := e.popularity(s)
-	knn, err := model.NewItemKNN(ctx, s.ui, e.cfg.Baselines.ItemKNNNeighbors, pop)
+	recs, err := e.recommenders(ctx, s, m, sel)
 	if err != nil {
-		return nil, fmt.Errorf("itemknn: %w", err)
+		return nil, err
 	}
-	mr := model.NewModelRecommender(m, s.ui, e.cfg.Score.Candidates, pop)
-	return model.NewHybrid(mr, knn, pop, float32(sel.KNN), float32(sel.Popularity), e.cfg.Score.Candidates), nil
+	return recs[0].rec.(model.BlockRecommender), nil
 }
 
 // bestEpoch is the 1-based epoch with the highest validation score.
@@ -309,11 +304,16 @@ func (e *env) publishVersion(ctx context.Context, o *trainOutcome) error {
 	if err != nil {
 		return err
 	}
+	var ebuf bytes.Buffer
+	if err := model.WriteWeights(&ebuf, o.evalModel.ToWeights()); err != nil {
+		return fmt.Errorf("encode evaluation weights: %w", err)
+	}
 	files := []struct {
 		name string
 		data []byte
 	}{
 		{"weights.shlfw", wbuf.Bytes()},
+		{"evaluate/weights.shlfw", ebuf.Bytes()}, // lets `shelf eval` reproduce metrics.json
 		{"vocab/users.parquet", ub},
 		{"vocab/items.parquet", ib},
 		{"config.yaml", e.cfgYAML},

@@ -41,7 +41,8 @@ Usage:
   shelf commit   --date D --config FILE --shards N              check parts, _SUCCESS, move LATEST
   shelf backfill --from D1 --to D2 --config FILE [--parallel N] [--force]
   shelf demo     [--output-url URL]             whole pipeline on the bundled sample into ./shelf-out
-  shelf inspect  --config FILE [--output-url URL]   list model versions and LATEST
+  shelf eval     --date D --config FILE [--version V]  recompute a version's holdout metrics, model vs baselines
+  shelf inspect  --config FILE [--output-url URL] [--date D --user U]   list versions and LATEST, or a user's rows
   shelf version
 
 Settings: defaults → --config YAML (or $SHELF_CONFIG) → SHELF_* environment → flags.
@@ -77,6 +78,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		res, err = backfill(ctx, rest, environ, log)
 	case "inspect":
 		err = inspect(ctx, rest, environ, stdout)
+	case "eval":
+		err = evalCmd(ctx, rest, environ, log, stdout)
 	default:
 		fmt.Fprintf(stderr, "shelf: unknown command %q\n\n%s", cmd, usage)
 		return jobs.ExitPermanent
