@@ -20,6 +20,12 @@ var ErrGateRefused = errors.New("quality gate refused the model")
 // Run executes the whole pipeline for the as-of date: ingest → split →
 // train → evaluate → gate → publish version → score every shard → commit.
 func (r *Runner) Run(ctx context.Context) (*Result, error) {
+	return r.locked(ctx, func(e *env) (*Result, error) { return e.runAll(ctx) })
+}
+
+// locked opens the run's buckets, holds the date's lock around fn, and
+// releases both afterwards.
+func (r *Runner) locked(ctx context.Context, fn func(e *env) (*Result, error)) (*Result, error) {
 	e, err := r.open(ctx)
 	if err != nil {
 		return nil, err
@@ -30,6 +36,10 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	defer unlock()
+	return fn(e)
+}
+
+func (e *env) runAll(ctx context.Context) (*Result, error) {
 	if res, ok := e.alreadyCommitted(ctx); ok {
 		return res, nil
 	}
@@ -63,16 +73,10 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 // Train runs ingest → … → gate and publishes the model version, without
 // scoring; a gate refusal is a permanent error.
 func (r *Runner) Train(ctx context.Context) (*Result, error) {
-	e, err := r.open(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer e.close()
-	unlock, err := e.lock(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
+	return r.locked(ctx, func(e *env) (*Result, error) { return e.trainOnly(ctx) })
+}
+
+func (e *env) trainOnly(ctx context.Context) (*Result, error) {
 	o, err := e.train(ctx)
 	if err != nil {
 		return nil, err
