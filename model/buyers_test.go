@@ -1,0 +1,135 @@
+package model
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+func TestEvaluateClassifierHandComputed(t *testing.T) {
+	// Scores 0.9(1) 0.8(0) 0.7(1) 0.1(0): 3 of 4 pos/neg pairs ordered → AUC 0.75;
+	// AP = (1/1 + 2/3)/2.
+	m := EvaluateClassifier([]float32{0.9, 0.8, 0.7, 0.1}, []float32{1, 0, 1, 0})
+	if math.Abs(m.AUC-0.75) > 1e-12 || math.Abs(m.PRAUC-(1+2.0/3)/2) > 1e-12 || m.Positives != 2 {
+		t.Fatalf("%+v", m)
+	}
+	ll := -(math.Log(0.9) + math.Log(0.2) + math.Log(0.7) + math.Log(0.9)) / 4
+	if math.Abs(m.LogLoss-ll) > 1e-6 {
+		t.Fatalf("log-loss %v want %v", m.LogLoss, ll)
+	}
+	// Ties count half: all equal scores → AUC 0.5.
+	if m := EvaluateClassifier([]float32{0.5, 0.5, 0.5, 0.5}, []float32{1, 0, 1, 0}); m.AUC != 0.5 {
+		t.Fatalf("tied AUC %v", m.AUC)
+	}
+	// Perfectly calibrated bins → ECE 0; always 0.5 on a 25 % base rate → ECE 0.25.
+	if m := EvaluateClassifier([]float32{0.25, 0.25, 0.25, 0.25}, []float32{1, 0, 0, 0}); m.ECE > 1e-9 {
+		t.Fatalf("ECE %v", m.ECE)
+	}
+	if m := EvaluateClassifier([]float32{0.5, 0.5, 0.5, 0.5}, []float32{1, 0, 0, 0}); math.Abs(m.ECE-0.25) > 1e-9 {
+		t.Fatalf("ECE %v", m.ECE)
+	}
+}
+
+func TestLogisticLearnsSignal(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	const n, f = 4000, 3
+	x := make([]float32, n*f)
+	y := make([]float32, n)
+	for i := 0; i < n; i++ {
+		for j := 0; j < f; j++ {
+			x[i*f+j] = float32(rng.NormFloat64())
+		}
+		z := 2*float64(x[i*f]) - 1*float64(x[i*f+2]) + 0.5
+		if rng.Float64() < 1/(1+math.Exp(-z)) {
+			y[i] = 1
+		}
+	}
+	l := FitLogistic(x, y, f, []int{0, 1, 2}, 1e-6)
+	if math.Abs(l.W[0]-2) > 0.25 || math.Abs(l.W[1]) > 0.2 || math.Abs(l.W[2]+1) > 0.2 || math.Abs(l.W[3]-0.5) > 0.2 {
+		t.Fatalf("weights %v, want ≈ [2 0 -1 0.5]", l.W)
+	}
+	p := make([]float32, n)
+	for i := range p {
+		p[i] = l.Predict(x[i*f : (i+1)*f])
+	}
+	if m := EvaluateClassifier(p, y); m.AUC < 0.8 || m.ECE > 0.05 {
+		t.Fatalf("%+v", m)
+	}
+}
+
+// buyersLog: user 0 buys every 7 days, user 1 only views, user 2 bought once long ago.
+func buyersLog() *Interactions {
+	in := &Interactions{Users: NewVocab(), Items: NewVocab(),
+		Types: []EventType{{Name: "view", Weight: 1}, {Name: "cart", Weight: 3}, {Name: "purchase", Weight: 5, Purchase: true}}}
+	for _, u := range []string{"a", "b", "c"} {
+		in.Users.Add(u)
+	}
+	for _, i := range []string{"x", "y"} {
+		in.Items.Add(i)
+	}
+	for d := int64(0); d < 70; d += 7 {
+		in.Events = append(in.Events, Event{TS: d * day, User: 0, Item: 0, Type: 2, Quantity: 2, Price: 3})
+	}
+	for d := int64(0); d < 70; d += 3 {
+		in.Events = append(in.Events, Event{TS: d*day + 10, User: 1, Item: 1, Type: 0})
+	}
+	in.Events = append(in.Events, Event{TS: 1 * day, User: 2, Item: 1, Type: 2, Quantity: 1, Price: 1})
+	SortEvents(in.Events)
+	return in
+}
+
+func TestBuyerFeaturesAndLabels(t *testing.T) {
+	in := buyersLog()
+	names := BuyerFeatureNames(in.Types)
+	col := func(name string) int { return slices.Index(names, name) }
+	tcut := int64(50 * day)
+	users, x, f := BuyerFeatures(in, tcut)
+	if f != len(names) || len(users) != 3 || len(x) != 3*f {
+		t.Fatalf("shape: %d users, %d values, f=%d (%d names)", len(users), len(x), f, len(names))
+	}
+	row := func(u int) []float32 { return x[u*f : (u+1)*f] }
+	if got := row(0)[col("interarrival_mean_days")]; got != 7 {
+		t.Errorf("user a inter-arrival %v, want 7", got)
+	}
+	if got := row(0)[col("days_since_last_purchase")]; got != 1 { // bought on day 49
+		t.Errorf("user a days since purchase %v, want 1", got)
+	}
+	if got := row(1)[col("ever_purchased")]; got != 0 {
+		t.Errorf("user b ever purchased %v", got)
+	}
+	if got := row(2)[col("tenure_days")]; got != 49 {
+		t.Errorf("user c tenure %v, want 49", got)
+	}
+	// No leakage: adding events after t changes nothing.
+	in2 := buyersLog()
+	in2.Events = append(in2.Events, Event{TS: tcut + 1, User: 1, Item: 0, Type: 2, Quantity: 100, Price: 100})
+	SortEvents(in2.Events)
+	_, x2, _ := BuyerFeatures(in2, tcut)
+	if !slices.Equal(x, x2) {
+		t.Fatal("features at t changed when events after t were added")
+	}
+	// Labels: purchases in (t, t+7d]; the window is open at t and closed at t+7d.
+	y := BuyerLabels(in, users, tcut, 7*day)
+	if !slices.Equal(y, []float32{1, 0, 0}) {
+		t.Fatalf("labels %v", y)
+	}
+	if y := BuyerLabels(in, users, 49*day, 7*day); y[0] != 1 { // bought at 56d = t+7d exactly
+		t.Fatalf("closed end: %v", y)
+	}
+	if y := BuyerLabels(in, users, 56*day, 6*day); y[0] != 0 { // the purchase at t itself is excluded
+		t.Fatalf("open start: %v", y)
+	}
+	s := FitStandardizer(x, f)
+	z := slices.Clone(x)
+	s.Apply(z)
+	for j := 0; j < f; j++ {
+		var m float64
+		for i := 0; i < 3; i++ {
+			m += float64(z[i*f+j])
+		}
+		if math.Abs(m) > 1e-4 {
+			t.Fatalf("column %s mean %v after scaling", names[j], m/3)
+		}
+	}
+}
