@@ -133,3 +133,23 @@ func TestBuyerFeaturesAndLabels(t *testing.T) {
 		}
 	}
 }
+
+func TestNextItemsPrefersDueCycle(t *testing.T) {
+	in := buyersLog()
+	// User c views item x twice right before the cut-off: intent without a cycle.
+	in.Events = append(in.Events, Event{TS: 49 * day, User: 2, Item: 0, Type: 1}, Event{TS: 49*day + 5, User: 2, Item: 0, Type: 0})
+	SortEvents(in.Events)
+	n := NewNextItems(in, 55*day) // user a: last bought day 49, cycle 7 → due at 56
+	top := n.Top(0, 2, nil)
+	if len(top) != 1 || top[0].Item != 0 || top[0].Score < 0.8 {
+		t.Fatalf("user a: %+v", top)
+	}
+	top = n.Top(2, 2, nil)
+	if len(top) != 2 || top[0].Item != 0 {
+		t.Fatalf("user c should be most likely to buy the carted item: %+v", top)
+	}
+	m := EvaluateNextItems(in, n, 55*day, 7*day)
+	if m.Users != 1 || m.HR5 != 1 || m.Recall10 != 1 {
+		t.Fatalf("%+v", m)
+	}
+}
