@@ -35,6 +35,23 @@ type Config struct {
 	Eval             EvalConfig      `yaml:"eval"`
 	Gate             GateConfig      `yaml:"gate"`
 	Score            ScoreConfig     `yaml:"score"`
+	Purchase         PurchaseConfig  `yaml:"purchase"`
+}
+
+// PurchaseConfig controls the purchase-prediction model ("who buys what in
+// the next horizon_days").
+type PurchaseConfig struct {
+	Enabled      bool    `yaml:"enabled"`
+	HorizonDays  int     `yaml:"horizon_days"`
+	Cutoffs      int     `yaml:"cutoffs"` // rolling training cut-offs before the held-out one
+	Hidden       []int   `yaml:"hidden"`
+	Epochs       int     `yaml:"epochs"`
+	BatchSize    int     `yaml:"batch_size"`
+	LearningRate float64 `yaml:"learning_rate"`
+	L2           float64 `yaml:"l2"`
+	Patience     int     `yaml:"patience"`
+	TopItems     int     `yaml:"top_items"`
+	Tolerance    float64 `yaml:"tolerance"` // gate: model log-loss <= best baseline × (1 + tolerance)
 }
 
 // EventsConfig says where the behaviour dumps are and how to read them.
@@ -170,6 +187,8 @@ func Default() Config {
 		Eval:      EvalConfig{Ks: []int{10, 20}},
 		Gate:      GateConfig{Metric: "ndcg@10", Tolerance: 0},
 		Score:     ScoreConfig{K: 20, Candidates: 200, ExcludePurchased: true, Shards: 1},
+		Purchase: PurchaseConfig{Enabled: true, HorizonDays: 7, Cutoffs: 8, Hidden: []int{32, 16}, Epochs: 40, BatchSize: 256,
+			LearningRate: 0.003, L2: 1e-5, Patience: 5, TopItems: 10},
 	}
 }
 

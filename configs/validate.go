@@ -144,6 +144,17 @@ func (c Config) Validate() error {
 	if c.Score.K <= 0 || c.Score.Candidates < c.Score.K || c.Score.Shards <= 0 {
 		bad("score: need k > 0, candidates >= k, shards > 0")
 	}
+	if pc := c.Purchase; pc.Enabled {
+		if pc.HorizonDays <= 0 || pc.Cutoffs < 2 || pc.Epochs <= 0 || pc.BatchSize <= 0 || pc.LearningRate <= 0 || pc.TopItems <= 0 {
+			bad("purchase: need horizon_days, epochs, batch_size, learning_rate, top_items > 0 and cutoffs >= 2")
+		}
+		if (pc.Cutoffs+1)*pc.HorizonDays >= e.LookbackDays {
+			bad("purchase: (cutoffs+1)·horizon_days = %d days must fit in events.lookback_days (%d)", (pc.Cutoffs+1)*pc.HorizonDays, e.LookbackDays)
+		}
+		if pc.Tolerance < 0 || pc.L2 < 0 {
+			bad("purchase: tolerance and l2 must be >= 0")
+		}
+	}
 	return errors.Join(errs...)
 }
 

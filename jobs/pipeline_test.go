@@ -148,6 +148,7 @@ func TestRunEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkRecommendations(t, b.out, cfg, res.Version)
+			checkPurchases(t, b.out, cfg, m)
 			ev, err := newRunner(cfg, b, false).Eval(ctx, "")
 			if err != nil || !ev.Reproduced || ev.Version != res.Version {
 				t.Fatalf("eval did not reproduce the published metrics: %v %+v", err, ev)
@@ -304,5 +305,44 @@ func TestDecideGate(t *testing.T) {
 				t.Fatalf("%+v", g)
 			}
 		})
+	}
+}
+
+// checkPurchases reads the purchase_predictions partition when the purchase
+// model passed its gate, and checks that it is absent otherwise.
+func checkPurchases(t *testing.T, b *blob.Bucket, cfg configs.Config, m *tables.Manifest) {
+	t.Helper()
+	ctx := context.Background()
+	if m.Purchase == nil {
+		t.Fatal("manifest has no purchase summary")
+	}
+	if !m.Purchase.GatePassed {
+		if _, err := tables.ReadSuccess(ctx, b, tables.PurchasePredictions, cfg.Date); err == nil {
+			t.Fatal("purchase table committed although its gate refused")
+		}
+		t.Logf("purchase gate refused: %s", m.Purchase.GateReason)
+		return
+	}
+	if m.Purchase.AUC <= 0.5 {
+		t.Errorf("purchase AUC %v", m.Purchase.AUC)
+	}
+	n, withItems := 0, 0
+	for i := 0; i < cfg.Score.Shards; i++ {
+		rows, err := tables.ReadAll[tables.PurchasePredictionRow](ctx, b, tables.PartKey(tables.PurchasePredictions, cfg.Date, i, cfg.Score.Shards))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			if r.PPurchase7d < 0 || r.PPurchase7d > 1 || r.ModelVersion != m.Version || len(r.PredictedItems) > cfg.Purchase.TopItems {
+				t.Fatalf("bad row %+v", r)
+			}
+			n++
+			if len(r.PredictedItems) > 0 {
+				withItems++
+			}
+		}
+	}
+	if n < 500 || withItems < n/2 {
+		t.Fatalf("%d purchase rows, %d with items", n, withItems)
 	}
 }

@@ -52,7 +52,7 @@ func (e *env) runAll(ctx context.Context) (*Result, error) {
 		e.writeReport(ctx, res)
 		return res, Permanent(fmt.Errorf("%w: %s; LATEST unchanged, version %s kept for inspection", ErrGateRefused, o.manifest.Gate.Reason, o.version))
 	}
-	if err := tables.InvalidatePartition(ctx, e.out, tables.Recommendations, e.cfg.Date); err != nil {
+	if err := e.invalidate(ctx); err != nil {
 		return nil, err
 	}
 	n := e.cfg.Score.Shards
@@ -61,7 +61,7 @@ func (e *env) runAll(ctx context.Context) (*Result, error) {
 			return nil, err
 		}
 	}
-	if err := e.commit(ctx, o.version, n); err != nil {
+	if err := e.commit(ctx, &o.manifest, o.version, n); err != nil {
 		return nil, err
 	}
 	res.Published = true
@@ -104,7 +104,7 @@ func (r *Runner) Score(ctx context.Context, shard, shards int) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	if err := tables.InvalidatePartition(ctx, e.out, tables.Recommendations, e.cfg.Date); err != nil {
+	if err := e.invalidate(ctx); err != nil {
 		return nil, err
 	}
 	if _, err := e.scoreShard(ctx, o, shard, shards); err != nil {
@@ -134,7 +134,7 @@ func (r *Runner) Commit(ctx context.Context, shards int) (*Result, error) {
 	if !m.Gate.Passed {
 		return nil, Permanent(fmt.Errorf("commit: version %s did not pass the gate: %s", id, m.Gate.Reason))
 	}
-	if err := e.commit(ctx, id, shards); err != nil {
+	if err := e.commit(ctx, m, id, shards); err != nil {
 		return nil, err
 	}
 	res := &Result{Date: e.cfg.Date, RunID: e.run, Version: id, VersionURI: e.versionURI(id), Gate: m.Gate, Metrics: m.Metrics,
@@ -142,8 +142,26 @@ func (r *Runner) Commit(ctx context.Context, shards int) (*Result, error) {
 	return res, nil
 }
 
-func (e *env) commit(ctx context.Context, version string, shards int) error {
+// invalidate removes the date's _SUCCESS markers before parts are rewritten.
+func (e *env) invalidate(ctx context.Context) error {
+	for _, t := range []string{tables.Recommendations, tables.PurchasePredictions} {
+		if err := tables.InvalidatePartition(ctx, e.out, t, e.cfg.Date); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// commit writes the tables' _SUCCESS markers, then moves LATEST.
+func (e *env) commit(ctx context.Context, m *tables.Manifest, version string, shards int) error {
 	done := e.stages.begin("commit")
+	if m.Purchase != nil && m.Purchase.GatePassed {
+		if _, err := tables.CommitPartition(ctx, e.out, tables.PurchasePredictions, e.cfg.Date, shards, version); err != nil {
+			return err
+		}
+	} else if m.Purchase != nil {
+		e.log.Warn("purchase predictions not published: the purchase model lost to a baseline", "reason", m.Purchase.GateReason)
+	}
 	s, err := tables.CommitPartition(ctx, e.out, tables.Recommendations, e.cfg.Date, shards, version)
 	if err != nil {
 		return err

@@ -72,6 +72,11 @@ func (e *env) scoreShard(ctx context.Context, o *trainOutcome, shard, shards int
 	if err := w.Close(); err != nil {
 		return 0, err
 	}
+	if o.purchase != nil && o.purchase.report.GatePassed {
+		if err := e.scorePurchaseShard(ctx, o.in, o.purchase, o.version, shard, shards); err != nil {
+			return 0, err
+		}
+	}
 	secs := time.Since(t0).Seconds()
 	done(slog.Int("shard", shard), slog.Int("shards", shards), slog.Int("users", len(users)),
 		slog.Int64("rows", w.Rows()), slog.Float64("users_per_second", round3(float64(len(users))/max(secs, 1e-9))))
@@ -140,5 +145,12 @@ func (e *env) loadOutcome(ctx context.Context) (*trainOutcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &trainOutcome{in: in, acc: acc, inputs: inputs, final: s, model: rm, rec: rec, manifest: *m, version: id}, nil
+	pm, err := loadPurchase(ctx, e, m)
+	if err != nil {
+		return nil, err
+	}
+	if pm != nil {
+		pm.report.GatePassed = true
+	}
+	return &trainOutcome{in: in, acc: acc, inputs: inputs, final: s, model: rm, rec: rec, purchase: pm, manifest: *m, version: id}, nil
 }

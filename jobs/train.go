@@ -30,6 +30,7 @@ type trainOutcome struct {
 	model     *model.RankingModel
 	rec       model.BlockRecommender // the published ranker over the final slice
 	evalModel *model.RankingModel    // the model the holdout metrics were measured on
+	purchase  *purchaseModel         // nil when disabled or refused by its gate
 	manifest  tables.Manifest
 	history   map[string][]nn.EpochStats
 	version   string
@@ -204,12 +205,22 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 	if out.rec, err = e.recommender(ctx, out.final, out.model, sel); err != nil {
 		return nil, err
 	}
+	var purchase *purchaseModel
+	if cfg.Purchase.Enabled {
+		if purchase, err = e.trainPurchase(ctx, in); err != nil {
+			return nil, err
+		}
+		out.purchase = purchase
+	}
 	out.version = versionID(cfg.Date, e.run, inputs)
 	out.manifest = tables.Manifest{
 		Date: cfg.Date, CodeVersion: e.r.CodeVersion, ConfigSHA256: e.cfgHash, Seed: cfg.Seed,
 		Window: tables.Window{Start: e.start.UTC().Format(time.RFC3339), End: e.end.UTC().Format(time.RFC3339),
 			TestStart: time.Unix(testStart, 0).UTC().Format(time.RFC3339)},
 		Inputs: inputs, Metrics: metrics, Gate: gate, Selection: sel,
+	}
+	if purchase != nil {
+		out.manifest.Purchase = purchase.summary()
 	}
 	if err := e.publishVersion(ctx, out); err != nil {
 		return nil, err
@@ -225,6 +236,12 @@ func (e *env) recommender(ctx context.Context, s *slice, m *model.RankingModel, 
 		return nil, err
 	}
 	return recs[0].rec.(model.BlockRecommender), nil
+}
+
+// versionFile is one file of a model version.
+type versionFile struct {
+	name string
+	data []byte
 }
 
 // bestEpoch is the 1-based epoch with the highest validation score.
@@ -308,10 +325,7 @@ func (e *env) publishVersion(ctx context.Context, o *trainOutcome) error {
 	if err := model.WriteWeights(&ebuf, o.evalModel.ToWeights()); err != nil {
 		return fmt.Errorf("encode evaluation weights: %w", err)
 	}
-	files := []struct {
-		name string
-		data []byte
-	}{
+	files := []versionFile{
 		{"weights.shlfw", wbuf.Bytes()},
 		{"evaluate/weights.shlfw", ebuf.Bytes()}, // lets `shelf eval` reproduce metrics.json
 		{"vocab/users.parquet", ub},
@@ -319,6 +333,13 @@ func (e *env) publishVersion(ctx context.Context, o *trainOutcome) error {
 		{"config.yaml", e.cfgYAML},
 		{"metrics.json", append(mj, '\n')},
 		{"training.json", append(tj, '\n')},
+	}
+	if o.purchase != nil {
+		pf, err := o.purchase.files()
+		if err != nil {
+			return fmt.Errorf("encode purchase model: %w", err)
+		}
+		files = append(files, pf...)
 	}
 	for _, f := range files {
 		if err := v.Put(ctx, f.name, f.data); err != nil {

@@ -69,6 +69,17 @@ type Manifest struct {
 	Metrics      map[string]map[string]float64 `json:"metrics"`
 	Gate         GateResult                    `json:"gate"`
 	Selection    Selection                     `json:"selection"`
+	Purchase     *PurchaseSummary              `json:"purchase,omitempty"`
+}
+
+// PurchaseSummary is the purchase model's gate decision; the full
+// evaluation is in purchase/metrics.json.
+type PurchaseSummary struct {
+	GatePassed bool    `json:"gate_passed"`
+	GateReason string  `json:"gate_reason"`
+	AUC        float64 `json:"auc"`
+	LogLoss    float64 `json:"log_loss"`
+	ECE        float64 `json:"ece"`
 }
 
 // Selection records what model selection on the validation window chose.
