@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/shelfml/shelf/configs"
 	"github.com/shelfml/shelf/io/blobs"
 	"github.com/shelfml/shelf/io/tables"
+	"github.com/shelfml/shelf/model"
 )
 
 const sample = "../testdata/online-retail/online_retail_sample.parquet"
@@ -344,5 +346,35 @@ func checkPurchases(t *testing.T, b *blob.Bucket, cfg configs.Config, m *tables.
 	}
 	if n < 500 || withItems < n/2 {
 		t.Fatalf("%d purchase rows, %d with items", n, withItems)
+	}
+}
+
+func TestGateAgainstLatest(t *testing.T) {
+	base := tables.GateResult{Passed: true, Model: 0.10, Reason: "ok"}
+	g := gateAgainstLatest(base, configs.GateConfig{Tolerance: 0.05}, "ndcg@10", &latestEval{id: "v0", metrics: model.Metrics{"ndcg@10": 0.104}})
+	if !g.Passed || g.LatestID != "v0" || *g.Latest != 0.104 {
+		t.Fatalf("within tolerance of LATEST: %+v", g)
+	}
+	g = gateAgainstLatest(base, configs.GateConfig{Tolerance: 0.05}, "ndcg@10", &latestEval{id: "v0", metrics: model.Metrics{"ndcg@10": 0.12}})
+	if g.Passed || !strings.Contains(g.Reason, "LATEST v0") {
+		t.Fatalf("worse than LATEST: %+v", g)
+	}
+}
+
+func TestRemapKeepsKnownIDs(t *testing.T) {
+	in := &model.Interactions{Users: model.NewVocab(), Items: model.NewVocab()}
+	for _, u := range []string{"a", "b", "c"} {
+		in.Users.Add(u)
+	}
+	for _, i := range []string{"x", "y"} {
+		in.Items.Add(i)
+	}
+	old := &model.RankingModel{Dim: 1, NUsers: 2, NItems: 1, User: []float32{1, 2}, Item: []float32{5}, ItemBias: []float32{0.5}}
+	ou, _ := model.VocabFromIDs([]string{"b", "a"})
+	oi, _ := model.VocabFromIDs([]string{"y"})
+	s := &slice{users: []int32{0, 1, 2}, items: []int32{0, 1}}
+	m := remap(old, ou, oi, in, s)
+	if !slices.Equal(m.User, []float32{2, 1, 0}) || !slices.Equal(m.Item, []float32{0, 5}) || !slices.Equal(m.ItemBias, []float32{0.5, 0.5}) {
+		t.Fatalf("remapped %+v", m)
 	}
 }

@@ -30,6 +30,7 @@ type trainOutcome struct {
 	model     *model.RankingModel
 	rec       model.BlockRecommender // the published ranker over the final slice
 	evalModel *model.RankingModel    // the model the holdout metrics were measured on
+	evalSlice *slice                 // the slice it was fit on
 	purchase  *purchaseModel         // nil when disabled or refused by its gate
 	manifest  tables.Manifest
 	history   map[string][]nn.EpochStats
@@ -186,11 +187,21 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 		met["test_targets_dropped"] = float64(hTest.dropped)
 		metrics[rec.name] = met
 	}
+	latest, err := e.evaluateLatest(ctx, in, sEval, testStart, hTest)
+	if err != nil {
+		return nil, err
+	}
+	if latest != nil {
+		metrics["latest"] = latest.metrics
+	}
 	gate := decideGate(cfg.Gate, gateKey, metrics)
+	if latest != nil {
+		gate = gateAgainstLatest(gate, cfg.Gate, gateKey, latest)
+	}
 	done(slog.Any("model", metrics["model"]), slog.Any("neural", metrics["neural"]), slog.Any("popularity", metrics["popularity"]),
 		slog.Any("itemknn", metrics["itemknn"]), slog.Bool("gate_passed", gate.Passed), slog.String("gate", gate.Reason))
 
-	out.final, out.model, out.evalModel = sEval, mEval, mEval
+	out.final, out.model, out.evalModel, out.evalSlice = sEval, mEval, mEval, sEval
 	if cfg.Train.Refit {
 		done = e.stages.begin("refit")
 		sFin := newSlice(in, endTS, cfg.Train.HalfLifeDays, cfg.Baselines.PopularityHalfLifeDays)
@@ -236,6 +247,22 @@ func (e *env) recommender(ctx context.Context, s *slice, m *model.RankingModel, 
 		return nil, err
 	}
 	return recs[0].rec.(model.BlockRecommender), nil
+}
+
+// sliceVocabs encodes a slice's local user and item ids.
+func sliceVocabs(in *model.Interactions, s *slice) (users, items []byte, err error) {
+	uv, iv := model.NewVocab(), model.NewVocab()
+	for _, g := range s.users {
+		uv.Add(in.Users.ID(g))
+	}
+	for _, g := range s.items {
+		iv.Add(in.Items.ID(g))
+	}
+	if users, err = tables.EncodeVocab(uv); err != nil {
+		return nil, nil, err
+	}
+	items, err = tables.EncodeVocab(iv)
+	return users, items, err
 }
 
 // versionFile is one file of a model version.
@@ -298,18 +325,11 @@ func (e *env) publishVersion(ctx context.Context, o *trainOutcome) error {
 	if err := model.WriteWeights(&wbuf, o.model.ToWeights()); err != nil {
 		return fmt.Errorf("encode weights: %w", err)
 	}
-	users, items := model.NewVocab(), model.NewVocab()
-	for _, g := range o.final.users {
-		users.Add(o.in.Users.ID(g))
-	}
-	for _, g := range o.final.items {
-		items.Add(o.in.Items.ID(g))
-	}
-	ub, err := tables.EncodeVocab(users)
+	ub, ib, err := sliceVocabs(o.in, o.final)
 	if err != nil {
 		return err
 	}
-	ib, err := tables.EncodeVocab(items)
+	eub, eib, err := sliceVocabs(o.in, o.evalSlice)
 	if err != nil {
 		return err
 	}
@@ -328,6 +348,8 @@ func (e *env) publishVersion(ctx context.Context, o *trainOutcome) error {
 	files := []versionFile{
 		{"weights.shlfw", wbuf.Bytes()},
 		{"evaluate/weights.shlfw", ebuf.Bytes()}, // lets `shelf eval` reproduce metrics.json
+		{"evaluate/users.parquet", eub},          // and the next run compare with this version
+		{"evaluate/items.parquet", eib},
 		{"vocab/users.parquet", ub},
 		{"vocab/items.parquet", ib},
 		{"config.yaml", e.cfgYAML},
