@@ -40,17 +40,9 @@ func (r *Runner) Eval(ctx context.Context, version string) (*EvalResult, error) 
 	if err != nil {
 		return nil, err
 	}
-	wb, err := tables.ReadVersionFile(ctx, e.out, m, "evaluate/weights.shlfw")
+	rm, err := e.loadRanking(ctx, m, "evaluate/weights.shlfw")
 	if err != nil {
 		return nil, err
-	}
-	w, err := model.ReadWeights(bytes.NewReader(wb))
-	if err != nil {
-		return nil, fmt.Errorf("version %s: %w", version, err)
-	}
-	rm, err := model.RankingFromWeights(w)
-	if err != nil {
-		return nil, fmt.Errorf("version %s: %w", version, err)
 	}
 	ts, err := time.Parse(time.RFC3339, m.Window.TestStart)
 	if err != nil {
@@ -101,4 +93,21 @@ func (e *env) recommenders(ctx context.Context, s *slice, m *model.RankingModel,
 	neural := model.NewModelRecommender(m, s.ui, e.cfg.Score.Candidates, pop)
 	hybrid := model.NewHybrid(neural, knn, pop, float32(sel.KNN), float32(sel.Popularity), e.cfg.Score.Candidates)
 	return []namedRecommender{{"model", hybrid}, {"neural", neural}, {"popularity", pop}, {"itemknn", knn}}, nil
+}
+
+// loadRanking reads a ranking model file of a published version.
+func (e *env) loadRanking(ctx context.Context, m *tables.Manifest, rel string) (*model.RankingModel, error) {
+	data, err := tables.ReadVersionFile(ctx, e.out, m, rel)
+	if err != nil {
+		return nil, err
+	}
+	w, err := model.ReadWeights(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("version %s %s: %w", m.Version, rel, err)
+	}
+	rm, err := model.RankingFromWeights(w)
+	if err != nil {
+		return nil, fmt.Errorf("version %s %s: %w", m.Version, rel, err)
+	}
+	return rm, nil
 }

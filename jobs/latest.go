@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -39,23 +38,14 @@ func (e *env) evaluateLatest(ctx context.Context, in *model.Interactions, s *sli
 		e.log.Info("LATEST not comparable on this window", "latest", id, "latest_date", m.Date)
 		return nil, nil
 	}
-	read := func(rel string) ([]byte, error) { return tables.ReadVersionFile(ctx, e.out, m, rel) }
-	wb, err := read("evaluate/weights.shlfw")
+	old, err := e.loadRanking(ctx, m, "evaluate/weights.shlfw")
 	if err != nil {
-		e.log.Warn("LATEST has no evaluation model: gate compares with baselines only", "latest", id, "err", err)
+		e.log.Warn("LATEST has no readable evaluation model: gate compares with baselines only", "latest", id, "err", err)
 		return nil, nil
-	}
-	w, err := model.ReadWeights(bytes.NewReader(wb))
-	if err != nil {
-		return nil, fmt.Errorf("LATEST %s: %w", id, err)
-	}
-	old, err := model.RankingFromWeights(w)
-	if err != nil {
-		return nil, fmt.Errorf("LATEST %s: %w", id, err)
 	}
 	var vocabs [2]*model.Vocab
 	for k, rel := range []string{"evaluate/users.parquet", "evaluate/items.parquet"} {
-		data, err := read(rel)
+		data, err := tables.ReadVersionFile(ctx, e.out, m, rel)
 		if err != nil {
 			return nil, err
 		}

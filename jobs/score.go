@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -108,17 +107,9 @@ func (e *env) loadOutcome(ctx context.Context) (*trainOutcome, error) {
 		cutoff = t.Unix()
 	}
 	s := newSlice(in, cutoff, e.cfg.Train.HalfLifeDays, e.cfg.Baselines.PopularityHalfLifeDays)
-	wb, err := tables.ReadVersionFile(ctx, e.out, m, "weights.shlfw")
+	rm, err := e.loadRanking(ctx, m, "weights.shlfw")
 	if err != nil {
 		return nil, err
-	}
-	w, err := model.ReadWeights(bytes.NewReader(wb))
-	if err != nil {
-		return nil, fmt.Errorf("version %s: %w", id, err)
-	}
-	rm, err := model.RankingFromWeights(w)
-	if err != nil {
-		return nil, fmt.Errorf("version %s: %w", id, err)
 	}
 	for _, v := range []struct {
 		file  string
