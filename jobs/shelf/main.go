@@ -43,6 +43,7 @@ Usage:
   shelf demo     [--output-url URL]             whole pipeline on the bundled sample into ./shelf-out
   shelf eval     --date D --config FILE [--version V]  recompute a version's holdout metrics, model vs baselines
   shelf inspect  --config FILE [--output-url URL] [--date D --user U]   list versions and LATEST, or a user's rows
+  shelf gen      --url URL [--events N --users N --items N --days N --end D --seed S]   synthetic dumps
   shelf version
 
 Settings: defaults → --config YAML (or $SHELF_CONFIG) → SHELF_* environment → flags.
@@ -76,6 +77,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		res, err = stage(ctx, cmd, rest, environ, log)
 	case "backfill":
 		res, err = backfill(ctx, rest, environ, log)
+	case "gen":
+		res, err = gen(ctx, rest, log)
 	case "inspect":
 		err = inspect(ctx, rest, environ, stdout)
 	case "eval":
