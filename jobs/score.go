@@ -5,14 +5,19 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/shelfml/shelf/io/tables"
 	"github.com/shelfml/shelf/model"
 )
 
-// scoreBlock is how many users share one retrieval matrix multiply.
-const scoreBlock = 256
+// scoreBlock is how many users share one retrieval matrix multiply, and
+// scoreWorkers how many blocks are scored in parallel.
+const (
+	scoreBlock   = 256
+	scoreWorkers = 2
+)
 
 // scoreShard writes part shard of shards of the recommendations table for
 // the users whose local index ≡ shard (mod shards).
@@ -37,35 +42,34 @@ func (e *env) scoreShard(ctx context.Context, o *trainOutcome, shard, shards int
 	for u := shard; u < len(s.users); u += shards {
 		users = append(users, int32(u))
 	}
-	out := make([][]model.Scored, scoreBlock)
+	// scoreWorkers blocks are scored at once, then written in order, so the
+	// table does not depend on scheduling.
+	outs := make([][][]model.Scored, scoreWorkers)
+	for i := range outs {
+		outs[i] = make([][]model.Scored, scoreBlock)
+	}
 	rows := make([]tables.RecommendationRow, 0, scoreBlock*cfg.K)
 	t0 := time.Now()
-	for lo := 0; lo < len(users); lo += scoreBlock {
+	for lo := 0; lo < len(users); lo += scoreWorkers * scoreBlock {
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
-		blk := users[lo:min(lo+scoreBlock, len(users))]
-		rec.RecommendBlock(blk, cfg.K, exclude, out[:len(blk)])
-		rows = rows[:0]
-		for bi, u := range blk {
-			uid := o.in.Users.ID(s.users[u])
-			hist, _ := s.ui.Row(u)
-			src := "model"
-			if len(hist) == 0 {
-				src = "popularity"
-			}
-			for r, sc := range out[bi] {
-				row := tables.RecommendationRow{UserID: uid, Rank: int32(r + 1), ItemID: o.in.Items.ID(s.items[sc.Item]),
-					Score: sc.Score, Source: src, ModelVersion: o.version}
-				if sc.Reason >= 0 {
-					id := o.in.Items.ID(s.items[sc.Reason])
-					row.ReasonItemID = &id
-				}
-				rows = append(rows, row)
-			}
+		var wg sync.WaitGroup
+		var blks [scoreWorkers][]int32
+		for wi := range scoreWorkers {
+			a := min(lo+wi*scoreBlock, len(users))
+			blks[wi] = users[a:min(a+scoreBlock, len(users))]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rec.RecommendBlock(blks[wi], cfg.K, exclude, outs[wi][:len(blks[wi])])
+			}()
 		}
-		if err := w.Write(rows); err != nil {
-			return 0, err
+		wg.Wait()
+		for wi, blk := range blks {
+			if err := e.writeRecRows(w, o, blk, outs[wi], rows[:0]); err != nil {
+				return 0, err
+			}
 		}
 	}
 	if err := w.Close(); err != nil {
@@ -80,6 +84,28 @@ func (e *env) scoreShard(ctx context.Context, o *trainOutcome, shard, shards int
 	done(slog.Int("shard", shard), slog.Int("shards", shards), slog.Int("users", len(users)),
 		slog.Int64("rows", w.Rows()), slog.Float64("users_per_second", round3(float64(len(users))/max(secs, 1e-9))))
 	return w.Rows(), nil
+}
+
+// writeRecRows turns one block's recommendations into table rows.
+func (e *env) writeRecRows(w *tables.Writer[tables.RecommendationRow], o *trainOutcome, blk []int32, out [][]model.Scored, rows []tables.RecommendationRow) error {
+	s := o.final
+	for bi, u := range blk {
+		uid := o.in.Users.ID(s.users[u])
+		src := "model"
+		if s.ui.RowLen(u) == 0 {
+			src = "popularity"
+		}
+		for r, sc := range out[bi] {
+			row := tables.RecommendationRow{UserID: uid, Rank: int32(r + 1), ItemID: o.in.Items.ID(s.items[sc.Item]),
+				Score: sc.Score, Source: src, ModelVersion: o.version}
+			if sc.Reason >= 0 {
+				id := o.in.Items.ID(s.items[sc.Reason])
+				row.ReasonItemID = &id
+			}
+			rows = append(rows, row)
+		}
+	}
+	return w.Write(rows)
 }
 
 // loadOutcome rebuilds what scoring needs in a separate process: it re-reads
