@@ -24,6 +24,9 @@ type Runner struct {
 	CodeVersion string
 	Force       bool             // take over a live lock / recompute a committed date
 	Now         func() time.Time // wall clock, only for future-timestamp checks and logs
+	// PseudonymKey, when set, replaces every user id in every output by
+	// HMAC-SHA256(key, id) (SHELF_PSEUDONYM_KEY in the command).
+	PseudonymKey []byte
 	// Open opens a bucket URL (default blobs.Open). Buckets it returns are
 	// the caller's: the runner does not close them (tests share mem:// buckets).
 	Open func(ctx context.Context, url string) (*blob.Bucket, error)
@@ -59,6 +62,7 @@ type env struct {
 	stages  *stageClock
 	log     *slog.Logger
 	owned   bool // buckets opened here, closed by close()
+	pseudo  pseudonym
 }
 
 func (r *Runner) open(ctx context.Context) (*env, error) {
@@ -78,7 +82,8 @@ func (r *Runner) open(ctx context.Context) (*env, error) {
 		return nil, Permanent(err)
 	}
 	e := &env{r: r, cfg: cfg, day: day, end: end, start: end.AddDate(0, 0, -cfg.Events.LookbackDays), cfgHash: h, cfgYAML: y}
-	e.run = runKey(cfg.Date, h, r.CodeVersion)
+	e.pseudo = pseudonym{key: r.PseudonymKey}
+	e.run = runKey(cfg.Date, h+e.pseudo.tag(), r.CodeVersion)
 	e.log = r.Log.With("date", cfg.Date, "run_id", e.run)
 	e.stages = newStageClock(e.log)
 	open := r.Open
@@ -118,7 +123,7 @@ func (e *env) ingest(ctx context.Context, writeRejects bool) (*model.Interaction
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		sink = &rejectSink{w: w}
+		sink = &rejectSink{w: w, userColumn: e.cfg.Events.Columns.User, pseudo: e.pseudo}
 		defer sink.w.Abort() // no-op after a successful Close
 	}
 	opts := events.Options{Config: e.cfg.Events, Start: e.start, End: e.end, Now: e.r.Now()}
@@ -128,6 +133,11 @@ func (e *env) ingest(ctx context.Context, writeRejects bool) (*model.Interaction
 	in, acc, err := events.Read(ctx, e.evb, opts)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("ingest %s: %w", blobs.Redact(e.cfg.Events.URL), err)
+	}
+	if e.pseudo.on() {
+		if err := e.pseudo.apply(in); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	if sink != nil {
 		if err := sink.flush(); err != nil {
@@ -162,11 +172,16 @@ func (e *env) ingest(ctx context.Context, writeRejects bool) (*model.Interaction
 
 // rejectSink buffers rejected rows into the run's rejects Parquet file.
 type rejectSink struct {
-	w   *tables.Writer[tables.RejectRow]
-	buf []tables.RejectRow
+	w          *tables.Writer[tables.RejectRow]
+	buf        []tables.RejectRow
+	userColumn string
+	pseudo     pseudonym
 }
 
 func (s *rejectSink) Reject(r events.Reject) error {
+	if s.pseudo.on() && r.Column == s.userColumn && r.Value != "" {
+		r.Value = s.pseudo.id(r.Value)
+	}
 	s.buf = append(s.buf, tables.RejectRow{File: r.File, Row: r.Row, Column: r.Column, Reason: r.Reason, Value: r.Value})
 	if len(s.buf) >= 4096 {
 		return s.flush()

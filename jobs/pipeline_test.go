@@ -378,3 +378,61 @@ func TestRemapKeepsKnownIDs(t *testing.T) {
 		t.Fatalf("remapped %+v", m)
 	}
 }
+
+func TestPseudonymisedOutputs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains three models")
+	}
+	ctx := context.Background()
+	cfg := testConfig(t)
+	cfg.Purchase.Enabled = false
+	b := memBuckets(t)
+	r := newRunner(cfg, b, false)
+	r.PseudonymKey = []byte("test-key")
+	res, err := r.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := memBuckets(t)
+	pres, err := newRunner(cfg, plain, false).Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pres.Version == res.Version {
+		t.Fatal("pseudonymised and plain runs share a version id")
+	}
+	p := pseudonym{key: []byte("test-key")}
+	for i := 0; i < cfg.Score.Shards; i++ {
+		key := tables.PartKey(tables.Recommendations, cfg.Date, i, cfg.Score.Shards)
+		rows, err := tables.ReadAll[tables.RecommendationRow](ctx, b.out, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prows, err := tables.ReadAll[tables.RecommendationRow](ctx, plain.out, key)
+		if err != nil || len(prows) != len(rows) {
+			t.Fatalf("plain table: %d rows vs %d, %v", len(prows), len(rows), err)
+		}
+		for k := range rows {
+			if rows[k].UserID != p.id(prows[k].UserID) || rows[k].ItemID != prows[k].ItemID {
+				t.Fatalf("row %d: %q is not the pseudonym of %q", k, rows[k].UserID, prows[k].UserID)
+			}
+		}
+	}
+	m, err := tables.OpenVersion(ctx, b.out, cfg.Name, res.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := tables.ReadVersionFile(ctx, b.out, m, "vocab/users.parquet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := tables.DecodeVocab(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range v.IDs() {
+		if len(id) != 32 {
+			t.Fatalf("vocab holds %q, not a pseudonym", id)
+		}
+	}
+}

@@ -67,7 +67,8 @@ func backfill(ctx context.Context, args, environ []string, log *slog.Logger) (an
 			defer func() { <-sem }()
 			cfg := base
 			cfg.Date = d
-			r := &jobs.Runner{Cfg: cfg, Log: log.With("backfill", true), CodeVersion: version, Force: c.force, Now: time.Now}
+			r := &jobs.Runner{Cfg: cfg, Log: log.With("backfill", true), CodeVersion: version, Force: c.force, Now: time.Now,
+				PseudonymKey: []byte(lookup(environ, "SHELF_PSEUDONYM_KEY"))}
 			start := time.Now()
 			res, err := r.Run(ctx)
 			row := backfillRow{Date: d, Seconds: time.Since(start).Seconds(), ExitCode: jobs.ExitCode(err)}

@@ -26,7 +26,8 @@ func evalCmd(ctx context.Context, args, environ []string, log *slog.Logger, stdo
 	if err != nil {
 		return err
 	}
-	r := &jobs.Runner{Cfg: cfg, Log: log, CodeVersion: version, Now: time.Now}
+	r := &jobs.Runner{Cfg: cfg, Log: log, CodeVersion: version, Now: time.Now,
+		PseudonymKey: []byte(lookup(environ, "SHELF_PSEUDONYM_KEY"))}
 	res, err := r.Eval(ctx, *versionID)
 	if err != nil {
 		return err

@@ -211,7 +211,8 @@ func stage(ctx context.Context, cmd string, args, environ []string, log *slog.Lo
 	if *shards > 0 {
 		cfg.Score.Shards = *shards
 	}
-	r := &jobs.Runner{Cfg: cfg, Log: log, CodeVersion: version, Force: c.force, Now: time.Now}
+	r := &jobs.Runner{Cfg: cfg, Log: log, CodeVersion: version, Force: c.force, Now: time.Now,
+		PseudonymKey: []byte(lookup(environ, "SHELF_PSEUDONYM_KEY"))}
 	switch cmd {
 	case "run", "demo":
 		return r.Run(ctx)
