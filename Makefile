@@ -40,9 +40,12 @@ fmt-check:
 bench-smoke:
 	$(GO) test -run '^$$' -bench . -benchtime=1x $(PKGS)
 
-# Full benchmark report (Markdown + JSON) into bench-out/.
+# Benchmark report (Markdown + JSON) into bench-out/: stages vs the machine's limits and PyTorch
+# (installs Debian's python3-torch when missing), plus every Go benchmark.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime=3x -count=3 $(PKGS) | tee bench-out.txt
+	@/usr/bin/python3 -c 'import torch' 2>/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch; } || true
+	./bin/shelf bench --out bench-out >/dev/null
+	$(GO) test -run '^$$' -bench . -benchtime=3x $(PKGS) | tee bench-out/go-bench.txt
 
 image:
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .

@@ -44,6 +44,7 @@ Usage:
   shelf eval     --date D --config FILE [--version V]  recompute a version's holdout metrics, model vs baselines
   shelf inspect  --config FILE [--output-url URL] [--date D --user U]   list versions and LATEST, or a user's rows
   shelf gen      --url URL [--events N --users N --items N --days N --end D --seed S]   synthetic dumps
+  shelf bench    [--out DIR] [--events N]    stage throughput vs the machine's limits and PyTorch (bench.md/json)
   shelf version
 
 Settings: defaults → --config YAML (or $SHELF_CONFIG) → SHELF_* environment → flags.
@@ -79,6 +80,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		res, err = backfill(ctx, rest, environ, log)
 	case "gen":
 		res, err = gen(ctx, rest, log)
+	case "bench":
+		res, err = benchCmd(ctx, rest, log)
 	case "inspect":
 		err = inspect(ctx, rest, environ, stdout)
 	case "eval":

@@ -1,0 +1,31 @@
+package bench
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+func TestTinyBench(t *testing.T) {
+	rep, err := Run(context.Background(), Options{Events: 20000, Users: 800, Items: 500, Days: 20, Dir: t.TempDir(),
+		PeakGFLOPs: 157, Threads: 2, Batch: 512, Python: "/nonexistent/python3"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Stages) != 4 || rep.GoSamples <= 0 || rep.PeakRSSMiB <= 0 || rep.TorchSamples != 0 || !strings.Contains(rep.TorchNote, "not run") {
+		t.Fatalf("%+v", rep)
+	}
+	for _, s := range rep.Stages {
+		if s.Throughput <= 0 || s.Ratio <= 0 {
+			t.Fatalf("stage %+v", s)
+		}
+	}
+	md := rep.Markdown()
+	for _, want := range []string{"bare column scan", "ingest", "train", "score", "PyTorch side-by-side not run"} {
+		if !strings.Contains(md, want) {
+			t.Fatalf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+}
