@@ -9,6 +9,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
@@ -58,11 +59,20 @@ func uploadIfNotExist(ctx context.Context, b *blob.Bucket, key string, data []by
 	})
 }
 
+// createMu serialises conditional creations in this process (see WriteIfNotExists).
+var createMu sync.Mutex
+
 // WriteIfNotExists creates key with data only if no object exists there.
 // created is false (and err nil) when the object already existed. Transient
 // failures are retried; a retry that finds the object may be our own earlier
 // attempt whose response was lost, so it compares contents before answering.
 func WriteIfNotExists(ctx context.Context, b *blob.Bucket, key string, data []byte) (created bool, err error) {
+	// gocloud's fileblob implements IfNotExist as stat-then-rename, which two
+	// writers can both pass; serialising creations within the process makes
+	// file:// locks exact for one process (across processes on one
+	// filesystem it stays best-effort). S3, GCS and Azure check atomically.
+	createMu.Lock()
+	defer createMu.Unlock()
 	attempt := 0
 	err = Retry(ctx, DefaultPolicy(), "create "+key, func(ctx context.Context) error {
 		attempt++
