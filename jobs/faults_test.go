@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shelfml/shelf/configs"
 	"github.com/shelfml/shelf/io/blobs"
 	"github.com/shelfml/shelf/io/blobs/blobstest"
 	"github.com/shelfml/shelf/io/tables"
@@ -30,20 +31,7 @@ func TestRunOnS3WithFaults(t *testing.T) {
 	want := readParts(t, clean.out, cfg.Date, cfg.Score.Shards)
 
 	url, stats := blobstest.StartFaultyS3(t, blobstest.FaultConfig{Seed: 7, FailRate: 0.04, ResetRate: 0.02, TruncateRate: 0.02, DelayRate: 0.02})
-	data, err := os.ReadFile(sample)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Events.URL = url + "&prefix=events/"
-	cfg.Output.URL = url + "&prefix=out/"
-	evb, err := blobs.Open(ctx, cfg.Events.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer evb.Close()
-	if err := blobs.WriteFile(ctx, evb, "online_retail_sample.parquet", data, blobs.DefaultPolicy()); err != nil {
-		t.Fatal(err)
-	}
+	useBucket(t, &cfg, url)
 	out, err := blobs.Open(ctx, cfg.Output.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -77,5 +65,26 @@ func TestRunOnS3WithFaults(t *testing.T) {
 		if !bytes.Equal(p, want[i]) {
 			t.Errorf("part %d differs from the clean run", i)
 		}
+	}
+}
+
+// useBucket points cfg at prefixes of one bucket URL and uploads the sample
+// as the events.
+func useBucket(t *testing.T, cfg *configs.Config, url string) {
+	t.Helper()
+	cfg.Events.URL = url + "&prefix=events/"
+	cfg.Output.URL = url + "&prefix=out/"
+	data, err := os.ReadFile(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	evb, err := blobs.Open(ctx, cfg.Events.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer evb.Close()
+	if err := blobs.WriteFile(ctx, evb, "online_retail_sample.parquet", data, blobs.DefaultPolicy()); err != nil {
+		t.Fatal(err)
 	}
 }

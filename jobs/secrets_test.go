@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -25,20 +24,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", canary)
 	t.Setenv("AWS_SESSION_TOKEN", canary+"token")
 	cfg := testConfig(t)
-	cfg.Events.URL = url + "&prefix=events/"
-	cfg.Output.URL = url + "&prefix=out/"
-	evb, err := blobs.Open(ctx, cfg.Events.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer evb.Close()
-	data, err := os.ReadFile(sample)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := blobs.WriteFile(ctx, evb, "online_retail_sample.parquet", data, blobs.DefaultPolicy()); err != nil {
-		t.Fatal(err)
-	}
+	useBucket(t, &cfg, url)
 	var logs bytes.Buffer
 	r := &Runner{Cfg: cfg, Log: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		CodeVersion: "test", Now: time.Now}
