@@ -142,6 +142,7 @@ type TrainConfig struct {
 type BaselinesConfig struct {
 	PopularityHalfLifeDays float64 `yaml:"popularity_half_life_days"`
 	ItemKNNNeighbors       int     `yaml:"itemknn_neighbors"`
+	ItemKNNWeighting       string  `yaml:"itemknn_weighting"` // log1p (of decayed type weights) | binary
 }
 
 // EvalConfig says which cut-offs to report.
@@ -183,7 +184,7 @@ func Default() Config {
 		Train: TrainConfig{Dim: 32, Hidden: []int{64, 64}, Epochs: 20, BatchSize: 512, LearningRate: 0.003,
 			Negatives: 4, NegSampling: "popularity", NegAlpha: 0.5, Loss: "bce", L2: 1e-6, Patience: 3,
 			Refit: true, Workers: 2, CheckpointSec: 60, BlendKNN: []float64{0, 0.25, 0.5, 0.75}, BlendPopularity: []float64{0, 0.15, 0.3}},
-		Baselines: BaselinesConfig{PopularityHalfLifeDays: 14, ItemKNNNeighbors: 100},
+		Baselines: BaselinesConfig{PopularityHalfLifeDays: 14, ItemKNNNeighbors: 100, ItemKNNWeighting: "log1p"},
 		Eval:      EvalConfig{Ks: []int{10, 20}},
 		Gate:      GateConfig{Metric: "ndcg@10", Tolerance: 0},
 		Score:     ScoreConfig{K: 20, Candidates: 200, ExcludePurchased: true, Shards: 1},

@@ -124,6 +124,9 @@ func (c Config) Validate() error {
 	if len(t.BlendKNN) > 0 && len(t.BlendPopularity) > 0 && t.BlendKNN[0]+t.BlendPopularity[0] >= 1 {
 		bad("train: blend_knn[0] + blend_popularity[0] must be < 1")
 	}
+	if w := c.Baselines.ItemKNNWeighting; w != "log1p" && w != "binary" {
+		bad("baselines.itemknn_weighting %q: want log1p or binary", w)
+	}
 	if c.Baselines.ItemKNNNeighbors <= 0 {
 		bad("baselines.itemknn_neighbors must be > 0")
 	}

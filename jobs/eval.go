@@ -86,9 +86,9 @@ type namedRecommender struct {
 // the baselines, all fit on slice s: the set every evaluation reports.
 func (e *env) recommenders(ctx context.Context, s *slice, m *model.RankingModel, sel tables.Selection) ([]namedRecommender, error) {
 	pop := e.popularity(s)
-	knn, err := model.NewItemKNN(ctx, s.ui, e.cfg.Baselines.ItemKNNNeighbors, pop)
+	knn, err := e.itemKNN(ctx, s, pop)
 	if err != nil {
-		return nil, fmt.Errorf("itemknn: %w", err)
+		return nil, err
 	}
 	neural := model.NewModelRecommender(m, s.ui, e.cfg.Score.Candidates, pop)
 	hybrid := model.NewHybrid(neural, knn, pop, float32(sel.KNN), float32(sel.Popularity), e.cfg.Score.Candidates)
@@ -110,4 +110,22 @@ func (e *env) loadRanking(ctx context.Context, m *tables.Manifest, rel string) (
 		return nil, fmt.Errorf("version %s %s: %w", m.Version, rel, err)
 	}
 	return rm, nil
+}
+
+// itemKNN builds the ItemKNN baseline on a slice with the configured weighting.
+func (e *env) itemKNN(ctx context.Context, s *slice, pop model.Recommender) (*model.ItemKNN, error) {
+	ui := s.ui
+	if e.cfg.Baselines.ItemKNNWeighting == "binary" {
+		b := *s.ui
+		b.Val = make([]float32, len(s.ui.Val))
+		for i := range b.Val {
+			b.Val[i] = 1
+		}
+		ui = &b
+	}
+	knn, err := model.NewItemKNN(ctx, ui, e.cfg.Baselines.ItemKNNNeighbors, pop)
+	if err != nil {
+		return nil, fmt.Errorf("itemknn: %w", err)
+	}
+	return knn, nil
 }

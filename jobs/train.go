@@ -140,9 +140,9 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 	if validate != nil {
 		sel.Epochs = bestEpoch(hist)
 		// Choose the hybrid's ItemKNN weight on the validation window.
-		knnSel, err := model.NewItemKNN(ctx, sSel.ui, cfg.Baselines.ItemKNNNeighbors, popSel)
+		knnSel, err := e.itemKNN(ctx, sSel, popSel)
 		if err != nil {
-			return nil, fmt.Errorf("itemknn: %w", err)
+			return nil, err
 		}
 		mrSel := model.NewModelRecommender(mSel, sSel.ui, cfg.Score.Candidates, popSel)
 		bestV := -1.0

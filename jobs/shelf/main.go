@@ -96,6 +96,9 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		enc.Encode(res)
 		writeXCom(res, log)
 	}
+	if errors.Is(err, flag.ErrHelp) {
+		return jobs.ExitOK // -h printed the command's flags
+	}
 	code := jobs.ExitCode(err)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
