@@ -36,6 +36,12 @@ type Config struct {
 	Gate             GateConfig      `yaml:"gate"`
 	Score            ScoreConfig     `yaml:"score"`
 	Purchase         PurchaseConfig  `yaml:"purchase"`
+	Metrics          MetricsConfig   `yaml:"metrics"`
+}
+
+// MetricsConfig says where run metrics go.
+type MetricsConfig struct {
+	PushgatewayURL string `yaml:"pushgateway_url"` // e.g. http://pushgateway:9091; empty = no push
 }
 
 // PurchaseConfig controls the purchase-prediction model ("who buys what in

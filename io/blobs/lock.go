@@ -40,6 +40,7 @@ type lockBody struct {
 	Owner    string    `json:"owner"`
 	Token    string    `json:"token"` // random per acquisition; proves ownership
 	Acquired time.Time `json:"acquired"`
+	Renewed  time.Time `json:"renewed"`
 	Expires  time.Time `json:"expires"`
 }
 
@@ -63,6 +64,7 @@ type Lock struct {
 	now   func() time.Time
 
 	mu       sync.Mutex
+	acquired time.Time
 	expires  time.Time
 	released bool
 }
@@ -101,6 +103,7 @@ func AcquireLock(ctx context.Context, b *blob.Bucket, key, owner string, lease t
 	l := &Lock{b: b, key: key, owner: owner, token: token, lease: lease, now: now}
 	for range maxTakeovers {
 		t := now()
+		l.acquired = t
 		body, err := l.body(t)
 		if err != nil {
 			return nil, fmt.Errorf("acquire lock %s: %w", key, err)
@@ -188,7 +191,7 @@ func (l *Lock) checkOwned(ctx context.Context) error {
 }
 
 func (l *Lock) body(t time.Time) ([]byte, error) {
-	return json.Marshal(lockBody{Owner: l.owner, Token: l.token, Acquired: t.UTC(), Expires: t.Add(l.lease).UTC()})
+	return json.Marshal(lockBody{Owner: l.owner, Token: l.token, Acquired: l.acquired.UTC(), Renewed: t.UTC(), Expires: t.Add(l.lease).UTC()})
 }
 
 func readLock(ctx context.Context, b *blob.Bucket, key string) (*lockBody, error) {

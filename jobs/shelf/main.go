@@ -219,22 +219,35 @@ func stage(ctx context.Context, cmd string, args, environ []string, log *slog.Lo
 	}
 	r := &jobs.Runner{Cfg: cfg, Log: log, CodeVersion: version, Force: c.force, Now: time.Now,
 		PseudonymKey: []byte(lookup(environ, "SHELF_PSEUDONYM_KEY"))}
+	t0 := time.Now()
+	res, err := dispatch(ctx, cmd, r, *shard, environ)
+	if url := cfg.Metrics.PushgatewayURL; url != "" {
+		if perr := jobs.PushMetrics(context.WithoutCancel(ctx), url, cfg.Name, cmd, res, err, time.Since(t0), time.Now()); perr != nil {
+			log.Warn("could not push metrics", "err", perr)
+		}
+	}
+	if res == nil {
+		return nil, err // a typed nil *Result must not reach the JSON printer
+	}
+	return res, err
+}
+
+func dispatch(ctx context.Context, cmd string, r *jobs.Runner, shard int, environ []string) (*jobs.Result, error) {
 	switch cmd {
 	case "run", "demo":
 		return r.Run(ctx)
 	case "train":
 		return r.Train(ctx)
 	case "score":
-		i := *shard
-		if i < 0 {
+		if shard < 0 {
 			v := lookup(environ, "JOB_COMPLETION_INDEX")
-			if _, err := fmt.Sscanf(v, "%d", &i); err != nil {
+			if _, err := fmt.Sscanf(v, "%d", &shard); err != nil {
 				return nil, jobs.Permanent(fmt.Errorf("score: pass --shard or set JOB_COMPLETION_INDEX (got %q)", v))
 			}
 		}
-		return r.Score(ctx, i, cfg.Score.Shards)
+		return r.Score(ctx, shard, r.Cfg.Score.Shards)
 	default:
-		return r.Commit(ctx, cfg.Score.Shards)
+		return r.Commit(ctx, r.Cfg.Score.Shards)
 	}
 }
 

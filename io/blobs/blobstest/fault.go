@@ -2,6 +2,8 @@ package blobstest
 
 import (
 	"errors"
+	"io"
+	"log"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -68,7 +70,7 @@ func NewFaultProxy(target *url.URL, cfg FaultConfig) *FaultProxy {
 		cfg.Delay = 50 * time.Millisecond
 	}
 	p := httputil.NewSingleHostReverseProxy(target)
-	p.ErrorLog = nil
+	p.ErrorLog = log.New(io.Discard, "", 0) // cut bodies are the point, not news
 	p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 		w.WriteHeader(http.StatusBadGateway)
 	}
@@ -198,13 +200,15 @@ func (t *truncatingWriter) Write(p []byte) (int, error) {
 // StartFaultyS3 is StartS3 behind a FaultProxy: the returned URL's endpoint
 // is the proxy. Use stats to check that faults were really injected.
 //
-// It sets AWS_MAX_ATTEMPTS=1, so the AWS SDK does not retry on its own: the
-// faults reach the code under test (blobs.Retry), and tests are not slowed
-// by the SDK's backoff (up to 20 s) and retry quota.
+// The AWS SDK retries 503s and connection resets itself before any caller
+// sees them: gocloud's s3blob installs the SDK's standard retryer (3
+// attempts, jittered backoff of up to seconds) and ignores AWS_MAX_ATTEMPTS.
+// Each such fault can cost a second or two of test time, so keep FailRate
+// and ResetRate near 5 %; truncated bodies are not retried by the SDK and
+// are cheap.
 func StartFaultyS3(t testing.TB, cfg FaultConfig) (string, *FaultStats) {
 	t.Helper()
 	srv := startS3Server(t)
-	t.Setenv("AWS_MAX_ATTEMPTS", "1")
 	target, err := url.Parse(srv.URL)
 	if err != nil {
 		t.Fatalf("parse s3 server url: %v", err)
