@@ -47,6 +47,7 @@ func (m *RankingModel) Retrieval(u, i int32) float32 {
 // Scratch holds reusable buffers for Logits; one per goroutine.
 type Scratch struct {
 	a, b []float32
+	base []float32 // first layer's bias plus the user part, shared by all rows
 }
 
 // Logits computes the full model's logit for user u and each item into out.
@@ -70,11 +71,30 @@ func (m *RankingModel) Logits(u int32, items []int32, out []float32, s *Scratch)
 	for li, l := range m.Layers {
 		s.b = grow(s.b, n*l.Out)
 		y := s.b
+		// The first d inputs of layer 0 are the user's embedding, equal on
+		// every row: accumulate them once. Same operation order as a per-row
+		// loop, so the logits are bit-for-bit those of the naive product.
+		skip := 0
+		if li == 0 {
+			skip = d
+			s.base = grow(s.base, l.Out)
+			copy(s.base, l.B)
+			for k, xv := range uv {
+				if xv != 0 {
+					Axpy(xv, l.W[k*l.Out:(k+1)*l.Out], s.base)
+				}
+			}
+		}
 		for r := 0; r < n; r++ {
 			yr := y[r*l.Out : (r+1)*l.Out]
-			copy(yr, l.B)
+			if li == 0 {
+				copy(yr, s.base)
+			} else {
+				copy(yr, l.B)
+			}
 			xr := cur[r*curW : (r+1)*curW]
-			for k, xv := range xr {
+			for k := skip; k < len(xr); k++ {
+				xv := xr[k]
 				if xv == 0 {
 					continue
 				}
