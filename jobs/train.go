@@ -356,6 +356,11 @@ func (e *env) publishVersion(ctx context.Context, o *trainOutcome) error {
 		{"metrics.json", append(mj, '\n')},
 		{"training.json", append(tj, '\n')},
 	}
+	html, err := e.renderReport(o)
+	if err != nil {
+		return err
+	}
+	files = append(files, versionFile{"report.html", html})
 	if o.purchase != nil {
 		pf, err := o.purchase.files()
 		if err != nil {
