@@ -52,16 +52,7 @@ func compileFilter(fc configs.FilterConfig, dt arrow.DataType) (*filter, error) 
 		if err != nil {
 			return nil, bad("%v", err)
 		}
-		f.bind = func(arr arrow.Array) (func(int) bool, error) {
-			get, err := stringAccessor(arr)
-			if err != nil {
-				return nil, err
-			}
-			return func(i int) bool {
-				s, ok := get(i)
-				return ok && cmpFn(s)
-			}, nil
-		}
+		f.bind = bindWith(stringAccessor, cmpFn)
 	case kindInt, kindFloat:
 		v, err := strconv.ParseFloat(strings.TrimSpace(fc.Value), 64)
 		if err != nil {
@@ -71,16 +62,7 @@ func compileFilter(fc configs.FilterConfig, dt arrow.DataType) (*filter, error) 
 		if err != nil {
 			return nil, bad("%v", err)
 		}
-		f.bind = func(arr arrow.Array) (func(int) bool, error) {
-			get, err := floatAccessor(arr)
-			if err != nil {
-				return nil, err
-			}
-			return func(i int) bool {
-				x, ok := get(i)
-				return ok && cmpFn(x)
-			}, nil
-		}
+		f.bind = bindWith(floatAccessor, cmpFn)
 	case kindTimestamp, kindDate32, kindDate64:
 		t, err := parseFilterTime(fc.Value)
 		if err != nil {
@@ -90,16 +72,7 @@ func compileFilter(fc configs.FilterConfig, dt arrow.DataType) (*filter, error) 
 		if err != nil {
 			return nil, bad("%v", err)
 		}
-		f.bind = func(arr arrow.Array) (func(int) bool, error) {
-			get, err := secondsAccessor(arr, 1)
-			if err != nil {
-				return nil, err
-			}
-			return func(i int) bool {
-				x, ok := get(i)
-				return ok && cmpFn(x)
-			}, nil
-		}
+		f.bind = bindWith(func(arr arrow.Array) (func(int) (int64, bool), error) { return secondsAccessor(arr, 1) }, cmpFn)
 	case kindBool:
 		want, err := strconv.ParseBool(strings.TrimSpace(fc.Value))
 		if err != nil {
@@ -114,6 +87,21 @@ func compileFilter(fc configs.FilterConfig, dt arrow.DataType) (*filter, error) 
 		}
 	}
 	return f, nil
+}
+
+// bindWith makes a filter's per-batch binder from a typed column accessor
+// and a comparison: a row passes when its value is non-null and compares true.
+func bindWith[T any](accessor func(arrow.Array) (func(int) (T, bool), error), cmp func(T) bool) func(arrow.Array) (func(int) bool, error) {
+	return func(arr arrow.Array) (func(int) bool, error) {
+		get, err := accessor(arr)
+		if err != nil {
+			return nil, err
+		}
+		return func(i int) bool {
+			v, ok := get(i)
+			return ok && cmp(v)
+		}, nil
+	}
 }
 
 func parseFilterTime(s string) (int64, error) {
