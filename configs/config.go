@@ -37,6 +37,51 @@ type Config struct {
 	Score            ScoreConfig     `yaml:"score"`
 	Purchase         PurchaseConfig  `yaml:"purchase"`
 	Metrics          MetricsConfig   `yaml:"metrics"`
+	Catalog          CatalogConfig   `yaml:"catalog"`
+}
+
+// CatalogConfig locates the optional item catalog: one Parquet file, or every
+// *.parquet under a prefix (with dt=YYYY-MM-DD partitions, only the newest
+// one on or before the as-of date). Read by events.ReadCatalog.
+type CatalogConfig struct {
+	URL     string               `yaml:"url"`  // bucket URL; empty = events.url
+	Path    string               `yaml:"path"` // key ending in .parquet, or a prefix; empty = no catalog
+	Columns CatalogColumnsConfig `yaml:"columns"`
+}
+
+// Enabled reports whether a catalog is configured.
+func (c CatalogConfig) Enabled() bool { return c.Path != "" }
+
+// CatalogColumnsConfig maps the catalog's logical columns to its column
+// names; empty category or price = absent.
+type CatalogColumnsConfig struct {
+	Item     string `yaml:"item_id"`
+	Category string `yaml:"category"`
+	Price    string `yaml:"price"`
+}
+
+// LimitsConfig bounds what one Parquet input may make the reader decode,
+// against decompression bombs and absurd rows. The sizes are uncompressed
+// bytes of the columns read (projected), as the file's metadata declares
+// them; values and buffers are checked again while decoding.
+type LimitsConfig struct {
+	MaxRowsPerFile      int64   `yaml:"max_rows_per_file"`
+	MaxRowGroupBytes    int64   `yaml:"max_row_group_bytes"`    // Σ projected column chunks of one row group
+	MaxColumnChunkBytes int64   `yaml:"max_column_chunk_bytes"` // one projected column chunk; also the largest decoding buffer
+	MaxCompressionRatio float64 `yaml:"max_compression_ratio"`  // uncompressed / compressed of a column chunk of >= 1 MiB
+	MaxValueBytes       int64   `yaml:"max_value_bytes"`        // one string or binary value
+}
+
+// DefaultLimits are generous for real dumps and far below what would
+// exhaust a worker's memory.
+func DefaultLimits() LimitsConfig {
+	return LimitsConfig{
+		MaxRowsPerFile:      1_000_000_000,
+		MaxRowGroupBytes:    4 << 30,
+		MaxColumnChunkBytes: 1 << 30,
+		MaxCompressionRatio: 1000,
+		MaxValueBytes:       1 << 20,
+	}
 }
 
 // MetricsConfig says where run metrics go.
@@ -72,6 +117,7 @@ type EventsConfig struct {
 	Filters          []FilterConfig    `yaml:"filters"`
 	MaxRejectRatio   float64           `yaml:"max_reject_ratio"`
 	ReadBufferSize   int               `yaml:"read_buffer_size"` // bytes per range read on object stores
+	Limits           LimitsConfig      `yaml:"limits"`           // for every Parquet input, the catalog too
 }
 
 // ColumnsConfig maps logical columns to the dump's column names; empty = absent.
@@ -142,13 +188,20 @@ type TrainConfig struct {
 	// the published hybrid ranker; [0] and [0] = the neural model alone.
 	BlendKNN        []float64 `yaml:"blend_knn"`
 	BlendPopularity []float64 `yaml:"blend_popularity"`
+	// KNNHistoryHalfLifeDays are the half-lives tried (on the validation
+	// window) for the age of a user's history items in the hybrid's ItemKNN
+	// component: recently bought items predict the next ones best. 0 = no decay.
+	KNNHistoryHalfLifeDays []float64 `yaml:"knn_history_half_life_days"`
 }
 
 // BaselinesConfig tunes the plain-Go baselines.
 type BaselinesConfig struct {
 	PopularityHalfLifeDays float64 `yaml:"popularity_half_life_days"`
-	ItemKNNNeighbors       int     `yaml:"itemknn_neighbors"`
-	ItemKNNWeighting       string  `yaml:"itemknn_weighting"` // log1p (of decayed type weights) | binary
+	// ItemKNNNeighbors are the neighbour-list lengths tried on the validation
+	// window (a single number is a one-value list): the baseline and the
+	// hybrid's ItemKNN component each keep the best.
+	ItemKNNNeighbors IntList `yaml:"itemknn_neighbors"`
+	ItemKNNWeighting string  `yaml:"itemknn_weighting"` // log1p (of decayed type weights) | binary
 }
 
 // EvalConfig says which cut-offs to report.
@@ -185,17 +238,20 @@ func Default() Config {
 			UnknownEventType: "reject",
 			MaxRejectRatio:   0.01,
 			ReadBufferSize:   4 << 20,
+			Limits:           DefaultLimits(),
 		},
 		Split: SplitConfig{TestDays: 7, ValidationDays: 7},
 		Train: TrainConfig{Dim: 32, Hidden: []int{64, 64}, Epochs: 20, BatchSize: 512, LearningRate: 0.003,
 			Negatives: 4, NegSampling: "popularity", NegAlpha: 0.5, Loss: "bce", L2: 1e-6, Patience: 3,
-			Refit: true, Workers: 2, CheckpointSec: 60, BlendKNN: []float64{0, 0.25, 0.5, 0.75}, BlendPopularity: []float64{0, 0.15, 0.3}},
-		Baselines: BaselinesConfig{PopularityHalfLifeDays: 14, ItemKNNNeighbors: 100, ItemKNNWeighting: "log1p"},
+			Refit: true, Workers: 2, CheckpointSec: 60, BlendKNN: []float64{0, 0.25, 0.5, 0.75}, BlendPopularity: []float64{0, 0.15, 0.3},
+			KNNHistoryHalfLifeDays: []float64{0, 90, 30, 10}},
+		Baselines: BaselinesConfig{PopularityHalfLifeDays: 14, ItemKNNNeighbors: IntList{10, 20, 50, 100}, ItemKNNWeighting: "binary"},
 		Eval:      EvalConfig{Ks: []int{10, 20}},
 		Gate:      GateConfig{Metric: "ndcg@10", Tolerance: 0},
 		Score:     ScoreConfig{K: 20, Candidates: 200, ExcludePurchased: true, Shards: 1},
 		Purchase: PurchaseConfig{Enabled: true, HorizonDays: 7, Cutoffs: 8, Hidden: []int{32, 16}, Epochs: 40, BatchSize: 256,
 			LearningRate: 0.003, L2: 1e-5, Patience: 5, TopItems: 10},
+		Catalog: CatalogConfig{Columns: CatalogColumnsConfig{Item: "item_id"}},
 	}
 }
 
@@ -355,4 +411,34 @@ func (c Config) AsOf() (day time.Time, end time.Time, err error) {
 		return day, end, fmt.Errorf("date %q: want YYYY-MM-DD", c.Date)
 	}
 	return day, day.AddDate(0, 0, 1), nil
+}
+
+// IntList is a YAML list of ints that also accepts a single number.
+type IntList []int
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (l *IntList) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		var v int
+		if err := n.Decode(&v); err != nil {
+			return err
+		}
+		*l = IntList{v}
+		return nil
+	}
+	var v []int
+	if err := n.Decode(&v); err != nil {
+		return err
+	}
+	*l = v
+	return nil
+}
+
+// Max is the largest value (0 for an empty list).
+func (l IntList) Max() int {
+	m := 0
+	for _, v := range l {
+		m = max(m, v)
+	}
+	return m
 }

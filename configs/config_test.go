@@ -111,3 +111,57 @@ func FuzzDecode(f *testing.F) {
 		_, _, _ = cfg.AsOf()
 	})
 }
+
+func TestCatalogAndLimits(t *testing.T) {
+	valid := func() Config {
+		c := Default()
+		c.Events.URL, c.Output.URL = "mem://", "mem://"
+		return c
+	}
+	if c := valid(); c.Catalog.Enabled() || c.Validate() != nil {
+		t.Fatalf("default: catalog enabled %v, %v", c.Catalog.Enabled(), c.Validate())
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(c *Config)
+		want string // "" = valid
+	}{
+		{"catalog file", func(c *Config) { c.Catalog.Path = "catalog/items.parquet" }, ""},
+		{"catalog prefix own url", func(c *Config) { c.Catalog.Path, c.Catalog.URL = "items", "s3://cat" }, ""},
+		{"catalog url without path", func(c *Config) { c.Catalog.URL = "s3://cat" }, "catalog.url is set but catalog.path is empty"},
+		{"catalog without item column", func(c *Config) { c.Catalog.Path, c.Catalog.Columns.Item = "c.parquet", "" }, "catalog.columns.item_id"},
+		{"catalog absolute", func(c *Config) { c.Catalog.Path = "/etc/c.parquet" }, "catalog.path"},
+		{"catalog dotdot", func(c *Config) { c.Catalog.Path = "a/../../c" }, "catalog.path"},
+		{"zero limit", func(c *Config) { c.Events.Limits.MaxValueBytes = 0 }, "events.limits: max_rows_per_file"},
+		{"ratio below 1", func(c *Config) { c.Events.Limits.MaxCompressionRatio = 0.5 }, "events.limits.max_compression_ratio 0.5"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := valid()
+			tc.edit(&c)
+			err := c.Validate()
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("Validate() = %v, want %q", err, tc.want)
+			}
+		})
+	}
+
+	c := valid()
+	err := c.ApplyEnv([]string{"SHELF_CATALOG_PATH=catalog/", "SHELF_CATALOG_COLUMNS_PRICE=unit_price",
+		"SHELF_EVENTS_LIMITS_MAX_VALUE_BYTES=65536", "SHELF_EVENTS_LIMITS_MAX_COMPRESSION_RATIO=50"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Catalog.Path != "catalog/" || c.Catalog.Columns.Price != "unit_price" || c.Catalog.Columns.Item != "item_id" ||
+		c.Events.Limits.MaxValueBytes != 65536 || c.Events.Limits.MaxCompressionRatio != 50 {
+		t.Fatalf("env: %+v %+v", c.Catalog, c.Events.Limits)
+	}
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(p, []byte("catalog:\n  path: items.parquet\n  columns: {category: cat}\nevents:\n  limits: {max_rows_per_file: 10}\n"), 0o644)
+	if c, err = Load(p); err != nil {
+		t.Fatal(err)
+	}
+	if c.Catalog.Path != "items.parquet" || c.Catalog.Columns.Category != "cat" || c.Catalog.Columns.Item != "item_id" ||
+		c.Events.Limits.MaxRowsPerFile != 10 || c.Events.Limits.MaxValueBytes != DefaultLimits().MaxValueBytes {
+		t.Fatalf("file: %+v %+v", c.Catalog, c.Events.Limits)
+	}
+}

@@ -3,6 +3,7 @@ package configs
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -83,6 +84,22 @@ func (c Config) Validate() error {
 	if e.MaxRejectRatio < 0 || e.MaxRejectRatio > 1 {
 		bad("events.max_reject_ratio %g: must be in [0, 1]", e.MaxRejectRatio)
 	}
+	if l := e.Limits; l.MaxRowsPerFile <= 0 || l.MaxRowGroupBytes <= 0 || l.MaxColumnChunkBytes <= 0 || l.MaxValueBytes <= 0 {
+		bad("events.limits: max_rows_per_file, max_row_group_bytes, max_column_chunk_bytes and max_value_bytes must be > 0")
+	}
+	if r := e.Limits.MaxCompressionRatio; !(r >= 1) { // NaN too
+		bad("events.limits.max_compression_ratio %g: must be >= 1", r)
+	}
+	if cat := c.Catalog; cat.Enabled() {
+		if cat.Columns.Item == "" {
+			bad("catalog.columns.item_id: required when catalog.path is set")
+		}
+		if strings.HasPrefix(cat.Path, "/") || slices.Contains(strings.Split(cat.Path, "/"), "..") {
+			bad("catalog.path %q: must be a key or prefix relative to the bucket, without .. segments", cat.Path)
+		}
+	} else if cat.URL != "" {
+		bad("catalog.url is set but catalog.path is empty")
+	}
 	if c.Split.TestDays <= 0 || c.Split.ValidationDays <= 0 {
 		bad("split: test_days and validation_days must be > 0")
 	}
@@ -127,8 +144,21 @@ func (c Config) Validate() error {
 	if w := c.Baselines.ItemKNNWeighting; w != "log1p" && w != "binary" {
 		bad("baselines.itemknn_weighting %q: want log1p or binary", w)
 	}
-	if c.Baselines.ItemKNNNeighbors <= 0 {
-		bad("baselines.itemknn_neighbors must be > 0")
+	if len(c.Baselines.ItemKNNNeighbors) == 0 {
+		bad("baselines.itemknn_neighbors: need at least one value")
+	}
+	for _, n := range c.Baselines.ItemKNNNeighbors {
+		if n <= 0 {
+			bad("baselines.itemknn_neighbors: %d must be > 0", n)
+		}
+	}
+	if len(t.KNNHistoryHalfLifeDays) == 0 {
+		bad("train.knn_history_half_life_days: need at least one value ([0] = no decay)")
+	}
+	for _, h := range t.KNNHistoryHalfLifeDays {
+		if h < 0 {
+			bad("train.knn_history_half_life_days: %g must be >= 0", h)
+		}
 	}
 	if len(c.Eval.Ks) == 0 {
 		bad("eval.ks: need at least one cut-off")
