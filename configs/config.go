@@ -52,6 +52,24 @@ type CatalogConfig struct {
 // Enabled reports whether a catalog is configured.
 func (c CatalogConfig) Enabled() bool { return c.Path != "" }
 
+// Prefix is the key prefix to list: Path itself for a .parquet key, else
+// Path as a folder.
+func (c CatalogConfig) Prefix() string {
+	if strings.HasSuffix(c.Path, ".parquet") {
+		return c.Path
+	}
+	return strings.TrimSuffix(c.Path, "/") + "/"
+}
+
+// CatalogInEvents returns the catalog's key prefix when it lives in the
+// events bucket, where ingest must skip it (events.Options.Skip), else "".
+func (c Config) CatalogInEvents() string {
+	if !c.Catalog.Enabled() || (c.Catalog.URL != "" && c.Catalog.URL != c.Events.URL) {
+		return ""
+	}
+	return c.Catalog.Prefix()
+}
+
 // CatalogColumnsConfig maps the catalog's logical columns to its column
 // names; empty category or price = absent.
 type CatalogColumnsConfig struct {

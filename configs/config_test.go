@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shelfml/shelf/internal/fuzzcorpus"
 )
 
 func TestExampleConfigsAreValid(t *testing.T) {
@@ -102,6 +104,7 @@ func FuzzDecode(f *testing.F) {
 		}
 	}
 	f.Add([]byte("train: {epochs: -1}\n"))
+	fuzzcorpus.Add(f, "../testdata/fuzz")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		cfg := Default()
 		if err := Decode(b, &cfg); err != nil {
@@ -155,6 +158,20 @@ func TestCatalogAndLimits(t *testing.T) {
 		c.Events.Limits.MaxValueBytes != 65536 || c.Events.Limits.MaxCompressionRatio != 50 {
 		t.Fatalf("env: %+v %+v", c.Catalog, c.Events.Limits)
 	}
+	for _, tc := range []struct{ path, url, want string }{
+		{"", "", ""},
+		{"catalog/items.parquet", "", "catalog/items.parquet"},
+		{"catalog", "", "catalog/"},
+		{"catalog/", "mem://", "catalog/"}, // same URL as the events
+		{"catalog", "s3://elsewhere", ""},
+	} {
+		c := valid()
+		c.Catalog.Path, c.Catalog.URL = tc.path, tc.url
+		if got := c.CatalogInEvents(); got != tc.want {
+			t.Errorf("CatalogInEvents(path %q, url %q) = %q, want %q", tc.path, tc.url, got, tc.want)
+		}
+	}
+
 	p := filepath.Join(t.TempDir(), "c.yaml")
 	os.WriteFile(p, []byte("catalog:\n  path: items.parquet\n  columns: {category: cat}\nevents:\n  limits: {max_rows_per_file: 10}\n"), 0o644)
 	if c, err = Load(p); err != nil {

@@ -24,6 +24,9 @@ type Options struct {
 	Now time.Time
 	// Rejects receives every rejected row; may be nil.
 	Rejects RejectSink
+	// Skip lists key prefixes that are not events, such as the catalog's
+	// path when it lives in the events bucket (configs.Config.CatalogInEvents).
+	Skip []string
 
 	mem memory.Allocator // Arrow allocator; tests set a checked one
 }
@@ -148,6 +151,7 @@ func mainReason(m map[string]int64) (string, int64) {
 // DataError is a permanent problem with the input data or its schema (exit
 // code 2): retrying cannot help.
 type DataError struct {
+	Input  string // "events" (also when empty) or "catalog"
 	File   string // object key; empty when not file-specific
 	Column string // empty when not column-specific
 	Row    int64  // 0-based row within File; < 0 when not row-specific
@@ -157,7 +161,7 @@ type DataError struct {
 // Error renders "events dt=2024-11-02/part-3.parquet: column user_id: row 17: reason".
 func (e *DataError) Error() string {
 	var b strings.Builder
-	b.WriteString("events")
+	b.WriteString(cmp.Or(e.Input, "events"))
 	if e.File != "" {
 		b.WriteString(" ")
 		b.WriteString(e.File)

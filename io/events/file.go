@@ -2,132 +2,44 @@ package events
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
-	"github.com/apache/arrow/go/v17/parquet"
-	"github.com/apache/arrow/go/v17/parquet/file"
-	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 )
 
-// projection maps the columns a file needs to its record batch positions.
+// projection is what decoding one file's batches needs beyond its columns.
 type projection struct {
-	leaves  []int          // Parquet leaf column indices, in record order
-	pos     map[string]int // file column name → record column
-	filters []*filter      // compiled for this file's types, config order
+	cols    *fileColumns
+	filters []*filter // compiled for this file's types, config order
 	ts      *tsColumn
 }
 
-// dataErr builds a *DataError for file key.
-func dataErr(key, column, format string, a ...any) *DataError {
-	return &DataError{File: key, Column: column, Row: -1, Reason: fmt.Sprintf(format, a...)}
-}
-
 // decodeFile streams one object's record batches to send, in row order.
-func (r *reader) decodeFile(ctx context.Context, fi int, o object, send func(*batch) bool) (err error) {
-	if o.size == 0 {
-		return dataErr(o.key, "", "empty object (0 bytes) is not a Parquet file")
-	}
-	ra := newRangeReaderAt(ctx, r.bucket, o.key, o.size)
-	// classify tells a storage failure (retryable) from a malformed file.
-	classify := func(what string, err error) error {
-		if ioErr := ra.ioErr(); ioErr != nil {
-			return fmt.Errorf("read events %s: %w", o.key, ioErr)
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("read events %s: %w", o.key, ctx.Err())
-		}
-		return dataErr(o.key, "", "file is not valid Parquet: %s: %v", what, err)
-	}
-	// Arrow panics on some corrupt inputs; a panic must never leave Read.
-	defer func() {
-		if p := recover(); p != nil {
-			err = classify("decode", fmt.Errorf("%v", p))
-		}
-	}()
-
-	props := parquet.NewReaderProperties(r.mem)
-	props.BufferedStreamEnabled = true // stream pages instead of loading whole column chunks
-	props.BufferSize = r.bufSize
-	pf, err := file.NewParquetReader(ra, file.WithReadProps(props))
-	if err != nil {
-		return classify("open", err)
-	}
-	defer pf.Close()
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: batchRows}, r.mem)
-	if err != nil {
-		return classify("schema", err)
-	}
-	sc, err := fr.Schema()
-	if err != nil {
-		return classify("schema", err)
-	}
-	proj, err := r.project(o.key, sc, fr.Manifest)
-	if err != nil {
+func (r *reader) decodeFile(ctx context.Context, fi int, o object, send func(*batch) bool) error {
+	var p *projection
+	bind := func(cols *fileColumns) (err error) {
+		p, err = r.project(cols)
 		return err
 	}
-	total := pf.NumRows()
-	if total == 0 {
-		return nil
-	}
-	rr, err := fr.GetRecordReader(ctx, proj.leaves, nil)
-	if err != nil {
-		return classify("open record reader", err)
-	}
-	defer rr.Release()
-	var row int64
-	for rr.Next() {
-		rec := rr.Record()
-		b, err := r.decodeBatch(fi, o.key, rec, proj, row)
+	return r.scan.scanFile(ctx, o, bind, func(rec arrow.Record, start int64) error {
+		b, err := r.decodeBatch(fi, o.key, rec, p, start)
 		if err != nil {
 			return err
-		}
-		row += rec.NumRows()
-		if row > total {
-			b.release()
-			return dataErr(o.key, "", "file is not valid Parquet: more rows than the %d in its metadata", total)
 		}
 		if !send(b) {
 			return fmt.Errorf("read events %s: %w", o.key, ctx.Err())
 		}
-	}
-	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
-		return classify(fmt.Sprintf("row %d", row), err)
-	}
-	if row != total {
-		return dataErr(o.key, "", "file is not valid Parquet: read %d rows, metadata says %d", row, total)
-	}
-	return nil
+		return nil
+	})
 }
 
 // project checks every mapped and filter column against the file's schema
-// and returns the columns to read.
-func (r *reader) project(key string, sc *arrow.Schema, man *pqarrow.SchemaManifest) (*projection, error) {
+// and chooses the columns to read.
+func (r *reader) project(fcol *fileColumns) (*projection, error) {
+	key, need := fcol.key, fcol.need
 	cols := r.opts.Config.Columns
-	p := &projection{pos: map[string]int{}}
-	// need finds a top-level column, checks its type and projects it when read is set.
-	need := func(name, role string, check func(arrow.DataType) error, read bool) (arrow.DataType, error) {
-		idx := sc.FieldIndices(name)
-		if len(idx) == 0 {
-			return nil, dataErr(key, name, "missing (mapped as %s)", role)
-		}
-		f := sc.Field(idx[0])
-		if err := check(f.Type); err != nil {
-			return nil, dataErr(key, name, "%s: %v", role, err)
-		}
-		leaf := man.Fields[idx[0]].ColIndex
-		if leaf < 0 { // nested although its type looked flat: refuse rather than guess
-			return nil, dataErr(key, name, "%s: unsupported nested type %s", role, f.Type)
-		}
-		if _, ok := p.pos[name]; read && !ok {
-			p.pos[name] = len(p.leaves)
-			p.leaves = append(p.leaves, leaf)
-		}
-		return f.Type, nil
-	}
+	p := &projection{cols: fcol}
 	if _, err := need(cols.User, "user_id", checkIDType, true); err != nil {
 		return nil, err
 	}
@@ -142,7 +54,7 @@ func (r *reader) project(key string, sc *arrow.Schema, man *pqarrow.SchemaManife
 	switch kindOf(tsType) {
 	case kindInt:
 		if r.unit == 0 {
-			return nil, dataErr(key, cols.TS, "ts: integer epoch needs events.timestamp.unit s, ms, us or ns, got %q", r.opts.Config.Timestamp.Unit)
+			return nil, r.scan.dataErr(key, cols.TS, "ts: integer epoch needs events.timestamp.unit s, ms, us or ns, got %q", r.opts.Config.Timestamp.Unit)
 		}
 	case kindString:
 		if p.ts.layout == "" {
@@ -176,7 +88,7 @@ func (r *reader) project(key string, sc *arrow.Schema, man *pqarrow.SchemaManife
 		}
 		f, err := compileFilter(fc, dt)
 		if err != nil {
-			return nil, dataErr(key, fc.Column, "%v", err)
+			return nil, r.scan.dataErr(key, fc.Column, "%v", err)
 		}
 		p.filters = append(p.filters, f)
 	}
@@ -186,7 +98,7 @@ func (r *reader) project(key string, sc *arrow.Schema, man *pqarrow.SchemaManife
 // decodeBatch validates one record batch; start is its first row in the file.
 func (r *reader) decodeBatch(fi int, key string, rec arrow.Record, p *projection, start int64) (b *batch, err error) {
 	cols := r.opts.Config.Columns
-	column := func(name string) arrow.Array { return rec.Column(p.pos[name]) }
+	column := func(name string) arrow.Array { return p.cols.column(rec, name) }
 	bindErr := func(name string, err error) error {
 		return &DataError{File: key, Column: name, Row: start, Reason: fmt.Sprintf("file is not valid Parquet: %v", err)}
 	}

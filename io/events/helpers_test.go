@@ -85,12 +85,13 @@ func upload(t testing.TB, b *blob.Bucket, files map[string][]byte) {
 }
 
 // parquetBytes writes rows (one []any per row, nil = null) with schema sc;
-// rowGroup > 0 splits row groups every rowGroup rows.
-func parquetBytes(t testing.TB, sc *arrow.Schema, rows [][]any, rowGroup int) []byte {
+// rowGroup > 0 splits row groups every rowGroup rows; props override the
+// defaults (Snappy, dictionaries).
+func parquetBytes(t testing.TB, sc *arrow.Schema, rows [][]any, rowGroup int, props ...parquet.WriterProperty) []byte {
 	t.Helper()
 	mem := memory.NewGoAllocator()
 	var buf bytes.Buffer
-	opts := []parquet.WriterProperty{parquet.WithCompression(compress.Codecs.Snappy)}
+	opts := append([]parquet.WriterProperty{parquet.WithCompression(compress.Codecs.Snappy)}, props...)
 	if rowGroup > 0 {
 		opts = append(opts, parquet.WithMaxRowGroupLength(int64(rowGroup)))
 	}

@@ -2,15 +2,11 @@ package events
 
 import (
 	"context"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/apache/arrow/go/v17/arrow/memory"
 	"gocloud.dev/blob"
 
 	"github.com/shelfml/shelf/model"
@@ -213,13 +209,12 @@ func cmpInt(a, b int64) int {
 type reader struct {
 	bucket   *blob.Bucket
 	opts     Options
-	mem      memory.Allocator
+	scan     *scanner
 	loc      *time.Location
 	unit     int64 // units per second of integer ts; 0 when the config's unit is invalid
 	types    []model.EventType
 	typeIdx  map[string]uint8
 	defType  int // index of DefaultEventType, -1 if none
-	bufSize  int64
 	startSec int64
 	endSec   int64
 	nowSec   int64
@@ -230,10 +225,8 @@ type reader struct {
 
 func newReader(bucket *blob.Bucket, opts Options) (*reader, error) {
 	cfg := opts.Config
-	r := &reader{bucket: bucket, opts: opts, mem: memory.DefaultAllocator, defType: -1, typeIdx: map[string]uint8{}}
-	if opts.mem != nil {
-		r.mem = opts.mem
-	}
+	r := &reader{bucket: bucket, opts: opts, defType: -1, typeIdx: map[string]uint8{},
+		scan: newScanner("events", bucket, opts.mem, int64(cfg.ReadBufferSize), cfg.Limits)}
 	cfgErr := func(format string, a ...any) error {
 		return &DataError{Row: -1, Reason: "config: " + fmt.Sprintf(format, a...)}
 	}
@@ -274,10 +267,6 @@ func newReader(bucket *blob.Bucket, opts Options) (*reader, error) {
 	if r.defType < 0 && (cfg.Columns.EventType == "" || cfg.UnknownEventType == "default") {
 		return nil, cfgErr("events.default_event_type %q: must name one of events.event_types", cfg.DefaultEventType)
 	}
-	r.bufSize = int64(cfg.ReadBufferSize)
-	if r.bufSize <= 0 {
-		r.bufSize = defaultBufferSize
-	}
 	if !opts.Start.IsZero() {
 		r.hasStart, r.startSec = true, ceilSeconds(opts.Start)
 	}
@@ -302,46 +291,29 @@ func ceilSeconds(t time.Time) int64 {
 // list returns the *.parquet objects to read in key order, and the number of
 // partitions skipped because their day lies outside the window.
 func (r *reader) list(ctx context.Context) ([]object, int, error) {
-	var objs []object
+	all, err := listParquet(ctx, r.bucket, "events", "", r.opts.Skip)
+	if err != nil {
+		return nil, 0, err
+	}
+	objs := all[:0]
 	skipped := map[string]bool{}
-	it := r.bucket.List(nil)
-	for {
-		o, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, 0, fmt.Errorf("list events: %w", err)
-		}
-		if o.IsDir || !strings.HasSuffix(o.Key, ".parquet") {
-			continue
-		}
-		if part, ok := r.outsidePartition(o.Key); ok {
+	for _, o := range all {
+		if part, out := r.outsidePartition(o.key); out {
 			skipped[part] = true
 			continue
 		}
-		objs = append(objs, object{key: o.Key, size: o.Size, mod: o.ModTime, md5: hex.EncodeToString(o.MD5)})
+		objs = append(objs, o)
 	}
-	slices.SortFunc(objs, func(a, b object) int { return strings.Compare(a.key, b.key) })
 	return objs, len(skipped), nil
 }
 
 // outsidePartition reports whether key lies in a dt=YYYY-MM-DD partition
 // whose whole day is outside [Start, End), and returns the partition prefix.
 func (r *reader) outsidePartition(key string) (string, bool) {
-	segs := strings.Split(key, "/")
-	for i := len(segs) - 2; i >= 0; i-- { // the last segment is the file name
-		v, ok := strings.CutPrefix(segs[i], "dt=")
-		if !ok {
-			continue
-		}
-		day, err := time.ParseInLocation("2006-01-02", v, r.loc)
-		if err != nil {
-			return "", false // not a date: read it, the rows decide
-		}
-		next := day.AddDate(0, 0, 1)
-		out := (r.hasEnd && day.Unix() >= r.endSec) || (r.hasStart && next.Unix() <= r.startSec)
-		return strings.Join(segs[:i+1], "/"), out
+	part, day, ok := partitionDay(key, r.loc)
+	if !ok {
+		return "", false
 	}
-	return "", false
+	next := day.AddDate(0, 0, 1)
+	return part, (r.hasEnd && day.Unix() >= r.endSec) || (r.hasStart && next.Unix() <= r.startSec)
 }
