@@ -206,13 +206,20 @@ type TrainConfig struct {
 	// the published hybrid ranker; [0] and [0] = the neural model alone.
 	BlendKNN        []float64 `yaml:"blend_knn"`
 	BlendPopularity []float64 `yaml:"blend_popularity"`
+	// KNNHistoryHalfLifeDays are the half-lives tried (on the validation
+	// window) for the age of a user's history items in the hybrid's ItemKNN
+	// component: recently bought items predict the next ones best. 0 = no decay.
+	KNNHistoryHalfLifeDays []float64 `yaml:"knn_history_half_life_days"`
 }
 
 // BaselinesConfig tunes the plain-Go baselines.
 type BaselinesConfig struct {
 	PopularityHalfLifeDays float64 `yaml:"popularity_half_life_days"`
-	ItemKNNNeighbors       int     `yaml:"itemknn_neighbors"`
-	ItemKNNWeighting       string  `yaml:"itemknn_weighting"` // log1p (of decayed type weights) | binary
+	// ItemKNNNeighbors are the neighbour-list lengths tried on the validation
+	// window (a single number is a one-value list): the baseline and the
+	// hybrid's ItemKNN component each keep the best.
+	ItemKNNNeighbors IntList `yaml:"itemknn_neighbors"`
+	ItemKNNWeighting string  `yaml:"itemknn_weighting"` // log1p (of decayed type weights) | binary
 }
 
 // EvalConfig says which cut-offs to report.
@@ -254,8 +261,9 @@ func Default() Config {
 		Split: SplitConfig{TestDays: 7, ValidationDays: 7},
 		Train: TrainConfig{Dim: 32, Hidden: []int{64, 64}, Epochs: 20, BatchSize: 512, LearningRate: 0.003,
 			Negatives: 4, NegSampling: "popularity", NegAlpha: 0.5, Loss: "bce", L2: 1e-6, Patience: 3,
-			Refit: true, Workers: 2, CheckpointSec: 60, BlendKNN: []float64{0, 0.25, 0.5, 0.75}, BlendPopularity: []float64{0, 0.15, 0.3}},
-		Baselines: BaselinesConfig{PopularityHalfLifeDays: 14, ItemKNNNeighbors: 100, ItemKNNWeighting: "log1p"},
+			Refit: true, Workers: 2, CheckpointSec: 60, BlendKNN: []float64{0, 0.25, 0.5, 0.75}, BlendPopularity: []float64{0, 0.15, 0.3},
+			KNNHistoryHalfLifeDays: []float64{0, 90, 30, 10}},
+		Baselines: BaselinesConfig{PopularityHalfLifeDays: 14, ItemKNNNeighbors: IntList{10, 20, 50, 100}, ItemKNNWeighting: "binary"},
 		Eval:      EvalConfig{Ks: []int{10, 20}},
 		Gate:      GateConfig{Metric: "ndcg@10", Tolerance: 0},
 		Score:     ScoreConfig{K: 20, Candidates: 200, ExcludePurchased: true, Shards: 1},
@@ -421,4 +429,34 @@ func (c Config) AsOf() (day time.Time, end time.Time, err error) {
 		return day, end, fmt.Errorf("date %q: want YYYY-MM-DD", c.Date)
 	}
 	return day, day.AddDate(0, 0, 1), nil
+}
+
+// IntList is a YAML list of ints that also accepts a single number.
+type IntList []int
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (l *IntList) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		var v int
+		if err := n.Decode(&v); err != nil {
+			return err
+		}
+		*l = IntList{v}
+		return nil
+	}
+	var v []int
+	if err := n.Decode(&v); err != nil {
+		return err
+	}
+	*l = v
+	return nil
+}
+
+// Max is the largest value (0 for an empty list).
+func (l IntList) Max() int {
+	m := 0
+	for _, v := range l {
+		m = max(m, v)
+	}
+	return m
 }

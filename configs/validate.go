@@ -144,8 +144,21 @@ func (c Config) Validate() error {
 	if w := c.Baselines.ItemKNNWeighting; w != "log1p" && w != "binary" {
 		bad("baselines.itemknn_weighting %q: want log1p or binary", w)
 	}
-	if c.Baselines.ItemKNNNeighbors <= 0 {
-		bad("baselines.itemknn_neighbors must be > 0")
+	if len(c.Baselines.ItemKNNNeighbors) == 0 {
+		bad("baselines.itemknn_neighbors: need at least one value")
+	}
+	for _, n := range c.Baselines.ItemKNNNeighbors {
+		if n <= 0 {
+			bad("baselines.itemknn_neighbors: %d must be > 0", n)
+		}
+	}
+	if len(t.KNNHistoryHalfLifeDays) == 0 {
+		bad("train.knn_history_half_life_days: need at least one value ([0] = no decay)")
+	}
+	for _, h := range t.KNNHistoryHalfLifeDays {
+		if h < 0 {
+			bad("train.knn_history_half_life_days: %g must be >= 0", h)
+		}
 	}
 	if len(c.Eval.Ks) == 0 {
 		bad("eval.ks: need at least one cut-off")

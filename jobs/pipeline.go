@@ -24,6 +24,7 @@ type Runner struct {
 	CodeVersion string
 	Force       bool             // take over a live lock / recompute a committed date
 	Now         func() time.Time // wall clock, only for future-timestamp checks and logs
+	Progress    *Progress        // bars or progress lines for long stages (nil: lines)
 	// PseudonymKey, when set, replaces every user id in every output by
 	// HMAC-SHA256(key, id) (SHELF_PSEUDONYM_KEY in the command).
 	PseudonymKey []byte
@@ -130,7 +131,10 @@ func (e *env) ingest(ctx context.Context, writeRejects bool) (*model.Interaction
 	if sink != nil {
 		opts.Rejects = sink
 	}
+	m := e.meter("ingest", "files", 0)
+	opts.Progress = m.files
 	in, acc, err := events.Read(ctx, e.evb, opts)
+	m.Finish()
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("ingest %s: %w", blobs.Redact(e.cfg.Events.URL), err)
 	}

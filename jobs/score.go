@@ -49,6 +49,8 @@ func (e *env) scoreShard(ctx context.Context, o *trainOutcome, shard, shards int
 		outs[i] = make([][]model.Scored, scoreBlock)
 	}
 	rows := make([]tables.RecommendationRow, 0, scoreBlock*cfg.K)
+	meter := e.meter("score", "users", int64(len(users)), "shard", shard)
+	defer meter.Finish()
 	t0 := time.Now()
 	for lo := 0; lo < len(users); lo += scoreWorkers * scoreBlock {
 		if err := ctx.Err(); err != nil {
@@ -70,8 +72,10 @@ func (e *env) scoreShard(ctx context.Context, o *trainOutcome, shard, shards int
 			if err := e.writeRecRows(w, o, blk, outs[wi], rows[:0]); err != nil {
 				return 0, err
 			}
+			meter.Add(int64(len(blk)), slog.Int64("rows", w.Rows()))
 		}
 	}
+	meter.Finish()
 	if err := w.Close(); err != nil {
 		return 0, err
 	}

@@ -18,6 +18,7 @@ type slice struct {
 	userLocal []int32 // global → local, -1 if absent
 	itemLocal []int32
 	ui        *model.CSR    // local users × items, weight log1p(Σ decayed type weights)
+	last      []int64       // per entry of ui: time of the user's last event with the item
 	purchased [][]int32     // per local user: purchased local items, sorted
 	positives []nn.Positive // one per (user, item), weight normalised to mean 1
 	popItems  []int32       // per event: local item (popularity baseline input)
@@ -77,6 +78,12 @@ func newSlice(in *model.Interactions, cutoff int64, halfLifeDays, popHalfLifeDay
 		raw.Val[i] = float32(math.Log1p(float64(raw.Val[i])))
 	}
 	s.ui = raw
+	s.last = make([]int64, len(raw.Idx))
+	for k, e := range ev {
+		idx, _ := raw.Row(rows[k])
+		p := int(raw.Ptr[rows[k]]) + sort.Search(len(idx), func(q int) bool { return idx[q] >= cols[k] })
+		s.last[p] = max(s.last[p], e.TS)
+	}
 	var sum float64
 	for _, v := range raw.Val {
 		sum += float64(v)
@@ -97,6 +104,22 @@ func newSlice(in *model.Interactions, cutoff int64, halfLifeDays, popHalfLifeDay
 		s.purchased[u] = idx
 	}
 	return s
+}
+
+// history is the users' history weights for ItemKNN scoring: the
+// interaction weight (1 when binary) times 0.5^(age of the last event with
+// the item / halfLifeDays); halfLifeDays 0 = no decay.
+func (s *slice) history(binary bool, halfLifeDays float64) *model.CSR {
+	h := *s.ui
+	h.Val = make([]float32, len(s.ui.Val))
+	for p := range h.Val {
+		w := float32(1)
+		if !binary {
+			w = s.ui.Val[p]
+		}
+		h.Val[p] = w * decay(float64(s.cutoff-s.last[p]), halfLifeDays)
+	}
+	return &h
 }
 
 func fill(n int) []int32 {

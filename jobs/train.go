@@ -75,9 +75,14 @@ func (e *env) fit(ctx context.Context, phase string, s *slice, epochs int, valid
 		return e.out.WriteAll(context.WithoutCancel(ctx), ckptKey, buf.Bytes(), nil)
 	}
 	o.CheckpointEvery = time.Duration(e.cfg.Train.CheckpointSec) * time.Second
+	meter := e.meter("train", "epochs", int64(epochs), "phase", phase)
+	defer meter.Finish()
+	var samples int64
 	progress := func(st nn.EpochStats) {
 		e.log.Info("epoch", "stage", "train", "phase", phase, "epoch", st.Epoch, "loss", st.Loss,
 			"validation", st.Validation, "samples", st.Samples, "seconds", round3(st.Seconds))
+		samples += int64(st.Samples)
+		meter.Set(int64(st.Epoch), slog.Int64("samples", samples), slog.Float64("loss", round3(st.Loss)))
 	}
 	m, hist, err := nn.TrainRanking(ctx, d, o, validate, progress)
 	if err != nil {
@@ -139,31 +144,13 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 	sel := tables.Selection{Epochs: epochs, Validation: map[string]float64{}}
 	if validate != nil {
 		sel.Epochs = bestEpoch(hist)
-		// Choose the hybrid's ItemKNN weight on the validation window.
-		knnSel, err := e.itemKNN(ctx, sSel, popSel)
-		if err != nil {
+		if err := e.selectBlend(ctx, sSel, mSel, popSel, valIn, gateKey, &sel); err != nil {
 			return nil, err
-		}
-		mrSel := model.NewModelRecommender(mSel, sSel.ui, cfg.Score.Candidates, popSel)
-		bestV := -1.0
-		for _, beta := range cfg.Train.BlendKNN {
-			for _, gamma := range cfg.Train.BlendPopularity {
-				if beta+gamma >= 1 {
-					continue
-				}
-				h := model.NewHybrid(mrSel, knnSel, popSel, float32(beta), float32(gamma), cfg.Score.Candidates)
-				met, err := model.Evaluate(ctx, h, valIn, 2)
-				if err != nil {
-					return nil, err
-				}
-				sel.Validation[fmt.Sprintf("knn=%g,popularity=%g", beta, gamma)] = met[gateKey]
-				if met[gateKey] > bestV {
-					bestV, sel.KNN, sel.Popularity = met[gateKey], beta, gamma
-				}
-			}
 		}
 	} else {
 		sel.KNN, sel.Popularity = cfg.Train.BlendKNN[0], cfg.Train.BlendPopularity[0]
+		sel.BaselineNeighbors = cfg.Baselines.ItemKNNNeighbors[0]
+		sel.KNNNeighbors, sel.KNNHistoryHalfLife = sel.BaselineNeighbors, cfg.Train.KNNHistoryHalfLifeDays[0]
 	}
 	epochs = sel.Epochs
 	mEval, hist, err := e.fit(ctx, "evaluate", sEval, epochs, nil)
@@ -171,7 +158,9 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 		return nil, err
 	}
 	out.history["evaluate"] = hist
-	done(slog.Int("epochs", epochs), slog.Float64("blend_knn", sel.KNN), slog.Float64("blend_popularity", sel.Popularity), slog.Any("validation", sel.Validation))
+	done(slog.Int("epochs", epochs), slog.Float64("blend_knn", sel.KNN), slog.Float64("blend_popularity", sel.Popularity),
+		slog.Int("knn_neighbors", sel.KNNNeighbors), slog.Float64("knn_history_half_life_days", sel.KNNHistoryHalfLife),
+		slog.Int("itemknn_neighbors", sel.BaselineNeighbors), slog.Any("validation", sel.Validation))
 
 	done = e.stages.begin("evaluate")
 	metrics := map[string]map[string]float64{}
@@ -199,7 +188,7 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 		gate = gateAgainstLatest(gate, cfg.Gate, gateKey, latest)
 	}
 	done(slog.Any("model", metrics["model"]), slog.Any("neural", metrics["neural"]), slog.Any("popularity", metrics["popularity"]),
-		slog.Any("itemknn", metrics["itemknn"]), slog.Bool("gate_passed", gate.Passed), slog.String("gate", gate.Reason))
+		slog.Any("itemknn", metrics["itemknn"]), slog.Any("itemknn_recency", metrics["itemknn_recency"]), slog.Bool("gate_passed", gate.Passed), slog.String("gate", gate.Reason))
 
 	out.final, out.model, out.evalModel, out.evalSlice = sEval, mEval, mEval, sEval
 	if cfg.Train.Refit {
@@ -238,6 +227,68 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 	}
 	e.clearCheckpoints(ctx)
 	return out, nil
+}
+
+// selectBlend chooses on the validation window, by the gate metric: the
+// ItemKNN baseline's neighbour count; the hybrid's ItemKNN component
+// (neighbours × history half-life); then the blend weights of that
+// component and popularity with the model m.
+func (e *env) selectBlend(ctx context.Context, s *slice, m *model.RankingModel, pop *model.Popularity, val model.EvalInput,
+	key string, sel *tables.Selection) error {
+	cfg := e.cfg
+	score := func(name string, r model.Recommender) (float64, error) {
+		met, err := model.Evaluate(ctx, r, val, 2)
+		if err != nil {
+			return 0, err
+		}
+		sel.Validation[name] = met[key]
+		return met[key], nil
+	}
+	base, err := e.itemKNN(ctx, s, pop)
+	if err != nil {
+		return err
+	}
+	var comp *model.ItemKNN
+	bestB, bestC := -1.0, -1.0
+	for _, nb := range cfg.Baselines.ItemKNNNeighbors {
+		for _, hl := range cfg.Train.KNNHistoryHalfLifeDays {
+			v, err := e.knnVariant(base, s, nb, hl)
+			if err != nil {
+				return err
+			}
+			got, err := score(fmt.Sprintf("itemknn:neighbors=%d,history_half_life=%g", nb, hl), v)
+			if err != nil {
+				return err
+			}
+			if hl == 0 && got > bestB {
+				bestB, sel.BaselineNeighbors = got, nb
+			}
+			if got > bestC {
+				bestC, comp, sel.KNNNeighbors, sel.KNNHistoryHalfLife = got, v, nb, hl
+			}
+		}
+	}
+	if sel.BaselineNeighbors == 0 { // no value 0 in the half-life grid
+		sel.BaselineNeighbors = sel.KNNNeighbors
+	}
+	mr := model.NewModelRecommender(m, s.ui, cfg.Score.Candidates, pop)
+	best := -1.0
+	for _, beta := range cfg.Train.BlendKNN {
+		for _, gamma := range cfg.Train.BlendPopularity {
+			if beta+gamma >= 1 {
+				continue
+			}
+			h := model.NewHybrid(mr, comp, pop, float32(beta), float32(gamma), cfg.Score.Candidates)
+			got, err := score(fmt.Sprintf("knn=%g,popularity=%g", beta, gamma), h)
+			if err != nil {
+				return err
+			}
+			if got > best {
+				best, sel.KNN, sel.Popularity = got, beta, gamma
+			}
+		}
+	}
+	return nil
 }
 
 // recommender builds the published hybrid ranker on a slice.
@@ -368,11 +419,17 @@ func (e *env) publishVersion(ctx context.Context, o *trainOutcome) error {
 		}
 		files = append(files, pf...)
 	}
+	meter := e.meter("publish_model", "files", int64(len(files)))
+	defer meter.Finish()
+	var written int64
 	for _, f := range files {
 		if err := v.Put(ctx, f.name, f.data); err != nil {
 			return err
 		}
+		written += int64(len(f.data))
+		meter.Add(1, slog.Int64("bytes", written))
 	}
+	meter.Finish()
 	if err := v.Commit(ctx, o.manifest); err != nil {
 		return err
 	}

@@ -222,3 +222,55 @@ func (k *ItemKNN) Recommend(u int32, n int, exclude []int32, dst []Scored) []Sco
 	}
 	return dst
 }
+
+// Variant returns an ItemKNN that shares k's similarities pruned to the
+// neighbors most similar items of each item (k's own lists when neighbors is
+// at least their length) and scores users with hist (users × items, same
+// shape as k's matrix; nil = k's) as the history weights w_uj. Building k
+// once with the largest neighbour count and deriving the smaller ones is how
+// the pipeline tries several on the validation window.
+func (k *ItemKNN) Variant(neighbors int, hist *CSR) (*ItemKNN, error) {
+	if neighbors <= 0 {
+		return nil, fmt.Errorf("itemknn: neighbors must be positive, got %d", neighbors)
+	}
+	if hist == nil {
+		hist = k.ui
+	}
+	if hist.Rows != k.ui.Rows || hist.Cols != k.ui.Cols {
+		return nil, fmt.Errorf("itemknn: history is %d×%d, similarities were built on %d×%d", hist.Rows, hist.Cols, k.ui.Rows, k.ui.Cols)
+	}
+	sim := k.sim
+	maxLen := 0
+	for i := range sim.Rows {
+		maxLen = max(maxLen, sim.RowLen(int32(i)))
+	}
+	if neighbors < maxLen {
+		sim = pruneRows(k.sim, neighbors)
+	}
+	v := &ItemKNN{ui: hist, sim: sim, fallback: k.fallback}
+	v.scratch.New = k.scratch.New
+	return v, nil
+}
+
+// pruneRows keeps the n largest values of each row (smaller column on ties),
+// in column order.
+func pruneRows(m *CSR, n int) *CSR {
+	out := &CSR{Rows: m.Rows, Cols: m.Cols, Ptr: make([]int64, m.Rows+1)}
+	top := NewTopK(n)
+	var sorted []Scored
+	for r := range m.Rows {
+		idx, val := m.Row(int32(r))
+		top.ResetK(n)
+		for q, c := range idx {
+			top.Push(c, val[q])
+		}
+		sorted = top.Sorted(sorted[:0])
+		sortByItem(sorted)
+		for _, s := range sorted {
+			out.Idx = append(out.Idx, s.Item)
+			out.Val = append(out.Val, s.Score)
+		}
+		out.Ptr[r+1] = int64(len(out.Idx))
+	}
+	return out
+}

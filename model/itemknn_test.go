@@ -235,3 +235,60 @@ func BenchmarkItemKNNRecommend(b *testing.B) {
 		dst = knn.Recommend(int32(i%5000), 20, nil, dst[:0])
 	}
 }
+
+// A variant pruned from a longer list equals a direct build, and scores
+// with the history weights it is given.
+func TestItemKNNVariant(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	const nUsers, nItems = 50, 60
+	r, c, v := randomTriplets(rng, nUsers, nItems, 500)
+	ui := NewCSR(nUsers, nItems, r, c, v)
+	ctx := context.Background()
+	big, err := NewItemKNN(ctx, ui, 40, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 5, 17, 40, 100} {
+		direct, err := NewItemKNN(ctx, ui, n, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := big.Variant(n, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := got.Similarities(), direct.Similarities()
+		if n <= 40 && (!slices.Equal(a.Ptr, b.Ptr) || !slices.Equal(a.Idx, b.Idx) || !slices.Equal(a.Val, b.Val)) {
+			t.Fatalf("neighbors %d: pruned similarities differ from a direct build", n)
+		}
+	}
+	// History weights: doubling one user's weights doubles their scores;
+	// zeroing all but one history item leaves that item's neighbours only.
+	hist := *ui
+	hist.Val = slices.Clone(ui.Val)
+	u := int32(3)
+	idx, _ := ui.Row(u)
+	for p := range idx {
+		hist.Val[int(ui.Ptr[u])+p] = 0
+	}
+	hist.Val[ui.Ptr[u]] = 2
+	vk, err := big.Variant(40, &hist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	only := idx[0]
+	nb, sims := big.Similarities().Row(only)
+	got := vk.Recommend(u, len(nb), nil, nil)
+	for _, s := range got {
+		q, ok := slices.BinarySearch(nb, s.Item)
+		if s.Score != 0 && (!ok || math.Abs(float64(s.Score-2*sims[q])) > 1e-6) {
+			t.Fatalf("item %d score %g, want 2×sim(%d,·)", s.Item, s.Score, only)
+		}
+	}
+	if _, err := big.Variant(0, nil); err == nil {
+		t.Fatal("0 neighbours accepted")
+	}
+	if _, err := big.Variant(5, NewCSR(2, 2, nil, nil, nil)); err == nil {
+		t.Fatal("history of the wrong shape accepted")
+	}
+}

@@ -24,6 +24,10 @@ type Options struct {
 	Now time.Time
 	// Rejects receives every rejected row; may be nil.
 	Rejects RejectSink
+	// Progress, when set, is called after every record batch with the files
+	// finished so far, the number of files and the rows read, and once at
+	// the end with every file done.
+	Progress func(filesDone, files int, rows int64)
 	// Skip lists key prefixes that are not events, such as the catalog's
 	// path when it lives in the events bucket (configs.Config.CatalogInEvents).
 	Skip []string

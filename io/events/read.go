@@ -112,10 +112,15 @@ func Read(ctx context.Context, bucket *blob.Bucket, opts Options) (*model.Intera
 		b.release()
 		if err != nil {
 			cancel() // stop the decoder; keep draining to release its records
+		} else if opts.Progress != nil {
+			opts.Progress(b.file, len(objs), acct.Read)
 		}
 	}
 	if err == nil {
 		err = ctx.Err()
+	}
+	if err == nil && opts.Progress != nil {
+		opts.Progress(len(objs), len(objs), acct.Read)
 	}
 
 	evs, dups := dedupe(evs)

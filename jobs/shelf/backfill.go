@@ -30,7 +30,7 @@ type backfillSummary struct {
 	code  int
 }
 
-func backfill(ctx context.Context, args, environ []string, log *slog.Logger) (any, error) {
+func backfill(ctx context.Context, args, environ []string, log *slog.Logger, progress *jobs.Progress) (any, error) {
 	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
 	var c common
 	c.register(fs)
@@ -55,8 +55,9 @@ func backfill(ctx context.Context, args, environ []string, log *slog.Logger) (an
 	}
 	sum := &backfillSummary{From: *from, To: *to, Dates: make([]backfillRow, len(dates))}
 	var mu sync.Mutex
-	finished := 0
-	t0 := time.Now()
+	failed := 0
+	meter := progress.Start(log.With("stage", "backfill"), "backfill "+*from+".."+*to, "dates", int64(len(dates)))
+	defer meter.Finish()
 	sem := make(chan struct{}, *parallel)
 	var wg sync.WaitGroup
 	for i, d := range dates {
@@ -68,7 +69,7 @@ func backfill(ctx context.Context, args, environ []string, log *slog.Logger) (an
 			cfg := base
 			cfg.Date = d
 			r := &jobs.Runner{Cfg: cfg, Log: log.With("backfill", true), CodeVersion: version, Force: c.force, Now: time.Now,
-				PseudonymKey: []byte(lookup(environ, "SHELF_PSEUDONYM_KEY"))}
+				Progress: progress, PseudonymKey: []byte(lookup(environ, "SHELF_PSEUDONYM_KEY"))}
 			start := time.Now()
 			res, err := r.Run(ctx)
 			row := backfillRow{Date: d, Seconds: time.Since(start).Seconds(), ExitCode: jobs.ExitCode(err)}
@@ -90,18 +91,20 @@ func backfill(ctx context.Context, args, environ []string, log *slog.Logger) (an
 			}
 			mu.Lock()
 			sum.Dates[i] = row
-			finished++
-			el := time.Since(t0)
-			eta := time.Duration(float64(el) / float64(finished) * float64(len(dates)-finished))
-			log.Info("backfill progress", "done", finished, "total", len(dates), "date", d, "status", row.Status,
-				"elapsed_seconds", int(el.Seconds()), "eta_seconds", int(eta.Seconds()))
+			if row.ExitCode != jobs.ExitOK {
+				failed++
+			}
 			if row.ExitCode > sum.code {
 				sum.code = row.ExitCode
 			}
+			nFailed := failed
 			mu.Unlock()
+			log.Info("backfill date done", "date", d, "status", row.Status, "seconds", int(row.Seconds))
+			meter.Add(1, slog.Int("failed", nFailed))
 		}()
 	}
 	wg.Wait()
+	meter.Finish()
 	log.Info("backfill summary", "dates", len(dates))
 	for _, r := range sum.Dates {
 		log.Info("backfill date", "date", r.Date, "status", r.Status, "version", r.Version, "seconds", int(r.Seconds), "error", r.Error)

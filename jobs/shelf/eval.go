@@ -19,6 +19,7 @@ func evalCmd(ctx context.Context, args, environ []string, log *slog.Logger, stdo
 	var c common
 	c.register(fs)
 	versionID := fs.String("version", "", "model version to evaluate (default: the one this date's run published)")
+	forward := fs.Int("forward-days", 0, "instead: score the committed recommendations table of --date on the N days after it, next to baselines fit through the date")
 	if err := fs.Parse(args); err != nil {
 		return jobs.Permanent(err)
 	}
@@ -28,18 +29,40 @@ func evalCmd(ctx context.Context, args, environ []string, log *slog.Logger, stdo
 	}
 	r := &jobs.Runner{Cfg: cfg, Log: log, CodeVersion: version, Now: time.Now,
 		PseudonymKey: []byte(lookup(environ, "SHELF_PSEUDONYM_KEY"))}
+	cols := []string{"ndcg@10", "recall@10", "hr@10", "map@10", "ndcg@20", "recall@20", "hr@20", "coverage@10", "users"}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
+	if *forward > 0 {
+		res, err := r.EvalTable(ctx, *forward)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "%s\t", "recommender")
+		for _, c := range cols {
+			fmt.Fprintf(tw, "%s\t", c)
+		}
+		fmt.Fprintln(tw)
+		for _, name := range res.Names {
+			fmt.Fprintf(tw, "%s\t", name)
+			for _, c := range cols {
+				fmt.Fprintf(tw, "%.4f\t", res.Metrics[name][c])
+			}
+			fmt.Fprintln(tw)
+		}
+		tw.Flush()
+		fmt.Fprintf(stdout, "table dt=%s (version %s, %d users) scored on [%s, %s); %d targets dropped (items new after the date)\n",
+			res.Date, res.Version, res.TableUsers, res.From, res.To, res.Dropped)
+		return nil
+	}
 	res, err := r.Eval(ctx, *versionID)
 	if err != nil {
 		return err
 	}
-	cols := []string{"ndcg@10", "recall@10", "hr@10", "map@10", "ndcg@20", "recall@20", "hr@20", "coverage@10", "users"}
-	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "%s\t", "recommender")
 	for _, c := range cols {
 		fmt.Fprintf(tw, "%s\t", c)
 	}
 	fmt.Fprintln(tw, "published?\t")
-	for _, name := range []string{"model", "neural", "popularity", "itemknn"} {
+	for _, name := range []string{"model", "neural", "itemknn_recency", "popularity", "itemknn"} {
 		met := res.Metrics[name]
 		fmt.Fprintf(tw, "%s\t", name)
 		same := true

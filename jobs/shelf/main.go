@@ -25,6 +25,8 @@ import (
 	_ "gocloud.dev/blob/memblob"
 	_ "gocloud.dev/blob/s3blob"
 
+	"golang.org/x/term"
+
 	"github.com/shelfml/shelf/configs"
 	"github.com/shelfml/shelf/jobs"
 )
@@ -64,7 +66,9 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		}
 		return jobs.ExitOK
 	}
-	log := newLogger(environ, stderr)
+	progress, logw := progressOn(stderr)
+	defer progress.Close()
+	log := newLogger(environ, logw)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	cmd, rest := args[0], args[1:]
@@ -75,9 +79,9 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, version)
 		return jobs.ExitOK
 	case "run", "train", "score", "commit", "demo":
-		res, err = stage(ctx, cmd, rest, environ, log)
+		res, err = stage(ctx, cmd, rest, environ, log, progress)
 	case "backfill":
-		res, err = backfill(ctx, rest, environ, log)
+		res, err = backfill(ctx, rest, environ, log, progress)
 	case "gen":
 		res, err = gen(ctx, rest, log)
 	case "bench":
@@ -90,6 +94,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "shelf: unknown command %q\n\n%s", cmd, usage)
 		return jobs.ExitPermanent
 	}
+	progress.Close() // stdout may be the same terminal
 	if res != nil {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -125,6 +130,22 @@ func newLogger(environ []string, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// progressOn draws progress bars when stderr is a terminal, with the log
+// lines written through it (above the bars); otherwise progress is logged
+// as periodic lines. It returns the progress settings and the log writer.
+func progressOn(stderr io.Writer) (*jobs.Progress, io.Writer) {
+	f, ok := stderr.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return &jobs.Progress{}, stderr
+	}
+	width, _, err := term.GetSize(int(f.Fd()))
+	if err != nil || width <= 0 {
+		width = 80
+	}
+	t := jobs.NewTerminal(f, width)
+	return &jobs.Progress{Terminal: t}, t
 }
 
 // common are the flags every stage shares.
@@ -193,7 +214,7 @@ func lookup(environ []string, key string) string {
 	return ""
 }
 
-func stage(ctx context.Context, cmd string, args, environ []string, log *slog.Logger) (any, error) {
+func stage(ctx context.Context, cmd string, args, environ []string, log *slog.Logger, progress *jobs.Progress) (any, error) {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	var c common
 	c.register(fs)
@@ -217,7 +238,7 @@ func stage(ctx context.Context, cmd string, args, environ []string, log *slog.Lo
 	if *shards > 0 {
 		cfg.Score.Shards = *shards
 	}
-	r := &jobs.Runner{Cfg: cfg, Log: log, CodeVersion: version, Force: c.force, Now: time.Now,
+	r := &jobs.Runner{Cfg: cfg, Log: log, CodeVersion: version, Force: c.force, Now: time.Now, Progress: progress,
 		PseudonymKey: []byte(lookup(environ, "SHELF_PSEUDONYM_KEY"))}
 	t0 := time.Now()
 	res, err := dispatch(ctx, cmd, r, *shard, environ)
