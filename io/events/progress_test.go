@@ -9,7 +9,9 @@ import (
 // TestReadProgress checks the progress callback: files done never go back,
 // and the last call reports every file and row.
 func TestReadProgress(t *testing.T) {
-	row := func(day int) []byte { return std(t, []any{"u1", "i1", time.Date(2024, 6, day, 12, 0, 0, 0, time.UTC), "view"}) }
+	row := func(day int) []byte {
+		return std(t, []any{"u1", "i1", time.Date(2024, 6, day, 12, 0, 0, 0, time.UTC), "view"})
+	}
 	files := map[string][]byte{
 		"dt=2024-06-01/part-0.parquet": row(1),
 		"dt=2024-06-02/part-0.parquet": row(2),
