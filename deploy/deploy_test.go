@@ -713,6 +713,9 @@ func TestParseGoMemLimit(t *testing.T) {
 func TestKubectlKustomize(t *testing.T) {
 	kubectl, err := exec.LookPath("kubectl")
 	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("kubectl not on PATH: required when CI=true (deploy/check.sh says which version)")
+		}
 		t.Skip("kubectl not on PATH")
 	}
 	for _, r := range roots {

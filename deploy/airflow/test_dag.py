@@ -186,6 +186,37 @@ def flag(args, name):
     return args[i + 1]
 
 
+def require(module):
+    """Imports an optional module: a missing one skips the test, or fails it under CI=true."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            raise
+        raise unittest.SkipTest(f"{module} not installed")
+
+
+def run_with_retries(op, default_args, exit_codes):
+    """Runs op's cleanup as Airflow runs a task's tries; returns (tries, state).
+
+    Each try's pod exits with the next code (0 succeeds). As Airflow's
+    TaskInstance.handle_failure: AirflowFailException fails the task at once
+    (force_fail), any other exception is retried while tries <= retries.
+    """
+    retries = op.kwargs.get("retries", default_args.get("retries", 0))
+    for tries, code in enumerate(exit_codes, start=1):
+        pod = finished_pod("Succeeded" if code == 0 else "Failed", code)
+        try:
+            op.cleanup(pod="p", remote_pod=pod)
+            return tries, "success"
+        except AirflowFailException:
+            return tries, "failed"
+        except AirflowException:
+            if tries > retries:
+                return tries, "failed"
+    raise AssertionError(f"ran out of exit codes after {len(exit_codes)} tries")
+
+
 def finished_pod(phase, code):
     state = SimpleNamespace(terminated=SimpleNamespace(exit_code=code) if code is not None else None)
     return SimpleNamespace(
@@ -247,11 +278,20 @@ class ShelfDagTest(unittest.TestCase):
         self.assertEqual(flag(self.tasks["commit"].kwargs["arguments"], "--shards"), "4")
 
     def test_shards_from_environment(self):
-        with loaded_dag(SHELF_DAG_SHARDS="3") as mod:
-            tasks = mod.dag.tasks
-            self.assertEqual(sorted(t for t in tasks if t.startswith("score_")), ["score_0", "score_1", "score_2"])
-            self.assertEqual(flag(tasks["score_2"].kwargs["arguments"], "--shards"), "3")
-            self.assertEqual(flag(tasks["commit"].kwargs["arguments"], "--shards"), "3")
+        for n in (1, 3, 16):
+            with self.subTest(shards=n), loaded_dag(SHELF_DAG_SHARDS=str(n)) as mod:
+                tasks = mod.dag.tasks
+                scores = [f"score_{i}" for i in range(n)]
+                self.assertEqual(set(tasks), {"train", "commit", *scores})
+                self.assertEqual(tasks["train"].downstream, set(scores))
+                self.assertEqual(tasks["commit"].upstream, set(scores))
+                for i, s in enumerate(scores):
+                    args = tasks[s].kwargs["arguments"]
+                    self.assertEqual((flag(args, "--shard"), flag(args, "--shards")), (str(i), str(n)))
+                    self.assertEqual((tasks[s].upstream, tasks[s].downstream), ({"train"}, {"commit"}))
+                self.assertEqual(flag(tasks["commit"].kwargs["arguments"], "--shards"), str(n))
+                names = [t.kwargs["name"] for t in tasks.values()]
+                self.assertEqual(len(names), len(set(names)), "pod names are unique")
 
     def test_xcom(self):
         self.assertTrue(self.tasks["train"].do_xcom_push)
@@ -303,7 +343,6 @@ class ShelfDagTest(unittest.TestCase):
                 self.assertNotIn("secrets", t.kwargs)
 
     def test_exit_codes(self):
-        op = self.tasks["train"]
         cases = [
             ("success", "Succeeded", 0, None),
             ("retryable io", "Failed", 1, AirflowException),
@@ -311,31 +350,51 @@ class ShelfDagTest(unittest.TestCase):
             ("oom killed", "Failed", 137, AirflowException),
             ("never started", "Failed", None, AirflowException),
         ]
-        for name, phase, code, want in cases:
-            with self.subTest(case=name):
-                pod = finished_pod(phase, code)
-                if want is None:
-                    op.cleanup(pod="p", remote_pod=pod)
-                    continue
-                with self.assertRaises(want) as cm:
-                    op.cleanup(pod="p", remote_pod=pod)
-                if want is AirflowException:
-                    self.assertNotIsInstance(cm.exception, AirflowFailException, "exit 1 must stay retryable")
+        for tid, op in self.tasks.items():
+            self.assertIsInstance(op, self.mod.ShelfPodOperator, tid)
+            for name, phase, code, want in cases:
+                with self.subTest(task=tid, case=name):
+                    pod = finished_pod(phase, code)
+                    if want is None:
+                        op.cleanup(pod="p", remote_pod=pod)
+                        continue
+                    with self.assertRaises(want) as cm:
+                        op.cleanup(pod="p", remote_pod=pod)
+                    if want is AirflowException:
+                        self.assertNotIsInstance(cm.exception, AirflowFailException, "exit 1 must stay retryable")
+
+    def test_retries_only_retryable_exit_codes(self):
+        retries = self.dag.default_args["retries"]
+        self.assertEqual(retries, 3)
+        cases = [
+            ("exit 1 every time: every retry used", [1] * 10, retries + 1, "failed"),
+            ("exit 1 then ok", [1, 0], 2, "success"),
+            ("exit 1 twice, then ok", [1, 1, 0], 3, "success"),
+            ("exit 2: permanent, never retried", [2] * 10, 1, "failed"),
+            ("exit 1, then 2: stops at the 2", [1, 2, 0], 2, "failed"),
+            ("killed (137), then ok", [137, 0], 2, "success"),
+        ]
+        for tid, op in self.tasks.items():
+            with self.subTest(task=tid):
+                self.assertNotIn("retries", op.kwargs, "retries come from default_args")
+                self.assertNotIn("skip_on_exit_code", op.kwargs, "a skipped task would let commit run without it")
+            for name, codes, tries, state in cases:
+                with self.subTest(task=tid, case=name):
+                    self.assertEqual(run_with_retries(op, self.dag.default_args, codes), (tries, state))
 
     def test_templates_render(self):
-        try:
-            import jinja2
-        except ImportError:
-            self.skipTest("jinja2 not installed")
+        jinja2 = require("jinja2")
 
         class Vars(dict):
             __getattr__ = dict.__getitem__
 
         env = jinja2.Environment(undefined=jinja2.StrictUndefined)
         ctx = {"ds": "2024-11-02", "var": {"value": Vars(shelf_events_url="s3://e", shelf_output_url="s3://o")}}
+        for tid, task in self.tasks.items():
+            with self.subTest(task=tid):
+                args = [env.from_string(a).render(ctx) for a in task.kwargs["arguments"]]
+                self.assertEqual(flag(args, "--date"), "2024-11-02", "the as-of date is the logical date ds")
         t = self.tasks["score_1"]
-        args = [env.from_string(a).render(ctx) for a in t.kwargs["arguments"]]
-        self.assertEqual(flag(args, "--date"), "2024-11-02")
         self.assertEqual(env.from_string(t.kwargs["image"]).render(ctx), "ghcr.io/shelfml/shelf:0.1.0")
         rendered = {e.name: env.from_string(e.value).render(ctx) for e in t.kwargs["env_vars"] if e.value}
         self.assertEqual((rendered["SHELF_EVENTS_URL"], rendered["SHELF_OUTPUT_URL"]), ("s3://e", "s3://o"))
@@ -344,10 +403,7 @@ class ShelfDagTest(unittest.TestCase):
             env.from_string(t.kwargs["env_vars"][0].value).render({"var": {"value": Vars()}})
 
     def test_matches_kubernetes_manifests(self):
-        try:
-            import yaml
-        except ImportError:
-            self.skipTest("PyYAML not installed")
+        yaml = require("yaml")
         with open(CRONJOB) as f:
             pod = yaml.safe_load(f)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
         c = pod["containers"][0]
