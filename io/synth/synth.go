@@ -174,8 +174,8 @@ func draw(rng *rand.Rand, c []float64) int {
 func (w *world) pickItem(rng *rand.Rand, u int, d int32) int32 {
 	for try := 0; ; try++ {
 		var it int32
-		if rng.Float64() < w.o.Signal {
-			c := w.taste[u]
+		// With very few items a category can be empty: draw from all.
+		if c := w.taste[u]; rng.Float64() < w.o.Signal && len(w.catItems[c]) > 0 {
 			it = w.catItems[c][draw(rng, w.catCDF[c])]
 		} else {
 			it = int32(draw(rng, w.allCDF))

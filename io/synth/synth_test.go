@@ -78,3 +78,16 @@ func BenchmarkGenerate(b *testing.B) {
 	}
 	b.ReportMetric(float64(o.Events)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// TestGenerateFewItems: fewer items than the minimum of four categories
+// (shelf gen --items 1) still generates.
+func TestGenerateFewItems(t *testing.T) {
+	for items := 1; items <= 4; items++ {
+		o := small()
+		o.Items, o.Events = items, 500
+		st, err := Generate(context.Background(), memblob.OpenBucket(nil), o)
+		if err != nil || st.Events != 500 {
+			t.Fatalf("%d items: %+v, %v", items, st, err)
+		}
+	}
+}
