@@ -1,0 +1,76 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"gocloud.dev/blob/memblob"
+
+	"github.com/shelfml/shelf/configs"
+	"github.com/shelfml/shelf/io/events"
+	"github.com/shelfml/shelf/io/synth"
+	"github.com/shelfml/shelf/io/tables"
+)
+
+// TestRunDegenerateData runs the whole pipeline on mem:// over inputs that
+// are valid but degenerate — the malformed corpus cases that need the
+// pipeline rather than the reader. Each ends in a clear permanent error
+// (exit 2) that moves nothing, never a panic, and the accounting balances.
+func TestRunDegenerateData(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the pipeline")
+	}
+	asOf := time.Date(2024, 3, 31, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		gen  synth.Options
+		want string // in the permanent error
+	}{
+		// A holdout target is an item a user bought in the test window, had
+		// not touched in training, and someone else had: one user or one
+		// item leaves none, whatever the window.
+		{"single_user", synth.Options{Events: 3000, Users: 1, Items: 200, Days: 60, End: asOf, Seed: 1},
+			"split: no test users with targets in the last 7 days"},
+		{"single_item", synth.Options{Events: 3000, Users: 200, Items: 1, Days: 60, End: asOf, Seed: 1},
+			"split: no test users with targets in the last 7 days"},
+		{"zero_row_window", synth.Options{Events: 3000, Users: 200, Items: 200, Days: 30, End: asOf.AddDate(0, 0, -200), Seed: 1},
+			"ingest: no events in window [2024-01-02, 2024-04-01)"},
+		{"empty_bucket", synth.Options{}, "ingest: no events in window [2024-01-02, 2024-04-01)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			b := buckets{events: memblob.OpenBucket(nil), out: memblob.OpenBucket(nil)}
+			if tc.gen.Events > 0 {
+				if _, err := synth.Generate(ctx, b.events, tc.gen); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg, err := configs.Load("../configs/synthetic.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Name, cfg.Date = "degenerate", asOf.Format(time.DateOnly)
+			cfg.Events.URL, cfg.Output.URL = "test://events", "test://out"
+			cfg.Train.Dim, cfg.Train.Hidden, cfg.Train.Epochs = 8, []int{16}, 2
+			cfg.Score.K, cfg.Score.Candidates = 5, 20
+			cfg.Purchase.Epochs = 2
+
+			res, err := newRunner(cfg, b, false).Run(ctx)
+			if res != nil && res.Accounting != nil && !res.Accounting.Balanced() {
+				t.Errorf("accounting does not balance: %+v", res.Accounting)
+			}
+			var pe *PermanentError
+			var de *events.DataError
+			if err == nil || !strings.Contains(err.Error(), tc.want) || ExitCode(err) != ExitPermanent || !(errors.As(err, &pe) || errors.As(err, &de)) {
+				t.Fatalf("Run: %v (exit %d), want a permanent error containing %q", err, ExitCode(err), tc.want)
+			}
+			t.Log(err)
+			if latest, _ := tables.Latest(ctx, b.out, cfg.Name); latest != "" {
+				t.Errorf("LATEST moved to %s on a failed run", latest)
+			}
+		})
+	}
+}
