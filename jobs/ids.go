@@ -14,7 +14,7 @@ import (
 // without the date and the storage URLs (one config serves every environment).
 func configHash(cfg configs.Config) (string, []byte, error) {
 	c := cfg
-	c.Date, c.Events.URL, c.Output.URL = "", "", ""
+	c.Date, c.Events.URL, c.Output.URL, c.Catalog.URL = "", "", "", ""
 	b, err := c.Marshal()
 	if err != nil {
 		return "", nil, fmt.Errorf("encode config: %w", err)

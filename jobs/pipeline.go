@@ -127,7 +127,8 @@ func (e *env) ingest(ctx context.Context, writeRejects bool) (*model.Interaction
 		sink = &rejectSink{w: w, userColumn: e.cfg.Events.Columns.User, pseudo: e.pseudo}
 		defer sink.w.Abort() // no-op after a successful Close
 	}
-	opts := events.Options{Config: e.cfg.Events, Start: e.start, End: e.end, Now: e.r.Now()}
+	opts := events.Options{Config: e.cfg.Events, Start: e.start, End: e.end, Now: e.r.Now(),
+		Skip: []string{e.cfg.CatalogInEvents()}} // a catalog beside the dumps is not events
 	if sink != nil {
 		opts.Rejects = sink
 	}
