@@ -1,7 +1,9 @@
 package model
 
 import (
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 )
@@ -290,7 +292,8 @@ func EvaluateNextItems(in *Interactions, n *NextItems, t, horizon int64) NextIte
 	}
 	var m NextItemsMetrics
 	var top []Scored
-	for u, items := range bought {
+	for _, u := range slices.Sorted(maps.Keys(bought)) { // sorted: the float sums must not depend on map order
+		items := bought[u]
 		top = n.Top(u, 10, top[:0])
 		hits5, hits10 := 0, 0
 		for r, s := range top {

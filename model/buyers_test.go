@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -151,5 +152,31 @@ func TestNextItemsPrefersDueCycle(t *testing.T) {
 	m := EvaluateNextItems(in, n, 55*day, 7*day)
 	if m.Users != 1 || m.HR5 != 1 || m.Recall10 != 1 {
 		t.Fatalf("%+v", m)
+	}
+}
+
+// TestEvaluateNextItemsDeterministic: the metrics do not depend on map
+// iteration order (they are written into the version's purchase/metrics.json).
+func TestEvaluateNextItemsDeterministic(t *testing.T) {
+	in := &Interactions{Users: NewVocab(), Items: NewVocab(), Types: []EventType{{Name: "purchase", Weight: 1, Purchase: true}}}
+	for i := 0; i < 40; i++ {
+		in.Items.Add(strconv.Itoa(i))
+	}
+	for u := int32(0); u < 300; u++ {
+		in.Users.Add(strconv.Itoa(int(u)))
+		for k := int32(0); k < 1+u%9; k++ { // history: a cycle on a few items
+			in.Events = append(in.Events, Event{TS: int64(k) * day, User: u, Item: (u + k) % 40, Type: 0})
+		}
+		for k := int32(0); k < 1+u%7; k++ { // next week: some of them, some new
+			in.Events = append(in.Events, Event{TS: 20*day + int64(k), User: u, Item: (u + 3*k) % 40, Type: 0})
+		}
+	}
+	SortEvents(in.Events)
+	n := NewNextItems(in, 19*day)
+	first := EvaluateNextItems(in, n, 19*day, 7*day)
+	for i := 0; i < 20; i++ {
+		if m := EvaluateNextItems(in, n, 19*day, 7*day); m != first {
+			t.Fatalf("run %d: %+v, first %+v", i, m, first)
+		}
 	}
 }
