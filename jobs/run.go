@@ -41,7 +41,7 @@ func (r *Runner) locked(ctx context.Context, fn func(e *env) (*Result, error)) (
 
 func (e *env) runAll(ctx context.Context) (*Result, error) {
 	if res, ok := e.alreadyCommitted(ctx); ok {
-		return res, nil
+		return res, e.finishCommit(ctx, res.Version)
 	}
 	o, err := e.train(ctx)
 	if err != nil {
@@ -191,6 +191,32 @@ func (e *env) alreadyCommitted(ctx context.Context) (*Result, bool) {
 	return &Result{Date: e.cfg.Date, RunID: e.run, Version: s.ModelVersion, VersionURI: e.versionURI(s.ModelVersion),
 		Gate: m.Gate, Metrics: m.Metrics, Published: true, Skipped: true, TablesURI: e.tablesURI()}, true
 }
+
+// finishCommit moves LATEST to version when a run committed this date's
+// tables but died before moving it (commit writes _SUCCESS, then LATEST).
+func (e *env) finishCommit(ctx context.Context, version string) error {
+	latest, err := tables.Latest(ctx, e.out, e.cfg.Name)
+	if err != nil || latest == version {
+		return err
+	}
+	var latestDate string
+	if latest != "" {
+		m, err := tables.OpenVersion(ctx, e.out, e.cfg.Name, latest)
+		if err != nil {
+			return fmt.Errorf("finish commit: LATEST: %w", err)
+		}
+		latestDate = m.Date
+	}
+	if !movesLatestOnRetry(latestDate, e.cfg.Date) {
+		return nil
+	}
+	e.log.Info("finishing an interrupted commit: moving LATEST", "version", version, "from", latest)
+	return tables.SetLatest(ctx, e.out, e.cfg.Name, version)
+}
+
+// movesLatestOnRetry decides for finishCommit: LATEST moves unless it names
+// a later date's version, which a retried backfill of an older date leaves.
+func movesLatestOnRetry(latestDate, date string) bool { return latestDate <= date }
 
 // lock takes the run lock for this date; the returned func releases it.
 func (e *env) lock(ctx context.Context) (func(), error) {
