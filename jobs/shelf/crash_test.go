@@ -1,18 +1,26 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 
 	"github.com/shelfml/shelf/io/tables"
@@ -41,7 +49,7 @@ func smallRunEnv() []string {
 	return append(env,
 		"SHELF_EVENTS_LOOKBACK_DAYS=75", "SHELF_TRAIN_DIM=16", "SHELF_TRAIN_HIDDEN=32,32", "SHELF_TRAIN_EPOCHS=3",
 		"SHELF_TRAIN_BATCH_SIZE=1024", "SHELF_SCORE_SHARDS=3", "SHELF_TRAIN_CHECKPOINT_SECONDS=1",
-		"SHELF_LOCK_LEASE_SECONDS=2", "SHELF_LOG_LEVEL=WARN")
+		"SHELF_LOCK_LEASE_SECONDS=2", "SHELF_LOG_LEVEL=INFO") // INFO: the stage lines
 }
 
 func shelfCmd(bin, out string) *exec.Cmd {
@@ -94,28 +102,182 @@ func checkTrustworthy(t *testing.T, out string) {
 	}
 }
 
-func tableParts(t *testing.T, out string) [][]byte {
+// trustedOutput renders everything a reader trusts in out — LATEST, the
+// files of every version with a manifest and the parts of every committed
+// partition, each with its checksum — so that two outputs compare byte for
+// byte (tables.Verify has checked the checksums against the files).
+func trustedOutput(t *testing.T, out string) string {
 	t.Helper()
+	ctx := context.Background()
 	b, err := fileblob.OpenBucket(out, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	var parts [][]byte
-	for i := 0; i < 3; i++ {
-		data, err := b.ReadAll(context.Background(), tables.PartKey(tables.Recommendations, "2011-03-31", i, 3))
+	var sb strings.Builder
+	latest, err := tables.Latest(ctx, b, "online-retail")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(&sb, "LATEST %s\n", latest)
+	ids, err := tables.ListVersions(ctx, b, "online-retail")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		m, err := tables.OpenVersion(ctx, b, "online-retail", id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		parts = append(parts, data)
+		for _, f := range m.Files {
+			if f.Path == "training.json" { // holds each epoch's wall time: compared without it
+				fmt.Fprintf(&sb, "version %s %s %s\n", id, f.Path, trainingHistory(t, b, id))
+				continue
+			}
+			fmt.Fprintf(&sb, "version %s %s %s\n", id, f.Path, f.SHA256)
+		}
 	}
-	return parts
+	for _, table := range []string{tables.Recommendations, tables.PurchasePredictions} {
+		s, err := tables.ReadSuccess(ctx, b, table, "2011-03-31")
+		if err != nil {
+			fmt.Fprintf(&sb, "table %s not committed\n", table)
+			continue
+		}
+		for _, p := range s.Parts {
+			fmt.Fprintf(&sb, "table %s %s %s %s\n", table, s.ModelVersion, p.Path, p.SHA256)
+		}
+	}
+	return sb.String()
 }
 
-// TestCrashSafety kills runs with SIGKILL and SIGTERM at random points
-// (ingest, training, scoring, publishing), checks after each kill that
-// nothing trusted is incomplete, then lets the run finish and expects the
-// output of an uninterrupted run.
+// trainingHistory is a version's training.json without the wall times.
+func trainingHistory(t *testing.T, b *blob.Bucket, id string) string {
+	t.Helper()
+	data, err := b.ReadAll(context.Background(), tables.VersionPrefix("online-retail", id)+"training.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var phases map[string][]map[string]any
+	if err := json.Unmarshal(data, &phases); err != nil {
+		t.Fatal(err)
+	}
+	for _, epochs := range phases {
+		for _, e := range epochs {
+			delete(e, "Seconds")
+		}
+	}
+	out, err := json.Marshal(phases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+// stageGroup is the part of a run that a stage of jobs' "stage start" log
+// lines belongs to; "start" is before the first one (config, lock, or a
+// date found already committed).
+func stageGroup(stage string) string {
+	switch stage {
+	case "":
+		return "start"
+	case "ingest":
+		return "ingest"
+	case "split", "train", "evaluate", "refit", "purchase":
+		return "train"
+	case "score":
+		return "score"
+	case "publish_model", "commit":
+		return "publish"
+	}
+	return "other:" + stage
+}
+
+// killPoint says when a round signals the run: delay after the first
+// "stage start" line of stage, or delay after the start when stage is "".
+type killPoint struct {
+	sig   syscall.Signal
+	stage string
+	delay time.Duration
+}
+
+// crashRound is what became of one killed attempt.
+type crashRound struct {
+	point  killPoint
+	landed string // stage the run was in when signalled; "" = it ended first
+	err    error  // of cmd.Wait
+	stderr string
+}
+
+// runAndKill runs `shelf run` on out, follows its JSON log lines on stderr
+// and signals it at p.
+func runAndKill(t *testing.T, bin, out string, p killPoint) crashRound {
+	t.Helper()
+	cmd := shelfCmd(bin, out)
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu      sync.Mutex
+		current string // last stage started
+		landed  string
+		armed   bool // the kill is scheduled
+		fired   bool
+		exited  bool
+		timers  []*time.Timer
+	)
+	fire := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if fired || exited {
+			return
+		}
+		fired, landed = true, stageGroup(current)+"/"+cmp.Or(current, "-")
+		cmd.Process.Signal(p.sig)
+	}
+	if p.stage == "" {
+		armed = true
+		timers = append(timers, time.AfterFunc(p.delay, fire))
+	}
+	var stderr strings.Builder
+	sc := bufio.NewScanner(pipe)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		stderr.WriteString(sc.Text() + "\n")
+		var line struct{ Msg, Stage string }
+		if json.Unmarshal(sc.Bytes(), &line) != nil || line.Msg != "stage start" {
+			continue
+		}
+		mu.Lock()
+		current = line.Stage
+		if line.Stage == p.stage && !armed {
+			armed = true
+			timers = append(timers, time.AfterFunc(p.delay, fire))
+		}
+		mu.Unlock()
+	}
+	err = cmd.Wait()
+	mu.Lock()
+	exited = true
+	for _, tm := range timers {
+		tm.Stop()
+	}
+	mu.Unlock()
+	return crashRound{point: p, landed: landed, err: err, stderr: stderr.String()}
+}
+
+// TestCrashSafety kills runs with SIGKILL and SIGTERM at the start of each
+// stage (ingest, train, refit, publish, score, commit, after a random delay
+// within it) and at random times, checks after each kill that nothing
+// trusted is incomplete, and lets every interrupted output directory finish
+// with retries: each must hold exactly the trusted output of an
+// uninterrupted run. A kill that comes after its attempt ran to the end
+// closes that directory (compared too) and the next round starts a fresh
+// one. It logs in which stage each kill landed and fails unless every part
+// of the run (ingest, train, score, publish) took at least one.
 func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the pipeline repeatedly")
@@ -125,49 +287,90 @@ func TestCrashSafety(t *testing.T) {
 	t0 := time.Now()
 	runToCompletion(t, bin, ref)
 	whole := time.Since(t0)
-	want := tableParts(t, ref)
+	want := trustedOutput(t, ref)
 
-	out := t.TempDir()
 	rng := rand.New(rand.NewPCG(1, 2))
-	for i := 0; i < 6; i++ {
-		sig := syscall.SIGKILL
-		if i%2 == 1 {
-			sig = syscall.SIGTERM
-		}
-		// Kill points spread over the whole run, later each round.
-		at := time.Duration(float64(whole) * (0.1 + 0.9*rng.Float64()))
-		cmd := shelfCmd(bin, out)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		timer := time.AfterFunc(at, func() { cmd.Process.Signal(sig) })
-		err := cmd.Wait()
-		timer.Stop()
-		var ee *exec.ExitError
-		if sig == syscall.SIGTERM && errors.As(err, &ee) && ee.ExitCode() != 1 && ee.ExitCode() != -1 {
-			t.Fatalf("SIGTERM at %v: exit %d, want 1\n%s", at, ee.ExitCode(), stderr.String())
-		}
-		t.Logf("round %d: %v at %v: %v %s", i, sig, at.Round(time.Millisecond), err, lastLine(stderr.String()))
+	upTo := func(d time.Duration) time.Duration { return time.Duration(rng.Int64N(int64(d) + 1)) }
+	random := func() time.Duration { return time.Duration(float64(whole) * (0.05 + 0.9*rng.Float64())) }
+	kill, term := syscall.SIGKILL, syscall.SIGTERM
+	// Stage kills come in run order, so that an attempt resumed after the
+	// previous kill still has the stage ahead of it.
+	plan := []killPoint{
+		{kill, "ingest", 0},
+		{term, "train", upTo(2 * time.Second)},
+		{kill, "", random()},
+		{kill, "train", upTo(2 * time.Second)},
+		{term, "refit", upTo(time.Second)},
+		{term, "", random()},
+		{kill, "publish_model", upTo(200 * time.Millisecond)},
+		{term, "score", upTo(time.Second)},
+		{kill, "", random()},
+		{kill, "score", upTo(time.Second)},
+		{term, "publish_model", upTo(200 * time.Millisecond)},
+		{kill, "commit", 0}, // commit lasts milliseconds: it often ends first
+	}
+	out, dirs := t.TempDir(), 1
+	finished := func(why string) {
 		checkTrustworthy(t, out)
-		if sig == syscall.SIGKILL {
+		if got := trustedOutput(t, out); got != want {
+			t.Errorf("output directory %d (%s): trusted output differs from the uninterrupted run's\n got:\n%s\nwant:\n%s", dirs, why, got, want)
+		}
+	}
+	var rounds []crashRound
+	for i, p := range plan {
+		r := runAndKill(t, bin, out, p)
+		rounds = append(rounds, r)
+		var ee *exec.ExitError
+		if r.landed != "" && p.sig == syscall.SIGTERM && errors.As(r.err, &ee) && ee.ExitCode() != 1 && ee.ExitCode() != -1 {
+			t.Fatalf("SIGTERM in %s: exit %d, want 1\n%s", r.landed, ee.ExitCode(), r.stderr)
+		}
+		t.Logf("round %2d, dir %d: %-10v at %-13s +%-6v landed in %-22s exit: %v", i, dirs, p.sig, cmp.Or(p.stage, "(random)"),
+			p.delay.Round(time.Millisecond), cmp.Or(r.landed, "(run ended first)"), r.err)
+		checkTrustworthy(t, out)
+		switch {
+		case r.landed == "" && r.err == nil: // the attempt completed the run
+			finished("completed by round " + fmt.Sprint(i))
+			out, dirs = t.TempDir(), dirs+1
+		case r.landed != "" && p.sig == syscall.SIGKILL:
 			time.Sleep(2100 * time.Millisecond) // the killed run's lock lease
 		}
 	}
 	runToCompletion(t, bin, out)
-	checkTrustworthy(t, out)
-	for i, p := range tableParts(t, out) {
-		if !bytes.Equal(p, want[i]) {
-			t.Errorf("part %d differs from the uninterrupted run", i)
+	finished("completed by retries")
+
+	// Per-stage table: group, then the stages within it.
+	type tally struct {
+		kill, term int
+		stages     map[string]int
+	}
+	by := map[string]*tally{}
+	for _, r := range rounds {
+		g, stage, _ := strings.Cut(cmp.Or(r.landed, "(run ended first)/"), "/")
+		if by[g] == nil {
+			by[g] = &tally{stages: map[string]int{}}
+		}
+		if r.point.sig == syscall.SIGKILL {
+			by[g].kill++
+		} else {
+			by[g].term++
+		}
+		if stage != "" {
+			by[g].stages[stage]++
 		}
 	}
-}
-
-func lastLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
+	var tbl strings.Builder
+	fmt.Fprintf(&tbl, "%-18s %7s %7s  %s\n", "kills landed in", "SIGKILL", "SIGTERM", "stages")
+	for _, g := range slices.Sorted(maps.Keys(by)) {
+		var st []string
+		for _, s := range slices.Sorted(maps.Keys(by[g].stages)) {
+			st = append(st, fmt.Sprintf("%s×%d", s, by[g].stages[s]))
+		}
+		fmt.Fprintf(&tbl, "%-18s %7d %7d  %s\n", g, by[g].kill, by[g].term, strings.Join(st, " "))
 	}
-	return s
+	t.Logf("per stage, over %d output directories:\n%s", dirs, tbl.String())
+	for _, g := range []string{"ingest", "train", "score", "publish"} {
+		if by[g] == nil {
+			t.Errorf("no kill landed in %s", g)
+		}
+	}
 }
