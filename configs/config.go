@@ -196,6 +196,7 @@ type TrainConfig struct {
 	NegAlpha      float64 `yaml:"neg_alpha"`    // popularity^alpha sampling
 	Loss          string  `yaml:"loss"`         // bce | bpr
 	L2            float64 `yaml:"l2"`
+	Dropout       float64 `yaml:"dropout"` // of the MLP head's hidden units while training; 0 = none
 	Patience      int     `yaml:"patience"`
 	HalfLifeDays  float64 `yaml:"half_life_days"` // time decay of interaction weights; 0 = none
 	Refit         bool    `yaml:"refit"`          // refit on train+test for the published model

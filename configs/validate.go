@@ -127,6 +127,9 @@ func (c Config) Validate() error {
 	if t.Loss != "bce" && t.Loss != "bpr" {
 		bad("train.loss %q: want bce or bpr", t.Loss)
 	}
+	if !(t.Dropout >= 0 && t.Dropout < 1) {
+		bad("train.dropout %g: want 0 <= p < 1", t.Dropout)
+	}
 	if t.L2 < 0 || t.HalfLifeDays < 0 || t.NegAlpha < 0 {
 		bad("train: l2, half_life_days and neg_alpha must be >= 0")
 	}

@@ -109,7 +109,14 @@ func (e *env) recommenders(ctx context.Context, s *slice, m *model.RankingModel,
 	}
 	neural := model.NewModelRecommender(m, s.ui, e.cfg.Score.Candidates, pop)
 	hybrid := model.NewHybrid(neural, hknn, pop, float32(sel.KNN), float32(sel.Popularity), e.cfg.Score.Candidates)
-	return []namedRecommender{{"model", hybrid}, {"neural", neural}, {"popularity", pop}, {"itemknn", knn}, {"itemknn_recency", hknn}}, nil
+	recs := []namedRecommender{{"model", hybrid}, {"neural", neural}, {"popularity", pop}, {"itemknn", knn}, {"itemknn_recency", hknn}}
+	if w := sel.KNN + sel.Popularity; w > 0 && w < 1 {
+		// Ablation: the same blend without the neural model's scores, to
+		// show what the Gorgonia model adds.
+		recs = append(recs, namedRecommender{"blend_without_neural",
+			model.NewHybrid(neural, hknn, pop, float32(sel.KNN/w), float32(sel.Popularity/w), e.cfg.Score.Candidates)})
+	}
+	return recs, nil
 }
 
 // loadRanking reads a ranking model file of a published version.
@@ -161,9 +168,9 @@ func (e *env) knnVariant(base *model.ItemKNN, s *slice, neighbors int, halfLifeD
 // TableEvalResult scores a published recommendations table against what
 // users did after its date.
 type TableEvalResult struct {
-	Date       string                        `json:"date"`         // the table's as-of date
-	Version    string                        `json:"version"`      // model version that wrote it
-	From       string                        `json:"from"`         // holdout window [from, to)
+	Date       string                        `json:"date"`    // the table's as-of date
+	Version    string                        `json:"version"` // model version that wrote it
+	From       string                        `json:"from"`    // holdout window [from, to)
 	To         string                        `json:"to"`
 	Dropped    int                           `json:"dropped"`      // targets whose item is new after the date
 	TableUsers int                           `json:"table_users"`  // users with a list in the table

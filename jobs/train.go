@@ -41,7 +41,7 @@ func (e *env) rankingOptions() nn.RankingOptions {
 	t := e.cfg.Train
 	return nn.RankingOptions{Dim: t.Dim, Hidden: t.Hidden, Epochs: t.Epochs, BatchSize: t.BatchSize, Negatives: t.Negatives,
 		LearningRate: t.LearningRate, L2: t.L2, Loss: t.Loss, NegSampling: t.NegSampling, NegAlpha: t.NegAlpha,
-		Patience: t.Patience, Seed: e.cfg.Seed, Workers: t.Workers}
+		Patience: t.Patience, Seed: e.cfg.Seed, Workers: t.Workers, Dropout: t.Dropout}
 }
 
 func (e *env) popularity(s *slice) *model.Popularity {
@@ -235,30 +235,43 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 // component and popularity with the model m.
 func (e *env) selectBlend(ctx context.Context, s *slice, m *model.RankingModel, pop *model.Popularity, val model.EvalInput,
 	key string, sel *tables.Selection) error {
-	cfg := e.cfg
-	score := func(name string, r model.Recommender) (float64, error) {
-		met, err := model.Evaluate(ctx, r, val, 2)
-		if err != nil {
-			return 0, err
-		}
-		sel.Validation[name] = met[key]
-		return met[key], nil
-	}
-	base, err := e.itemKNN(ctx, s, pop)
+	comp, err := e.selectKNN(ctx, s, pop, val, key, sel)
 	if err != nil {
 		return err
 	}
+	_, err = e.selectWeights(ctx, s, m, comp, pop, val, key, sel)
+	return err
+}
+
+// validationScore evaluates r on val, records the gate metric in sel under
+// name and returns it.
+func validationScore(ctx context.Context, r model.Recommender, val model.EvalInput, key, name string, sel *tables.Selection) (float64, error) {
+	met, err := model.Evaluate(ctx, r, val, 2)
+	if err != nil {
+		return 0, err
+	}
+	sel.Validation[name] = met[key]
+	return met[key], nil
+}
+
+// selectKNN chooses the ItemKNN baseline's neighbours and the hybrid's
+// ItemKNN component on the validation window and returns the component.
+func (e *env) selectKNN(ctx context.Context, s *slice, pop *model.Popularity, val model.EvalInput, key string, sel *tables.Selection) (*model.ItemKNN, error) {
+	base, err := e.itemKNN(ctx, s, pop)
+	if err != nil {
+		return nil, err
+	}
 	var comp *model.ItemKNN
 	bestB, bestC := -1.0, -1.0
-	for _, nb := range cfg.Baselines.ItemKNNNeighbors {
-		for _, hl := range cfg.Train.KNNHistoryHalfLifeDays {
+	for _, nb := range e.cfg.Baselines.ItemKNNNeighbors {
+		for _, hl := range e.cfg.Train.KNNHistoryHalfLifeDays {
 			v, err := e.knnVariant(base, s, nb, hl)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			got, err := score(fmt.Sprintf("itemknn:neighbors=%d,history_half_life=%g", nb, hl), v)
+			got, err := validationScore(ctx, v, val, key, fmt.Sprintf("itemknn:neighbors=%d,history_half_life=%g", nb, hl), sel)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if hl == 0 && got > bestB {
 				bestB, sel.BaselineNeighbors = got, nb
@@ -271,6 +284,14 @@ func (e *env) selectBlend(ctx context.Context, s *slice, m *model.RankingModel, 
 	if sel.BaselineNeighbors == 0 { // no value 0 in the half-life grid
 		sel.BaselineNeighbors = sel.KNNNeighbors
 	}
+	return comp, nil
+}
+
+// selectWeights chooses the blend weights of the ItemKNN component and
+// popularity with the model m and returns the best validation score.
+func (e *env) selectWeights(ctx context.Context, s *slice, m *model.RankingModel, comp *model.ItemKNN, pop *model.Popularity,
+	val model.EvalInput, key string, sel *tables.Selection) (float64, error) {
+	cfg := e.cfg
 	mr := model.NewModelRecommender(m, s.ui, cfg.Score.Candidates, pop)
 	best := -1.0
 	for _, beta := range cfg.Train.BlendKNN {
@@ -279,16 +300,16 @@ func (e *env) selectBlend(ctx context.Context, s *slice, m *model.RankingModel, 
 				continue
 			}
 			h := model.NewHybrid(mr, comp, pop, float32(beta), float32(gamma), cfg.Score.Candidates)
-			got, err := score(fmt.Sprintf("knn=%g,popularity=%g", beta, gamma), h)
+			got, err := validationScore(ctx, h, val, key, fmt.Sprintf("knn=%g,popularity=%g", beta, gamma), sel)
 			if err != nil {
-				return err
+				return 0, err
 			}
 			if got > best {
 				best, sel.KNN, sel.Popularity = got, beta, gamma
 			}
 		}
 	}
-	return nil
+	return best, nil
 }
 
 // recommender builds the published hybrid ranker on a slice.
@@ -443,9 +464,6 @@ func (e *env) publishVersion(ctx context.Context, o *trainOutcome) error {
 
 func (e *env) clearCheckpoints(ctx context.Context) {
 	for _, p := range []string{"select", "evaluate", "final"} {
-		key := e.runPrefix() + "checkpoints/" + p + ".shlfw"
-		if err := e.out.Delete(ctx, key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
-			e.log.Warn("could not remove checkpoint", "key", key, "err", err)
-		}
+		e.deleteCheckpoint(ctx, p)
 	}
 }

@@ -43,7 +43,8 @@ Usage:
   shelf commit   --date D --config FILE --shards N              check parts, _SUCCESS, move LATEST
   shelf backfill --from D1 --to D2 --config FILE [--parallel N] [--force]
   shelf demo     [--output-url URL]             whole pipeline on the bundled sample into ./shelf-out
-  shelf eval     --date D --config FILE [--version V]  recompute a version's holdout metrics, model vs baselines
+  shelf eval     --date D --config FILE [--version V | --forward-days N]  recompute a version's holdout metrics, or score a published table on later days
+  shelf tune     --date D --config FILE [--trials N] [--out FILE]  seeded hyper-parameter search on the validation window; writes the best config
   shelf inspect  --config FILE [--output-url URL] [--date D --user U]   list versions and LATEST, or a user's rows
   shelf gen      --url URL [--events N --users N --items N --days N --end D --seed S]   synthetic dumps
   shelf bench    [--out DIR] [--events N]    stage throughput vs the machine's limits and PyTorch (bench.md/json)
@@ -90,6 +91,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		err = inspect(ctx, rest, environ, stdout)
 	case "eval":
 		err = evalCmd(ctx, rest, environ, log, stdout)
+	case "tune":
+		err = tuneCmd(ctx, rest, environ, log, stdout)
 	default:
 		fmt.Fprintf(stderr, "shelf: unknown command %q\n\n%s", cmd, usage)
 		return jobs.ExitPermanent

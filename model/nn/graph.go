@@ -43,13 +43,18 @@ func newMLPNodes(g *G.ExprGraph, layers []model.Dense) mlpNodes {
 }
 
 // forward applies Dense, ReLU, …, Dense(→1) to x (rows×In) and returns the
-// rows-long output vector.
-func (m mlpNodes) forward(x *G.Node) *G.Node {
+// rows-long output vector. masks, when given, multiply each hidden layer's
+// activations (dropout with masks drawn in Go from the trainer's seeded RNG,
+// so training stays reproducible).
+func (m mlpNodes) forward(x *G.Node, masks []*G.Node) *G.Node {
 	h := x
 	for i := range m.w {
 		h = G.Must(G.BroadcastAdd(G.Must(G.Mul(h, m.w[i])), m.b[i], nil, []byte{0}))
 		if i < len(m.w)-1 {
 			h = G.Must(G.Rectify(h))
+			if masks != nil {
+				h = G.Must(G.HadamardProd(h, masks[i]))
+			}
 		}
 	}
 	return G.Must(G.Reshape(h, tensor.Shape{x.Shape()[0]}))
@@ -85,9 +90,10 @@ type rankGraph struct {
 	bpr bool
 
 	// inputs, filled per batch
-	u, v, vn    []float32 // B×D gathered rows (vn: bpr negatives)
-	bias, biasN []float32 // B gathered item biases
-	y, w        []float32 // B labels (bce) and normalised sample weights
+	u, v, vn    []float32   // B×D gathered rows (vn: bpr negatives)
+	masks       [][]float32 // dropout: B×hidden[i] per hidden layer, 0 or 1/(1-p); nil = none
+	bias, biasN []float32   // B gathered item biases
+	y, w        []float32   // B labels (bce) and normalised sample weights
 
 	// outputs, written by the VM on every run
 	z, zn                      []float32 // logits of v (and vn) rows
@@ -96,16 +102,17 @@ type rankGraph struct {
 }
 
 // logitNode builds <U,V> + b + MLP([U, V, U⊙V]).
-func logitNode(u, v, bias *G.Node, mlp mlpNodes) *G.Node {
+func logitNode(u, v, bias *G.Node, mlp mlpNodes, masks []*G.Node) *G.Node {
 	uv := G.Must(G.HadamardProd(u, v))
 	x := G.Must(G.Concat(1, u, v, uv))
 	dot := G.Must(G.Sum(uv, 1))
-	return G.Must(G.Add(G.Must(G.Add(mlp.forward(x), dot)), bias))
+	return G.Must(G.Add(G.Must(G.Add(mlp.forward(x, masks), dot)), bias))
 }
 
 // newRankGraph builds the graph and its VM for batches of B rows over m's
-// MLP layers (whose slices the graph aliases). Close it when done.
-func newRankGraph(m *model.RankingModel, B int, bpr bool) (rg *rankGraph, err error) {
+// MLP layers (whose slices the graph aliases), with dropout mask inputs on
+// the hidden layers when dropout is set. Close it when done.
+func newRankGraph(m *model.RankingModel, B int, bpr, dropout bool) (rg *rankGraph, err error) {
 	defer recoverErr(&err, "build ranking graph")
 	D := m.Dim
 	rg = &rankGraph{
@@ -121,7 +128,14 @@ func newRankGraph(m *model.RankingModel, B int, bpr bool) (rg *rankGraph, err er
 	v := input(g, "v", rg.v, B, D)
 	b := input(g, "bias", rg.bias, B)
 	w := input(g, "w", rg.w, B)
-	z := logitNode(u, v, b, mlp)
+	var masks []*G.Node
+	if dropout {
+		for i, l := range m.Layers[:len(m.Layers)-1] {
+			rg.masks = append(rg.masks, make([]float32, B*l.Out))
+			masks = append(masks, input(g, fmt.Sprintf("dropout.%d", i), rg.masks[i], B, l.Out))
+		}
+	}
+	z := logitNode(u, v, b, mlp, masks)
 	readInto(z, rg.z)
 	wrt := []*G.Node{u, v, b}
 	outs := [][]float32{rg.gU, rg.gV, rg.gBias}
@@ -131,7 +145,7 @@ func newRankGraph(m *model.RankingModel, B int, bpr bool) (rg *rankGraph, err er
 		rg.zn, rg.gVn, rg.gBiasN = make([]float32, B), make([]float32, B*D), make([]float32, B)
 		vn := input(g, "vn", rg.vn, B, D)
 		bn := input(g, "bias_n", rg.biasN, B)
-		zn := logitNode(u, vn, bn, mlp)
+		zn := logitNode(u, vn, bn, mlp, masks) // the same units dropped for the pair
 		readInto(zn, rg.zn)
 		// −log σ(z⁺ − z⁻) = softplus(z⁻ − z⁺)
 		perRow = G.Must(G.Softplus(G.Must(G.Sub(zn, z))))

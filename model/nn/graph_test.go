@@ -3,6 +3,7 @@ package nn
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/shelfml/shelf/model"
@@ -17,6 +18,7 @@ type refBatch struct {
 	bias, biasN, y, w []float64
 	layers            [][2][]float64 // W, B
 	dims              [][2]int       // In, Out
+	masks             [][]float64    // dropout masks per hidden layer (B×Out), nil = none
 }
 
 func (rb *refBatch) logit(r int, v, bias []float64) float64 {
@@ -38,6 +40,9 @@ func (rb *refBatch) logit(r int, v, bias []float64) float64 {
 			}
 			if li < len(rb.layers)-1 && s < 0 {
 				s = 0
+			}
+			if li < len(rb.layers)-1 && rb.masks != nil {
+				s *= rb.masks[li][r*out+o]
 			}
 			y[o] = s
 		}
@@ -68,7 +73,7 @@ func f64(x []float32) []float64 {
 }
 
 // tinyGraph builds a graph over a random tiny model and fills random inputs.
-func tinyGraph(t *testing.T, bpr bool) (*rankGraph, *model.RankingModel) {
+func tinyGraph(t *testing.T, bpr, dropout bool) (*rankGraph, *model.RankingModel) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(1, 2))
 	const B, D = 6, 3
@@ -81,7 +86,7 @@ func tinyGraph(t *testing.T, bpr bool) (*rankGraph, *model.RankingModel) {
 			l.B[k] = float32(0.3 * rng.NormFloat64())
 		}
 	}
-	rg, err := newRankGraph(m, B, bpr)
+	rg, err := newRankGraph(m, B, bpr, dropout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,16 +108,19 @@ func tinyGraph(t *testing.T, bpr bool) (*rankGraph, *model.RankingModel) {
 		rg.w[r] = float32(0.5 + rng.Float64())
 	}
 	rg.w[B-1] = 0 // a padded row
+	for _, mask := range rg.masks {
+		fillDropout(mask, 0.5, rng)
+	}
 	return rg, m
 }
 
 func TestGradientsMatchFiniteDifferences(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		bpr  bool
-	}{{"bce", false}, {"bpr", true}} {
+		name         string
+		bpr, dropout bool
+	}{{"bce", false, false}, {"bpr", true, false}, {"bce dropout", false, true}, {"bpr dropout", true, true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			rg, m := tinyGraph(t, tc.bpr)
+			rg, m := tinyGraph(t, tc.bpr, tc.dropout)
 			if err := rg.run(); err != nil {
 				t.Fatal(err)
 			}
@@ -123,6 +131,12 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 			for _, l := range m.Layers {
 				rb.layers = append(rb.layers, [2][]float64{f64(l.W), f64(l.B)})
 				rb.dims = append(rb.dims, [2]int{l.In, l.Out})
+			}
+			for _, mask := range rg.masks {
+				rb.masks = append(rb.masks, f64(mask))
+			}
+			if tc.dropout && (len(rb.masks) != len(m.Layers)-1 || !slices.Contains(rb.masks[0], 0) || !slices.Contains(rb.masks[0], 2)) {
+				t.Fatalf("dropout masks %v: want one per hidden layer with zeros and 2s", rb.masks)
 			}
 			type param struct {
 				name string
@@ -161,7 +175,7 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 }
 
 func TestGraphLogitsMatchModel(t *testing.T) {
-	rg, m := tinyGraph(t, false)
+	rg, m := tinyGraph(t, false, false)
 	rng := rand.New(rand.NewPCG(3, 4))
 	users, items := make([]int32, rg.B), make([]int32, rg.B)
 	for r := range rg.B {

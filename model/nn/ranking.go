@@ -34,6 +34,10 @@ type RankingOptions struct {
 	// summing their gradients in a fixed order: results are reproducible for
 	// a given Workers but differ in rounding between different values.
 	Workers int
+	// Dropout is the probability of zeroing a hidden unit of the MLP head
+	// during training (inverted dropout; 0 = none). Masks come from the
+	// seeded RNG, so results stay reproducible.
+	Dropout float64
 
 	// Resume continues from a checkpoint produced by OnCheckpoint for the
 	// same data and options (Epochs and Patience may differ).
@@ -116,6 +120,9 @@ func checkRanking(d RankingData, o RankingOptions) error {
 	}
 	if o.Loss != "bce" && o.Loss != "bpr" {
 		bad("loss %q: want bce or bpr", o.Loss)
+	}
+	if !(o.Dropout >= 0 && o.Dropout < 1) {
+		bad("dropout %g: want 0 ≤ p < 1", o.Dropout)
 	}
 	if o.NegSampling != "uniform" && o.NegSampling != "popularity" {
 		bad("neg sampling %q: want uniform or popularity", o.NegSampling)
@@ -393,7 +400,7 @@ func newStepper(t *rankTrainer, rows, workers int) (s *stepper, err error) {
 		sgU: newSparseGrad(t.m.NUsers, t.m.Dim), sgI: newSparseGrad(t.m.NItems, t.m.Dim), sgB: newSparseGrad(t.m.NItems, 1),
 		denseSum: newDenseGrads(t.m.Layers), errs: make([]error, workers)}
 	for range workers {
-		rg, err := newRankGraph(t.m, bw, s.bpr)
+		rg, err := newRankGraph(t.m, bw, s.bpr, t.o.Dropout > 0)
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -465,6 +472,13 @@ func (s *stepper) step(idx []int32, rng *rand.Rand) error {
 			rg.biasN[q] = m.ItemBias[s.rowN[r]]
 		}
 	}
+	if t.o.Dropout > 0 {
+		for _, rg := range s.graphs {
+			for _, mask := range rg.masks {
+				fillDropout(mask, t.o.Dropout, rng)
+			}
+		}
+	}
 	if err := s.runGraphs(); err != nil {
 		return err
 	}
@@ -511,6 +525,25 @@ func (s *stepper) step(idx []int32, rng *rand.Rand) error {
 		adamUpdate(p.Data, dense[k], mk, vk, ss)
 	}
 	return nil
+}
+
+// fillDropout sets each entry of mask to 0 with probability p, else to
+// 1/(1-p), using 16 random bits per entry.
+func fillDropout(mask []float32, p float64, rng *rand.Rand) {
+	thr := uint64(p * 65536)
+	keep := float32(1 / (1 - p))
+	var bits uint64
+	for i := range mask {
+		if i%4 == 0 {
+			bits = rng.Uint64()
+		}
+		if bits&0xffff < thr {
+			mask[i] = 0
+		} else {
+			mask[i] = keep
+		}
+		bits >>= 16
+	}
 }
 
 // runGraphs runs every worker's graph, concurrently when there are several.
@@ -581,7 +614,8 @@ func fingerprint(d RankingData, o RankingOptions) uint64 {
 		}
 	}
 	put(uint64(d.NUsers), uint64(d.NItems), uint64(len(d.Positives)), uint64(o.Dim), uint64(o.BatchSize),
-		uint64(o.Negatives), math.Float64bits(o.LearningRate), math.Float64bits(o.L2), math.Float64bits(o.NegAlpha), uint64(o.Seed))
+		uint64(o.Negatives), math.Float64bits(o.LearningRate), math.Float64bits(o.L2), math.Float64bits(o.NegAlpha), uint64(o.Seed),
+		math.Float64bits(o.Dropout))
 	for _, x := range o.Hidden {
 		put(uint64(x))
 	}

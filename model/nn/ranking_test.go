@@ -104,10 +104,11 @@ func TestTrainRankingDeterministic(t *testing.T) {
 	for _, tc := range []struct {
 		loss    string
 		workers int
-	}{{"bce", 1}, {"bpr", 1}, {"bpr", 3}} {
-		t.Run(fmt.Sprintf("%s/workers=%d", tc.loss, tc.workers), func(t *testing.T) {
+		dropout float64
+	}{{"bce", 1, 0}, {"bpr", 1, 0}, {"bpr", 3, 0}, {"bce", 2, 0.3}} {
+		t.Run(fmt.Sprintf("%s/workers=%d/dropout=%g", tc.loss, tc.workers, tc.dropout), func(t *testing.T) {
 			o := baseOptions(tc.loss, "popularity")
-			o.Epochs, o.Workers = 2, tc.workers
+			o.Epochs, o.Workers, o.Dropout = 2, tc.workers, tc.dropout
 			var runs [][]byte
 			for range 2 {
 				m, _, err := TrainRanking(context.Background(), d, o, nil, nil)
