@@ -64,6 +64,7 @@ type env struct {
 	log     *slog.Logger
 	owned   bool // buckets opened here, closed by close()
 	pseudo  pseudonym
+	catalog *events.Catalog // item attributes when catalog.path is set (read by ingest)
 }
 
 func (r *Runner) open(ctx context.Context) (*env, error) {
@@ -152,15 +153,7 @@ func (e *env) ingest(ctx context.Context, writeRejects bool) (*model.Interaction
 			return nil, nil, nil, err
 		}
 	}
-	var inputs []tables.InputObject
-	for _, f := range acc.Files {
-		o := tables.InputObject{Key: f.Key, Size: f.Size, MD5: f.MD5}
-		if f.MD5 == "" && !f.ModTime.IsZero() {
-			o.ModTime = f.ModTime.UTC().Format(time.RFC3339Nano)
-		}
-		inputs = append(inputs, o)
-	}
-	sort.Slice(inputs, func(i, j int) bool { return inputs[i].Key < inputs[j].Key })
+	inputs := inputObjects(acc.Files)
 	done(slog.Int64("rows", acc.Read), slog.Int64("used", acc.Used), slog.Int64("outside_window", acc.OutsideWindow),
 		slog.Int64("duplicate", acc.Duplicate), slog.Any("rejected", acc.Rejected), slog.Int("users", in.Users.Len()), slog.Int("items", in.Items.Len()))
 	if !acc.Balanced() {
@@ -172,7 +165,29 @@ func (e *env) ingest(ctx context.Context, writeRejects bool) (*model.Interaction
 	if len(in.Events) == 0 {
 		return nil, nil, nil, Permanent(fmt.Errorf("ingest: no events in window [%s, %s)", e.start.Format(time.DateOnly), e.end.Format(time.DateOnly)))
 	}
+	if e.cfg.Catalog.Enabled() {
+		cat, files, err := e.readCatalog(ctx, in)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		e.catalog = cat
+		inputs = append(inputs, inputObjects(files)...) // a new catalog is a new version
+	}
+	sort.Slice(inputs, func(i, j int) bool { return inputs[i].Key < inputs[j].Key })
 	return in, acc, inputs, nil
+}
+
+// inputObjects identifies the files read (by checksum, else mod time).
+func inputObjects(files []events.FileStat) []tables.InputObject {
+	var inputs []tables.InputObject
+	for _, f := range files {
+		o := tables.InputObject{Key: f.Key, Size: f.Size, MD5: f.MD5}
+		if f.MD5 == "" && !f.ModTime.IsZero() {
+			o.ModTime = f.ModTime.UTC().Format(time.RFC3339Nano)
+		}
+		inputs = append(inputs, o)
+	}
+	return inputs
 }
 
 // rejectSink buffers rejected rows into the run's rejects Parquet file.

@@ -53,7 +53,7 @@ func (e *env) popularity(s *slice) *model.Popularity {
 func (e *env) fit(ctx context.Context, phase string, s *slice, epochs int, validate nn.Validate) (*model.RankingModel, []nn.EpochStats, error) {
 	o := e.rankingOptions()
 	o.Epochs = epochs
-	d := nn.RankingData{NUsers: len(s.users), NItems: len(s.items), Positives: s.positives}
+	d := nn.RankingData{NUsers: len(s.users), NItems: len(s.items), Positives: s.positives, Side: e.sideFeatures(s)}
 	ckptKey := e.runPrefix() + "checkpoints/" + phase + ".shlfw"
 	if data, err := e.out.ReadAll(ctx, ckptKey); err == nil {
 		w, err := model.ReadWeights(bytes.NewReader(data))

@@ -37,6 +37,17 @@ type Row struct {
 	Category  string    `parquet:"category,dict"`
 }
 
+// CatalogRow is one item of the catalog Generate writes to CatalogKey.
+type CatalogRow struct {
+	ItemID   string  `parquet:"item_id"`
+	Category string  `parquet:"category,dict"`
+	Price    float64 `parquet:"price"`
+}
+
+// CatalogKey is where Generate writes the item catalog (every item's
+// category and price), beside the event partitions.
+const CatalogKey = "catalog/items.parquet"
+
 // Options size the generated world.
 type Options struct {
 	Events      int64     // total events over all days
@@ -205,6 +216,16 @@ func Generate(ctx context.Context, b *blob.Bucket, o Options) (Stats, error) {
 		}
 		total += weights[d]
 	}
+	cat := make([]CatalogRow, o.Items)
+	for it := range cat {
+		cat[it] = CatalogRow{ItemID: fmt.Sprintf("i%06d", it), Category: fmt.Sprintf("c%02d", w.itemCat[it]), Price: w.price[it]}
+	}
+	size, err := writeParquet(ctx, b, CatalogKey, cat)
+	if err != nil {
+		return st, err
+	}
+	st.Files++
+	st.Bytes += size
 	var written int64
 	for d := 0; d < o.Days; d++ {
 		if err := ctx.Err(); err != nil {
@@ -290,6 +311,28 @@ func (w *world) writePart(ctx context.Context, b *blob.Bucket, key string, rng *
 	}
 	st.Events += n
 	if err := flush(); err != nil {
+		return 0, fmt.Errorf("synth: write %s: %w", key, err)
+	}
+	if err := pw.Close(); err != nil {
+		return 0, fmt.Errorf("synth: finish %s: %w", key, err)
+	}
+	if err := bw.Close(); err != nil {
+		return 0, fmt.Errorf("synth: close %s: %w", key, err)
+	}
+	return cw.n, nil
+}
+
+// writeParquet writes rows as one Parquet object.
+func writeParquet[T any](ctx context.Context, b *blob.Bucket, key string, rows []T) (int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	bw, err := b.NewWriter(ctx, key, nil)
+	if err != nil {
+		return 0, fmt.Errorf("synth: open %s: %w", key, err)
+	}
+	cw := &countingWriter{w: bw}
+	pw := parquet.NewGenericWriter[T](cw, parquet.Compression(&parquet.Snappy), parquet.CreatedBy("shelf-synth", "1", ""))
+	if _, err := pw.Write(rows); err != nil {
 		return 0, fmt.Errorf("synth: write %s: %w", key, err)
 	}
 	if err := pw.Close(); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"gocloud.dev/blob/memblob"
 
+	"github.com/shelfml/shelf/configs"
 	"github.com/shelfml/shelf/io/events"
 	"github.com/shelfml/shelf/io/tables"
 )
@@ -26,7 +27,7 @@ func TestGenerateDeterministicAndReadable(t *testing.T) {
 	if _, err := Generate(ctx, b, small()); err != nil {
 		t.Fatal(err)
 	}
-	if sa.Events != 20000 || sa.Files != 20 || sa.Views+sa.Carts+sa.Purchases != sa.Events || sa.Purchases == 0 {
+	if sa.Events != 20000 || sa.Files != 21 || sa.Views+sa.Carts+sa.Purchases != sa.Events || sa.Purchases == 0 {
 		t.Fatalf("stats %+v", sa)
 	}
 	for d := 1; d <= 10; d++ {
@@ -37,10 +38,19 @@ func TestGenerateDeterministicAndReadable(t *testing.T) {
 			t.Fatalf("%s differs between runs with one seed (%v %v)", key, err1, err2)
 		}
 	}
-	in, acc, err := events.Read(ctx, a, events.Options{Config: EventsConfig(),
+	in, acc, err := events.Read(ctx, a, events.Options{Config: EventsConfig(), Skip: []string{CatalogKey},
 		Start: time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2024, 3, 11, 0, 0, 0, 0, time.UTC)})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The catalog lists every item with the category its events carry.
+	cat, cacc, err := events.ReadCatalog(ctx, a, events.CatalogOptions{Config: configs.CatalogConfig{Path: CatalogKey,
+		Columns: configs.CatalogColumnsConfig{Item: "item_id", Category: "category", Price: "price"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cacc.Read != 800 || cacc.Used != 800 || cat.Items.Len() != 800 {
+		t.Fatalf("catalog: %+v, %d items", cacc, cat.Items.Len())
 	}
 	if acc.Read != sa.Events || !acc.Balanced() || acc.RejectRatio() != 0 {
 		t.Fatalf("accounting %+v", acc)
@@ -53,6 +63,10 @@ func TestGenerateDeterministicAndReadable(t *testing.T) {
 	}
 	inTaste := 0
 	for _, r := range rows {
+		i, ok := cat.Items.Lookup(r.ItemID)
+		if c, known := cat.CategoryOf(i); !ok || !known || cat.Categories.ID(c) != r.Category {
+			t.Fatalf("event item %s category %s: catalog disagrees", r.ItemID, r.Category)
+		}
 		var u, c int
 		fmt.Sscanf(r.UserID, "u%d", &u)
 		fmt.Sscanf(r.Category, "c%d", &c)

@@ -84,16 +84,16 @@ type PurchaseSummary struct {
 
 // Selection records what model selection on the validation window chose.
 type Selection struct {
-	Epochs     int                `json:"epochs"`
-	KNN        float64            `json:"blend_knn"`        // ItemKNN weight of the published hybrid ranker
-	Popularity float64            `json:"blend_popularity"` // popularity weight
+	Epochs     int     `json:"epochs"`
+	KNN        float64 `json:"blend_knn"`        // ItemKNN weight of the published hybrid ranker
+	Popularity float64 `json:"blend_popularity"` // popularity weight
 	// The hybrid's ItemKNN component: neighbour-list length and half-life
 	// (days) of the user's history weights; 0 neighbours = the config's largest.
 	KNNNeighbors       int     `json:"knn_neighbors,omitempty"`
 	KNNHistoryHalfLife float64 `json:"knn_history_half_life_days,omitempty"`
 	// BaselineNeighbors is the ItemKNN baseline's neighbour-list length.
-	BaselineNeighbors int `json:"itemknn_neighbors,omitempty"`
-	Validation map[string]float64 `json:"validation"`       // gate metric per setting tried
+	BaselineNeighbors int                `json:"itemknn_neighbors,omitempty"`
+	Validation        map[string]float64 `json:"validation"` // gate metric per setting tried
 }
 
 // VersionPrefix is where a version's files live.

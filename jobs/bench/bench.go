@@ -122,7 +122,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 	var in *model.Interactions
 	wall, cpu, err = measure(func() error {
 		var err error
-		in, _, err = events.Read(ctx, b, events.Options{Config: synth.EventsConfig(), Start: end.AddDate(0, 0, -o.Days), End: end.AddDate(0, 0, 1)})
+		in, _, err = events.Read(ctx, b, events.Options{Config: synth.EventsConfig(), Skip: []string{synth.CatalogKey}, Start: end.AddDate(0, 0, -o.Days), End: end.AddDate(0, 0, 1)})
 		return err
 	})
 	if err != nil {
@@ -210,7 +210,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 func bareScan(dir string, cols []string) (int64, error) {
 	var rows int64
 	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err != nil || fi.IsDir() || !strings.HasSuffix(p, ".parquet") {
+		if err != nil || fi.IsDir() || !strings.HasSuffix(p, ".parquet") || strings.HasSuffix(filepath.ToSlash(p), synth.CatalogKey) {
 			return err
 		}
 		props := parquet.NewReaderProperties(memory.DefaultAllocator)

@@ -20,6 +20,7 @@ type Checkpoint struct {
 	Step         int64 // Adam steps taken
 	Model        *model.RankingModel
 	Moments      []model.Tensor      // "adam.m.<param>", "adam.v.<param>"
+	Side         []model.Tensor      // "side.<feature>" embedding tables (RankingData.Side)
 	Best         *model.RankingModel // nil until an epoch was validated
 	BestScore    float64
 	BadEpochs    int
@@ -39,6 +40,9 @@ const checkpointVersion = 1
 func (c *Checkpoint) ToWeights() *model.Weights {
 	w := c.Model.ToWeights()
 	for _, t := range c.Moments {
+		w.Put(t)
+	}
+	for _, t := range c.Side {
 		w.Put(t)
 	}
 	if c.Best != nil {
@@ -90,6 +94,8 @@ func CheckpointFromWeights(w *model.Weights) (*Checkpoint, error) {
 		switch {
 		case strings.HasPrefix(t.Name, "adam."):
 			c.Moments = append(c.Moments, t)
+		case strings.HasPrefix(t.Name, "side."):
+			c.Side = append(c.Side, t)
 		case strings.HasPrefix(t.Name, "best."):
 			t.Name = strings.TrimPrefix(t.Name, "best.")
 			best.Tensors = append(best.Tensors, t)
@@ -124,6 +130,16 @@ func CheckpointFromWeights(w *model.Weights) (*Checkpoint, error) {
 		return nil, errors.New("checkpoint: stopped inside an epoch but has no sampler state")
 	}
 	return c, nil
+}
+
+// side returns the Data of side feature name's table.
+func (c *Checkpoint) side(name string) ([]float32, bool) {
+	for _, t := range c.Side {
+		if t.Name == "side."+name {
+			return t.Data, true
+		}
+	}
+	return nil, false
 }
 
 // moment returns the Data of the named moment tensor.

@@ -58,6 +58,18 @@ type RankingData struct {
 	Positives []Positive
 	// UserItems answers "is i a positive of u"; built from Positives when nil.
 	UserItems *SortedSets
+	// Side are optional item side features (e.g. catalog category, price
+	// bucket): each value has an embedding added to the item's own while
+	// training, and the returned model has them folded into its item
+	// embeddings, so scoring and the weights format do not change.
+	Side []SideFeature
+}
+
+// SideFeature maps items to the values of one categorical item attribute.
+type SideFeature struct {
+	Name   string  // e.g. "category"; names the checkpoint tensors
+	Of     []int32 // per item: value id in [0, Values), or -1 = unknown
+	Values int
 }
 
 // EpochStats describes one finished epoch.
@@ -95,9 +107,9 @@ func TrainRanking(ctx context.Context, d RankingData, o RankingOptions, validate
 		return nil, t.history, err
 	}
 	if t.best != nil {
-		copyModel(t.m, t.best)
+		return t.best, t.history, nil
 	}
-	return t.m, t.history, nil
+	return t.folded(), t.history, nil
 }
 
 func checkRanking(d RankingData, o RankingOptions) error {
@@ -127,6 +139,11 @@ func checkRanking(d RankingData, o RankingOptions) error {
 	if o.NegSampling != "uniform" && o.NegSampling != "popularity" {
 		bad("neg sampling %q: want uniform or popularity", o.NegSampling)
 	}
+	for _, f := range d.Side {
+		if f.Name == "" || len(f.Of) != d.NItems || f.Values <= 0 || slices.ContainsFunc(f.Of, func(v int32) bool { return v < -1 || int(v) >= f.Values }) {
+			bad("side feature %q: want a name, a value id in [-1, %d) for each of %d items (have %d)", f.Name, f.Values, d.NItems, len(f.Of))
+		}
+	}
 	if d.NUsers <= 0 || d.NItems <= 0 || len(d.Positives) == 0 {
 		bad("need users, items and positives, have %d, %d, %d", d.NUsers, d.NItems, len(d.Positives))
 	}
@@ -150,6 +167,7 @@ type rankTrainer struct {
 	fp  uint64
 
 	m          *model.RankingModel
+	side       [][]float32             // per side feature: Values×Dim embeddings (zero-initialised)
 	mom        map[string][2][]float32 // param name → Adam m, v
 	step       int64
 	epoch      int // epochs done
@@ -191,8 +209,15 @@ func newRankTrainer(d RankingData, o RankingOptions) (*rankTrainer, error) {
 			}
 			t.best = cloneModel(c.Best)
 		}
+		for _, f := range d.Side {
+			tab, ok := c.side(f.Name)
+			if !ok || len(tab) != f.Values*t.m.Dim {
+				return nil, fmt.Errorf("train ranking: resume: side feature %s missing or mis-sized", f.Name)
+			}
+			t.side = append(t.side, slices.Clone(tab))
+		}
 		t.mom = map[string][2][]float32{}
-		for _, p := range modelParams(t.m) {
+		for _, p := range t.params() {
 			mt, ok1 := c.moment("adam.m." + p.Name)
 			vt, ok2 := c.moment("adam.v." + p.Name)
 			if !ok1 || !ok2 || len(mt) != len(p.Data) || len(vt) != len(p.Data) {
@@ -206,8 +231,11 @@ func newRankTrainer(d RankingData, o RankingOptions) (*rankTrainer, error) {
 		return t, nil
 	}
 	t.m = initRanking(d.NUsers, d.NItems, o.Dim, o.Hidden, rand.New(rand.NewPCG(uint64(o.Seed), initStream)))
+	for _, f := range d.Side {
+		t.side = append(t.side, make([]float32, f.Values*o.Dim))
+	}
 	t.mom = map[string][2][]float32{}
-	for _, p := range modelParams(t.m) {
+	for _, p := range t.params() {
 		t.mom[p.Name] = [2][]float32{make([]float32, len(p.Data)), make([]float32, len(p.Data))}
 	}
 	return t, nil
@@ -215,6 +243,53 @@ func newRankTrainer(d RankingData, o RankingOptions) (*rankTrainer, error) {
 
 // modelParams lists m's tensors in a fixed order; Data aliases m.
 func modelParams(m *model.RankingModel) []model.Tensor { return m.ToWeights().Tensors }
+
+// sideTensors names the side-feature tables ("side.<name>"); Data aliases them.
+func (t *rankTrainer) sideTensors() []model.Tensor {
+	var ts []model.Tensor
+	for k, f := range t.d.Side {
+		ts = append(ts, model.Tensor{Name: "side." + f.Name, Shape: []int{f.Values, t.m.Dim}, Data: t.side[k]})
+	}
+	return ts
+}
+
+// params are every trained tensor: the model's, then the side tables.
+func (t *rankTrainer) params() []model.Tensor { return append(modelParams(t.m), t.sideTensors()...) }
+
+// folded is the model with each item's side embeddings added to its own
+// (t.m itself when there are no side features).
+func (t *rankTrainer) folded() *model.RankingModel {
+	if len(t.side) == 0 {
+		return t.m
+	}
+	m := cloneModel(t.m)
+	D := m.Dim
+	for k, f := range t.d.Side {
+		for i, v := range f.Of {
+			if v >= 0 {
+				row, add := m.Item[i*D:(i+1)*D], t.side[k][int(v)*D:int(v+1)*D]
+				for j := range row {
+					row[j] += add[j]
+				}
+			}
+		}
+	}
+	return m
+}
+
+// itemVec writes item i's training vector (own + side embeddings) to dst.
+func (t *rankTrainer) itemVec(dst []float32, i int32) {
+	copy(dst, t.m.ItemVec(i))
+	D := t.m.Dim
+	for k, f := range t.d.Side {
+		if v := f.Of[i]; v >= 0 {
+			add := t.side[k][int(v)*D : int(v+1)*D]
+			for j := range dst {
+				dst[j] += add[j]
+			}
+		}
+	}
+}
 
 // initRanking draws embeddings from N(0, 0.1²), dense layers He-normal, zero biases.
 func initRanking(nUsers, nItems, dim int, hidden []int, rng *rand.Rand) *model.RankingModel {
@@ -312,16 +387,17 @@ func (t *rankTrainer) endEpoch(validate Validate, progress func(EpochStats)) err
 		s.Loss = t.lossSum / t.weightSum
 	}
 	if validate != nil {
-		v, err := validate(t.m)
+		cur := t.folded()
+		v, err := validate(cur)
 		if err != nil {
 			return fmt.Errorf("train ranking: validate epoch %d: %w", s.Epoch, err)
 		}
 		s.Validation = v
 		if t.best == nil || v > t.bestScore {
 			if t.best == nil {
-				t.best = cloneModel(t.m)
+				t.best = cloneModel(cur)
 			} else {
-				copyModel(t.best, t.m)
+				copyModel(t.best, cur)
 			}
 			t.bestScore, t.bad = v, 0
 		} else {
@@ -366,7 +442,10 @@ func (t *rankTrainer) checkpoint(pcg *rand.PCG) error {
 		}
 		c.RNG = b
 	}
-	for _, p := range modelParams(t.m) {
+	for _, p := range t.sideTensors() {
+		c.Side = append(c.Side, model.Tensor{Name: p.Name, Shape: p.Shape, Data: slices.Clone(p.Data)})
+	}
+	for _, p := range t.params() {
 		mv := t.mom[p.Name]
 		c.Moments = append(c.Moments,
 			model.Tensor{Name: "adam.m." + p.Name, Shape: p.Shape, Data: append([]float32(nil), mv[0]...)},
@@ -385,6 +464,7 @@ type stepper struct {
 	rowU, rowI, rowN []int32
 	rowY, wRaw       []float32
 	sgU, sgI, sgB    *sparseGrad
+	sgSide           []*sparseGrad  // per side feature
 	dense            []model.Tensor // MLP params in graph order
 	denseSum         denseGrads     // gradients summed over graphs
 	errs             []error
@@ -399,6 +479,9 @@ func newStepper(t *rankTrainer, rows, workers int) (s *stepper, err error) {
 		rowU: make([]int32, B), rowI: make([]int32, B), rowN: make([]int32, B), rowY: make([]float32, B), wRaw: make([]float32, B),
 		sgU: newSparseGrad(t.m.NUsers, t.m.Dim), sgI: newSparseGrad(t.m.NItems, t.m.Dim), sgB: newSparseGrad(t.m.NItems, 1),
 		denseSum: newDenseGrads(t.m.Layers), errs: make([]error, workers)}
+	for _, f := range t.d.Side {
+		s.sgSide = append(s.sgSide, newSparseGrad(f.Values, t.m.Dim))
+	}
 	for range workers {
 		rg, err := newRankGraph(t.m, bw, s.bpr, t.o.Dropout > 0)
 		if err != nil {
@@ -465,10 +548,10 @@ func (s *stepper) step(idx []int32, rng *rand.Rand) error {
 		}
 		rg.w[q], rg.y[q] = float32(float64(s.wRaw[r])/wsum), s.rowY[r]
 		copy(rg.u[q*D:(q+1)*D], m.UserVec(s.rowU[r]))
-		copy(rg.v[q*D:(q+1)*D], m.ItemVec(s.rowI[r]))
+		t.itemVec(rg.v[q*D:(q+1)*D], s.rowI[r])
 		rg.bias[q] = m.ItemBias[s.rowI[r]]
 		if bpr {
-			copy(rg.vn[q*D:(q+1)*D], m.ItemVec(s.rowN[r]))
+			t.itemVec(rg.vn[q*D:(q+1)*D], s.rowN[r])
 			rg.biasN[q] = m.ItemBias[s.rowN[r]]
 		}
 	}
@@ -489,9 +572,11 @@ func (s *stepper) step(idx []int32, rng *rand.Rand) error {
 		s.sgU.add(s.rowU[r], rg.gU[q*D:(q+1)*D])
 		s.sgI.add(s.rowI[r], rg.gV[q*D:(q+1)*D])
 		s.sgB.add(s.rowI[r], rg.gBias[q:q+1])
+		s.addSide(s.rowI[r], rg.gV[q*D:(q+1)*D])
 		if bpr {
 			s.sgI.add(s.rowN[r], rg.gVn[q*D:(q+1)*D])
 			s.sgB.add(s.rowN[r], rg.gBiasN[q:q+1])
+			s.addSide(s.rowN[r], rg.gVn[q*D:(q+1)*D])
 		}
 	}
 	t.lossSum += loss * wsum
@@ -520,6 +605,10 @@ func (s *stepper) step(idx []int32, rng *rand.Rand) error {
 	s.sgI.apply(m.Item, mi, vi, l2, ss)
 	mb, vb := mom("item_bias")
 	s.sgB.apply(m.ItemBias, mb, vb, 0, ss)
+	for k, f := range t.d.Side {
+		ms, vs := mom("side." + f.Name)
+		s.sgSide[k].apply(t.side[k], ms, vs, l2, ss)
+	}
 	for k, p := range s.dense {
 		mk, vk := mom(p.Name)
 		adamUpdate(p.Data, dense[k], mk, vk, ss)
@@ -543,6 +632,16 @@ func fillDropout(mask []float32, p float64, rng *rand.Rand) {
 			mask[i] = keep
 		}
 		bits >>= 16
+	}
+}
+
+// addSide adds an item row's gradient to the rows of its side values (the
+// item vector is their sum, so each gets the same gradient).
+func (s *stepper) addSide(item int32, g []float32) {
+	for k, f := range s.t.d.Side {
+		if v := f.Of[item]; v >= 0 {
+			s.sgSide[k].add(v, g)
+		}
 	}
 }
 
@@ -620,6 +719,13 @@ func fingerprint(d RankingData, o RankingOptions) uint64 {
 		put(uint64(x))
 	}
 	h.Write([]byte(o.Loss + "/" + o.NegSampling))
+	for _, f := range d.Side {
+		h.Write([]byte(f.Name))
+		put(uint64(f.Values))
+		for _, v := range f.Of {
+			put(uint64(uint32(v)))
+		}
+	}
 	buf := make([]byte, 0, 12*1024)
 	for i, p := range d.Positives {
 		buf = binary.LittleEndian.AppendUint32(buf, uint32(p.User))
