@@ -493,3 +493,15 @@ func TestReadMalformed(t *testing.T) {
 		}
 	}
 }
+
+// TestSmallChunkLimit: a column chunk limit far below Arrow's own batch
+// buffers and the range-read buffer still reads a small file.
+func TestSmallChunkLimit(t *testing.T) {
+	cfg := testConfig()
+	cfg.Limits.MaxColumnChunkBytes = 1024
+	opts := Options{Config: cfg, Start: winStart, End: winEnd, Now: wallClock, mem: checkedMem(t)}
+	_, acct, err := Read(context.Background(), memBucket(t, map[string][]byte{"f.parquet": std(t, []any{"u1", "i1", at(0), "view"})}), opts)
+	if err != nil || acct.Used != 1 {
+		t.Fatalf("%v, %+v", err, acct)
+	}
+}

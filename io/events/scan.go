@@ -154,14 +154,14 @@ func (s *scanner) scanFile(ctx context.Context, o object, bind func(*fileColumns
 					where = fmt.Sprintf("decoding row group %d (rows from %d)", g, row)
 				}
 				err = s.limitErr(o.key, "", -1, "max_column_chunk_bytes",
-					"%s needs a %d-byte buffer, over %d: its pages declare more than its metadata", where, big.size, max(s.limits.MaxColumnChunkBytes, minBufferCap))
+					"%s needs a %d-byte buffer, over %d: its pages declare more than its metadata", where, big.size, s.bufferCap())
 				return
 			}
 			err = classify("decode", fmt.Errorf("%v", p))
 		}
 	}()
 
-	mem := &cappedAllocator{Allocator: s.mem, max: max(s.limits.MaxColumnChunkBytes, minBufferCap)}
+	mem := &cappedAllocator{Allocator: s.mem, max: s.bufferCap()}
 	props := parquet.NewReaderProperties(mem)
 	props.BufferedStreamEnabled = true // stream pages instead of loading whole column chunks
 	props.BufferSize = s.bufSize
@@ -308,6 +308,12 @@ func longestValue(arr arrow.Array, limit int64) (int, int64) {
 // minBufferCap is the least cappedAllocator allows: Arrow reserves a whole
 // batch's offsets up front, whatever the file.
 const minBufferCap = 16 * batchRows
+
+// bufferCap is the largest buffer decoding may allocate: a column chunk's
+// worth, but never less than a batch's offsets or a range read's buffer.
+func (s *scanner) bufferCap() int64 {
+	return max(s.limits.MaxColumnChunkBytes, minBufferCap, s.bufSize)
+}
 
 // bufferTooLarge is the panic value of cappedAllocator.
 type bufferTooLarge struct{ size int }
