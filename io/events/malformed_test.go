@@ -494,8 +494,8 @@ func TestReadMalformed(t *testing.T) {
 	}
 }
 
-// TestSmallChunkLimit: a column chunk limit far below Arrow's own batch
-// buffers and the range-read buffer still reads a small file.
+// TestSmallChunkLimit: a column chunk limit far below the buffers Arrow
+// reserves for a batch still reads a small file (minBufferCap).
 func TestSmallChunkLimit(t *testing.T) {
 	cfg := testConfig()
 	cfg.Limits.MaxColumnChunkBytes = 1024

@@ -310,9 +310,10 @@ func longestValue(arr arrow.Array, limit int64) (int, int64) {
 const minBufferCap = 16 * batchRows
 
 // bufferCap is the largest buffer decoding may allocate: a column chunk's
-// worth, but never less than a batch's offsets or a range read's buffer.
+// worth, but never less than a batch's offsets. (The range reads' buffers
+// are Go memory, not the allocator's.)
 func (s *scanner) bufferCap() int64 {
-	return max(s.limits.MaxColumnChunkBytes, minBufferCap, s.bufSize)
+	return max(s.limits.MaxColumnChunkBytes, minBufferCap)
 }
 
 // bufferTooLarge is the panic value of cappedAllocator.
