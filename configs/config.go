@@ -120,7 +120,11 @@ type PurchaseConfig struct {
 	L2           float64 `yaml:"l2"`
 	Patience     int     `yaml:"patience"`
 	TopItems     int     `yaml:"top_items"`
-	Tolerance    float64 `yaml:"tolerance"` // gate: model log-loss <= best baseline × (1 + tolerance)
+	Tolerance    float64 `yaml:"tolerance"`    // gate: model log-loss <= best baseline × (1 + tolerance)
+	WindowsDays  IntList `yaml:"windows_days"` // look-back windows of the per-event-type count features
+	// ItemBlend is the grid of weights of the ranking recommender against
+	// the user's own history in the predicted items, chosen on validation.
+	ItemBlend []float64 `yaml:"item_blend"`
 }
 
 // EventsConfig says where the behaviour dumps are and how to read them.
@@ -186,22 +190,25 @@ type SplitConfig struct {
 
 // TrainConfig holds the ranking model's hyper-parameters.
 type TrainConfig struct {
-	Dim           int     `yaml:"dim"`
-	Hidden        []int   `yaml:"hidden"`
-	Epochs        int     `yaml:"epochs"`
-	BatchSize     int     `yaml:"batch_size"`
-	LearningRate  float64 `yaml:"learning_rate"`
-	Negatives     int     `yaml:"negatives"`
-	NegSampling   string  `yaml:"neg_sampling"` // uniform | popularity
-	NegAlpha      float64 `yaml:"neg_alpha"`    // popularity^alpha sampling
-	Loss          string  `yaml:"loss"`         // bce | bpr
-	L2            float64 `yaml:"l2"`
-	Dropout       float64 `yaml:"dropout"` // of the MLP head's hidden units while training; 0 = none
-	Patience      int     `yaml:"patience"`
-	HalfLifeDays  float64 `yaml:"half_life_days"` // time decay of interaction weights; 0 = none
-	Refit         bool    `yaml:"refit"`          // refit on train+test for the published model
-	Workers       int     `yaml:"workers"`
-	CheckpointSec int     `yaml:"checkpoint_seconds"`
+	Dim          int     `yaml:"dim"`
+	Hidden       []int   `yaml:"hidden"`
+	Epochs       int     `yaml:"epochs"`
+	BatchSize    int     `yaml:"batch_size"`
+	LearningRate float64 `yaml:"learning_rate"`
+	Negatives    int     `yaml:"negatives"`
+	NegSampling  string  `yaml:"neg_sampling"` // uniform | popularity
+	NegAlpha     float64 `yaml:"neg_alpha"`    // popularity^alpha sampling
+	Loss         string  `yaml:"loss"`         // bce | bpr
+	L2           float64 `yaml:"l2"`
+	Dropout      float64 `yaml:"dropout"` // of the MLP head's hidden units while training; 0 = none
+	// EpochPositives caps the positives one epoch trains on (a fresh seeded
+	// sample each epoch); 0 = all. Bounds an epoch's time on large logs.
+	EpochPositives int     `yaml:"epoch_positives"`
+	Patience       int     `yaml:"patience"`
+	HalfLifeDays   float64 `yaml:"half_life_days"` // time decay of interaction weights; 0 = none
+	Refit          bool    `yaml:"refit"`          // refit on train+test for the published model
+	Workers        int     `yaml:"workers"`
+	CheckpointSec  int     `yaml:"checkpoint_seconds"`
 	// BlendKNN and BlendPopularity are the weights of ItemKNN and recent
 	// popularity tried (as pairs with a sum < 1) on the validation window for
 	// the published hybrid ranker; [0] and [0] = the neural model alone.
@@ -269,7 +276,8 @@ func Default() Config {
 		Gate:      GateConfig{Metric: "ndcg@10", Tolerance: 0},
 		Score:     ScoreConfig{K: 20, Candidates: 200, ExcludePurchased: true, Shards: 1},
 		Purchase: PurchaseConfig{Enabled: true, HorizonDays: 7, Cutoffs: 8, Hidden: []int{32, 16}, Epochs: 40, BatchSize: 256,
-			LearningRate: 0.003, L2: 1e-5, Patience: 5, TopItems: 10},
+			LearningRate: 0.003, L2: 1e-5, Patience: 5, TopItems: 10, WindowsDays: IntList{1, 7, 30, 90},
+			ItemBlend: []float64{0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1}},
 		Catalog: CatalogConfig{Columns: CatalogColumnsConfig{Item: "item_id"}},
 	}
 }

@@ -127,6 +127,9 @@ func (c Config) Validate() error {
 	if t.Loss != "bce" && t.Loss != "bpr" {
 		bad("train.loss %q: want bce or bpr", t.Loss)
 	}
+	if t.EpochPositives < 0 {
+		bad("train.epoch_positives %d: want >= 0 (0 = all)", t.EpochPositives)
+	}
 	if !(t.Dropout >= 0 && t.Dropout < 1) {
 		bad("train.dropout %g: want 0 <= p < 1", t.Dropout)
 	}
@@ -189,6 +192,22 @@ func (c Config) Validate() error {
 		}
 		if pc.Tolerance < 0 || pc.L2 < 0 {
 			bad("purchase: tolerance and l2 must be >= 0")
+		}
+		if len(pc.WindowsDays) == 0 {
+			bad("purchase.windows_days: need at least one window")
+		}
+		for i, w := range pc.WindowsDays {
+			if w <= 0 || w > e.LookbackDays || slices.Contains(pc.WindowsDays[:i], w) {
+				bad("purchase.windows_days: %d must be in [1, events.lookback_days] and not repeated", w)
+			}
+		}
+		if len(pc.ItemBlend) == 0 {
+			bad("purchase.item_blend: need at least one weight")
+		}
+		for _, w := range pc.ItemBlend {
+			if w < 0 || w > 1 {
+				bad("purchase.item_blend: %g must be in [0, 1]", w)
+			}
 		}
 	}
 	return errors.Join(errs...)

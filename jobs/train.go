@@ -41,7 +41,7 @@ func (e *env) rankingOptions() nn.RankingOptions {
 	t := e.cfg.Train
 	return nn.RankingOptions{Dim: t.Dim, Hidden: t.Hidden, Epochs: t.Epochs, BatchSize: t.BatchSize, Negatives: t.Negatives,
 		LearningRate: t.LearningRate, L2: t.L2, Loss: t.Loss, NegSampling: t.NegSampling, NegAlpha: t.NegAlpha,
-		Patience: t.Patience, Seed: e.cfg.Seed, Workers: t.Workers, Dropout: t.Dropout}
+		Patience: t.Patience, Seed: e.cfg.Seed, Workers: t.Workers, Dropout: t.Dropout, EpochPositives: t.EpochPositives}
 }
 
 func (e *env) popularity(s *slice) *model.Popularity {

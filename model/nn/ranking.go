@@ -34,6 +34,11 @@ type RankingOptions struct {
 	// summing their gradients in a fixed order: results are reproducible for
 	// a given Workers but differ in rounding between different values.
 	Workers int
+	// EpochPositives, when > 0 and below the number of positives, makes an
+	// epoch a fresh sample of that many positives (the head of the epoch's
+	// seeded permutation), so large logs get more, cheaper epochs and early
+	// stopping sooner; 0 = every positive every epoch.
+	EpochPositives int
 	// Dropout is the probability of zeroing a hidden unit of the MLP head
 	// during training (inverted dropout; 0 = none). Masks come from the
 	// seeded RNG, so results stay reproducible.
@@ -123,6 +128,9 @@ func checkRanking(d RankingData, o RankingOptions) error {
 			bad("hidden sizes %v must be > 0", o.Hidden)
 			break
 		}
+	}
+	if o.EpochPositives < 0 {
+		bad("epoch positives %d must be ≥ 0", o.EpochPositives)
 	}
 	if o.Epochs < 0 || o.BatchSize <= 0 || o.Negatives <= 0 {
 		bad("epochs %d, batch size %d, negatives %d: want ≥ 0, > 0, > 0", o.Epochs, o.BatchSize, o.Negatives)
@@ -337,7 +345,11 @@ func (t *rankTrainer) run(ctx context.Context, validate Validate, progress func(
 	}
 	defer st.Close()
 	n := len(t.d.Positives)
-	nBatches := (n + P - 1) / P
+	used := n // positives per epoch
+	if t.o.EpochPositives > 0 {
+		used = min(n, t.o.EpochPositives)
+	}
+	nBatches := (used + P - 1) / P
 	lastCkpt := time.Now()
 	for ; t.epoch < t.o.Epochs && !t.stopped; t.epoch++ {
 		t.epochStart = time.Now()
@@ -369,7 +381,7 @@ func (t *rankTrainer) run(ctx context.Context, validate Validate, progress func(
 				lastCkpt = time.Now()
 			}
 			lo := t.batch * P
-			if err := st.step(perm[lo:min(lo+P, n)], rng); err != nil {
+			if err := st.step(perm[lo:min(lo+P, used)], rng); err != nil {
 				return fmt.Errorf("train ranking: epoch %d batch %d: %w", t.epoch+1, t.batch, err)
 			}
 		}
@@ -714,7 +726,7 @@ func fingerprint(d RankingData, o RankingOptions) uint64 {
 	}
 	put(uint64(d.NUsers), uint64(d.NItems), uint64(len(d.Positives)), uint64(o.Dim), uint64(o.BatchSize),
 		uint64(o.Negatives), math.Float64bits(o.LearningRate), math.Float64bits(o.L2), math.Float64bits(o.NegAlpha), uint64(o.Seed),
-		math.Float64bits(o.Dropout))
+		math.Float64bits(o.Dropout), uint64(o.EpochPositives))
 	for _, x := range o.Hidden {
 		put(uint64(x))
 	}

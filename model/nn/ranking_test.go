@@ -374,3 +374,34 @@ func TestSideFeaturesRankColdItems(t *testing.T) {
 		t.Error("a side feature of the wrong length was accepted")
 	}
 }
+
+// EpochPositives: each epoch trains on that many positives (a different
+// seeded sample each epoch), reproducibly, and still learns.
+func TestTrainRankingEpochPositives(t *testing.T) {
+	d, test := plantedData()
+	o := baseOptions("bce", "popularity")
+	o.Epochs, o.EpochPositives = 12, 150
+	var runs [][]byte
+	for range 2 {
+		m, hist, err := TrainRanking(context.Background(), d, o, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range hist {
+			if h.Samples != 150*(1+o.Negatives) {
+				t.Fatalf("epoch %d trained on %d rows, want %d", h.Epoch, h.Samples, 150*(1+o.Negatives))
+			}
+		}
+		if auc := heldOutAUC(m, test); auc < 0.8 {
+			t.Errorf("held-out AUC %.3f with sampled epochs", auc)
+		}
+		runs = append(runs, weightsBytes(t, m.ToWeights()))
+	}
+	if !bytes.Equal(runs[0], runs[1]) {
+		t.Error("two runs with the same seed differ")
+	}
+	o.EpochPositives = -1
+	if _, _, err := TrainRanking(context.Background(), d, o, nil, nil); err == nil {
+		t.Error("negative epoch positives accepted")
+	}
+}
