@@ -220,7 +220,7 @@ func Generate(ctx context.Context, b *blob.Bucket, o Options) (Stats, error) {
 	for it := range cat {
 		cat[it] = CatalogRow{ItemID: fmt.Sprintf("i%06d", it), Category: fmt.Sprintf("c%02d", w.itemCat[it]), Price: w.price[it]}
 	}
-	size, err := writeParquet(ctx, b, CatalogKey, cat)
+	size, err := writeParquet(ctx, b, CatalogKey, func(write func([]CatalogRow) error) error { return write(cat) })
 	if err != nil {
 		return st, err
 	}
@@ -256,75 +256,54 @@ func Generate(ctx context.Context, b *blob.Bucket, o Options) (Stats, error) {
 }
 
 func (w *world) writePart(ctx context.Context, b *blob.Bucket, key string, rng *rand.Rand, d int32, day time.Time, n int64, st *Stats) (int64, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	bw, err := b.NewWriter(ctx, key, nil)
-	if err != nil {
-		return 0, fmt.Errorf("synth: open %s: %w", key, err)
-	}
-	cw := &countingWriter{w: bw}
-	pw := parquet.NewGenericWriter[Row](cw, parquet.Compression(&parquet.Snappy), parquet.CreatedBy("shelf-synth", "1", ""))
-	rows := make([]Row, 0, 8192)
-	flush := func() error {
-		if _, err := pw.Write(rows); err != nil {
-			return err
-		}
-		rows = rows[:0]
-		return nil
-	}
-	for made := int64(0); made < n; {
-		u := draw(rng, w.userCDF)
-		if w.userStart[u] > d {
-			continue
-		}
-		sess := fmt.Sprintf("s%d-%d-%d", d, u, made)
-		t := day.Add(time.Duration(rng.IntN(86400-3600)) * time.Second)
-		length := 1 + int(rng.ExpFloat64()*3)
-		for s := 0; s < length && made < n; s++ {
-			it := w.pickItem(rng, u, d)
-			if w.lastBuy[u] >= 0 && rng.Float64() < 0.08 {
-				it = w.lastBuy[u] // re-buy interest
+	return writeParquet(ctx, b, key, func(write func([]Row) error) error {
+		rows := make([]Row, 0, 8192)
+		for made := int64(0); made < n; {
+			u := draw(rng, w.userCDF)
+			if w.userStart[u] > d {
+				continue
 			}
-			add := func(typ string, qty int32) {
-				rows = append(rows, Row{UserID: fmt.Sprintf("u%07d", u), ItemID: fmt.Sprintf("i%06d", it), EventType: typ,
-					TS: t, SessionID: sess, Quantity: qty, Price: w.price[it], Category: fmt.Sprintf("c%02d", w.itemCat[it])})
-				made++
-				t = t.Add(time.Duration(5+rng.IntN(120)) * time.Second)
-			}
-			add("view", 0)
-			st.Views++
-			if made < n && rng.Float64() < 0.15 {
-				add("cart", 1)
-				st.Carts++
-				if made < n && rng.Float32() < w.buyer[u] {
-					add("purchase", int32(1+rng.IntN(3)))
-					st.Purchases++
-					w.lastBuy[u] = it
+			sess := fmt.Sprintf("s%d-%d-%d", d, u, made)
+			t := day.Add(time.Duration(rng.IntN(86400-3600)) * time.Second)
+			length := 1 + int(rng.ExpFloat64()*3)
+			for s := 0; s < length && made < n; s++ {
+				it := w.pickItem(rng, u, d)
+				if w.lastBuy[u] >= 0 && rng.Float64() < 0.08 {
+					it = w.lastBuy[u] // re-buy interest
 				}
-			}
-			if len(rows) >= 8000 {
-				if err := flush(); err != nil {
-					return 0, fmt.Errorf("synth: write %s: %w", key, err)
+				add := func(typ string, qty int32) {
+					rows = append(rows, Row{UserID: fmt.Sprintf("u%07d", u), ItemID: fmt.Sprintf("i%06d", it), EventType: typ,
+						TS: t, SessionID: sess, Quantity: qty, Price: w.price[it], Category: fmt.Sprintf("c%02d", w.itemCat[it])})
+					made++
+					t = t.Add(time.Duration(5+rng.IntN(120)) * time.Second)
+				}
+				add("view", 0)
+				st.Views++
+				if made < n && rng.Float64() < 0.15 {
+					add("cart", 1)
+					st.Carts++
+					if made < n && rng.Float32() < w.buyer[u] {
+						add("purchase", int32(1+rng.IntN(3)))
+						st.Purchases++
+						w.lastBuy[u] = it
+					}
+				}
+				if len(rows) >= 8000 {
+					if err := write(rows); err != nil {
+						return err
+					}
+					rows = rows[:0]
 				}
 			}
 		}
-	}
-	st.Events += n
-	if err := flush(); err != nil {
-		return 0, fmt.Errorf("synth: write %s: %w", key, err)
-	}
-	if err := pw.Close(); err != nil {
-		return 0, fmt.Errorf("synth: finish %s: %w", key, err)
-	}
-	if err := bw.Close(); err != nil {
-		return 0, fmt.Errorf("synth: close %s: %w", key, err)
-	}
-	return cw.n, nil
+		st.Events += n
+		return write(rows)
+	})
 }
 
-// writeParquet writes rows as one Parquet object.
-func writeParquet[T any](ctx context.Context, b *blob.Bucket, key string, rows []T) (int64, error) {
-	ctx, cancel := context.WithCancel(ctx)
+// writeParquet writes one Parquet object whose rows fill passes to write.
+func writeParquet[T any](ctx context.Context, b *blob.Bucket, key string, fill func(write func([]T) error) error) (int64, error) {
+	ctx, cancel := context.WithCancel(ctx) // an unfinished object is discarded
 	defer cancel()
 	bw, err := b.NewWriter(ctx, key, nil)
 	if err != nil {
@@ -332,7 +311,7 @@ func writeParquet[T any](ctx context.Context, b *blob.Bucket, key string, rows [
 	}
 	cw := &countingWriter{w: bw}
 	pw := parquet.NewGenericWriter[T](cw, parquet.Compression(&parquet.Snappy), parquet.CreatedBy("shelf-synth", "1", ""))
-	if _, err := pw.Write(rows); err != nil {
+	if err := fill(func(rows []T) error { _, err := pw.Write(rows); return err }); err != nil {
 		return 0, fmt.Errorf("synth: write %s: %w", key, err)
 	}
 	if err := pw.Close(); err != nil {

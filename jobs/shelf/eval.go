@@ -36,16 +36,10 @@ func evalCmd(ctx context.Context, args, environ []string, log *slog.Logger, stdo
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "%s\t", "recommender")
-		for _, c := range cols {
-			fmt.Fprintf(tw, "%s\t", c)
-		}
+		metricRow(tw, "recommender", cols, nil)
 		fmt.Fprintln(tw)
 		for _, name := range res.Names {
-			fmt.Fprintf(tw, "%s\t", name)
-			for _, c := range cols {
-				fmt.Fprintf(tw, "%.4f\t", res.Metrics[name][c])
-			}
+			metricRow(tw, name, cols, res.Metrics[name])
 			fmt.Fprintln(tw)
 		}
 		tw.Flush()
@@ -57,18 +51,15 @@ func evalCmd(ctx context.Context, args, environ []string, log *slog.Logger, stdo
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(tw, "%s\t", "recommender")
-	for _, c := range cols {
-		fmt.Fprintf(tw, "%s\t", c)
-	}
+	metricRow(tw, "recommender", cols, nil)
 	fmt.Fprintln(tw, "published?\t")
-	for _, name := range []string{"model", "neural", "itemknn_recency", "popularity", "itemknn"} {
-		met := res.Metrics[name]
-		fmt.Fprintf(tw, "%s\t", name)
-		same := true
-		for _, c := range cols {
-			fmt.Fprintf(tw, "%.4f\t", met[c])
+	for _, name := range []string{"model", "neural", "blend_without_neural", "itemknn_recency", "popularity", "itemknn"} {
+		met, ok := res.Metrics[name]
+		if !ok {
+			continue
 		}
+		metricRow(tw, name, cols, met)
+		same := true
 		for k, v := range res.Published[name] {
 			if math.Abs(met[k]-v) > 1e-9 {
 				same = false
@@ -88,4 +79,16 @@ func evalCmd(ctx context.Context, args, environ []string, log *slog.Logger, stdo
 	}
 	fmt.Fprintln(stdout, "metrics.json reproduced exactly")
 	return nil
+}
+
+// metricRow writes name and the cols of met (the column names when met is nil).
+func metricRow(w io.Writer, name string, cols []string, met map[string]float64) {
+	fmt.Fprintf(w, "%s\t", name)
+	for _, c := range cols {
+		if met == nil {
+			fmt.Fprintf(w, "%s\t", c)
+		} else {
+			fmt.Fprintf(w, "%.4f\t", met[c])
+		}
+	}
 }
