@@ -164,13 +164,16 @@ func (s *scanner) scanFile(ctx context.Context, o object, bind func(*fileColumns
 	mem := &cappedAllocator{Allocator: s.mem, max: s.bufferCap()}
 	props := parquet.NewReaderProperties(mem)
 	props.BufferedStreamEnabled = true // stream pages instead of loading whole column chunks
-	props.BufferSize = s.bufSize
+	// Each column reader allocates (and zeroes) a buffer this big: no
+	// larger than the file, or small partitions spend their time in memclr.
+	props.BufferSize = min(s.bufSize, max(o.size, 64<<10))
 	pf, err := file.NewParquetReader(ra, file.WithReadProps(props))
 	if err != nil {
 		return classify("open", err)
 	}
 	defer pf.Close()
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: batchRows}, mem)
+	// Batches no longer than the file: builders reserve (and zero) a batch's rows.
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: min(batchRows, max(1, pf.NumRows()))}, mem)
 	if err != nil {
 		return classify("schema", err)
 	}
