@@ -3,6 +3,7 @@ package configs
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -62,9 +63,13 @@ func TestPrecedence(t *testing.T) {
 	if cfg.Train.Epochs != 7 || cfg.Train.BatchSize != Default().Train.BatchSize {
 		t.Fatalf("file over defaults: %+v", cfg.Train)
 	}
-	err = cfg.ApplyEnv([]string{"SHELF_TRAIN_EPOCHS=9", "SHELF_EVAL_KS=5,50", "SHELF_SCORE_EXCLUDE_PURCHASED=false", "HOME=/x"})
+	err = cfg.ApplyEnv([]string{"SHELF_TRAIN_EPOCHS=9", "SHELF_EVAL_KS=5,50", "SHELF_SCORE_EXCLUDE_PURCHASED=false", "HOME=/x",
+		"SHELF_PURCHASE_WINDOWS_DAYS=3,14"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Equal(cfg.Purchase.WindowsDays, IntList{3, 14}) {
+		t.Fatalf("SHELF_PURCHASE_WINDOWS_DAYS: %v", cfg.Purchase.WindowsDays)
 	}
 	if cfg.Train.Epochs != 9 || cfg.Train.Dim != 8 || len(cfg.Eval.Ks) != 2 || cfg.Eval.Ks[1] != 50 || cfg.Score.ExcludePurchased {
 		t.Fatalf("env over file: %+v %+v", cfg.Train, cfg.Eval)
@@ -86,11 +91,14 @@ func TestValidateReportsEverything(t *testing.T) {
 	cfg.Train.Loss = "hinge"
 	cfg.Score.K = 0
 	cfg.Events.Filters = []FilterConfig{{Name: "q", Column: "Quantity", Op: ">", Value: "abc"}}
+	cfg.Purchase.WindowsDays = IntList{7, 0, 7}
+	cfg.Purchase.ItemBlend = []float64{0.5, 1.5}
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"events.url", "output.url", "train.loss", "score:", "filters[0] q"} {
+	for _, want := range []string{"events.url", "output.url", "train.loss", "score:", "filters[0] q",
+		"purchase.windows_days: 0", "purchase.windows_days: 7", "purchase.item_blend: 1.5"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}

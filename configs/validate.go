@@ -197,8 +197,8 @@ func (c Config) Validate() error {
 			bad("purchase.windows_days: need at least one window")
 		}
 		for i, w := range pc.WindowsDays {
-			if w <= 0 || w > e.LookbackDays || slices.Contains(pc.WindowsDays[:i], w) {
-				bad("purchase.windows_days: %d must be in [1, events.lookback_days] and not repeated", w)
+			if w <= 0 || slices.Contains(pc.WindowsDays[:i], w) {
+				bad("purchase.windows_days: %d must be > 0 and not repeated", w)
 			}
 		}
 		if len(pc.ItemBlend) == 0 {

@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"gocloud.dev/blob/memblob"
-
-	"github.com/shelfml/shelf/configs"
 	"github.com/shelfml/shelf/io/synth"
 	"github.com/shelfml/shelf/io/tables"
 )
@@ -23,19 +20,7 @@ func TestCatalogSideFeatures(t *testing.T) {
 	}
 	ctx := context.Background()
 	asOf := time.Date(2024, 3, 31, 0, 0, 0, 0, time.UTC)
-	b := buckets{events: memblob.OpenBucket(nil), out: memblob.OpenBucket(nil)}
-	so := synth.Options{Events: 20000, Users: 800, Items: 600, Days: 40, End: asOf, Seed: 5}
-	if _, err := synth.Generate(ctx, b.events, so); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := configs.Load("../configs/synthetic.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Name, cfg.Date = "catalog", asOf.Format(time.DateOnly)
-	cfg.Events.URL, cfg.Output.URL = "test://events", "test://out"
-	cfg.Train.Dim, cfg.Train.Hidden, cfg.Train.Epochs = 8, []int{16}, 2
-	cfg.Score.K, cfg.Score.Candidates = 5, 20
+	b, cfg := synthShop(t, "catalog", asOf, synth.Options{Events: 20000, Users: 800, Items: 600, Days: 40, End: asOf, Seed: 5})
 	cfg.Purchase.Enabled = false
 
 	r := newRunner(cfg, b, false)

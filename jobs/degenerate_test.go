@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"gocloud.dev/blob/memblob"
-
-	"github.com/shelfml/shelf/configs"
 	"github.com/shelfml/shelf/io/events"
 	"github.com/shelfml/shelf/io/synth"
 	"github.com/shelfml/shelf/io/tables"
@@ -42,20 +39,7 @@ func TestRunDegenerateData(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			b := buckets{events: memblob.OpenBucket(nil), out: memblob.OpenBucket(nil)}
-			if tc.gen.Events > 0 {
-				if _, err := synth.Generate(ctx, b.events, tc.gen); err != nil {
-					t.Fatal(err)
-				}
-			}
-			cfg, err := configs.Load("../configs/synthetic.yaml")
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg.Name, cfg.Date = "degenerate", asOf.Format(time.DateOnly)
-			cfg.Events.URL, cfg.Output.URL = "test://events", "test://out"
-			cfg.Train.Dim, cfg.Train.Hidden, cfg.Train.Epochs = 8, []int{16}, 2
-			cfg.Score.K, cfg.Score.Candidates = 5, 20
+			b, cfg := synthShop(t, "degenerate", asOf, tc.gen)
 			cfg.Purchase.Epochs = 2
 
 			res, err := newRunner(cfg, b, false).Run(ctx)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/shelfml/shelf/configs"
 	"github.com/shelfml/shelf/io/blobs"
+	"github.com/shelfml/shelf/io/synth"
 	"github.com/shelfml/shelf/io/tables"
 	"github.com/shelfml/shelf/model"
 )
@@ -88,15 +89,42 @@ func fileBuckets(t *testing.T) buckets {
 	return buckets{events: ev, out: out}
 }
 
+// synthShop writes the synthetic shop so (nothing when so.Events is 0) to a
+// mem:// events bucket and returns the buckets with configs/synthetic.yaml
+// as of asOf on a small ranking model.
+func synthShop(t *testing.T, name string, asOf time.Time, so synth.Options) (buckets, configs.Config) {
+	t.Helper()
+	b := buckets{events: memblob.OpenBucket(nil), out: memblob.OpenBucket(nil)}
+	if so.Events > 0 {
+		if _, err := synth.Generate(context.Background(), b.events, so); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := configs.Load("../configs/synthetic.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Name, cfg.Date = name, asOf.Format(time.DateOnly)
+	cfg.Events.URL, cfg.Output.URL = "test://events", "test://out"
+	cfg.Train.Dim, cfg.Train.Hidden, cfg.Train.Epochs = 8, []int{16}, 2
+	cfg.Score.K, cfg.Score.Candidates = 5, 20
+	return b, cfg
+}
+
 func newRunner(cfg configs.Config, b buckets, force bool) *Runner {
 	return &Runner{Cfg: cfg, Log: quietLog(), CodeVersion: "test", Force: force, Now: time.Now, Open: b.open}
 }
 
 func readParts(t *testing.T, b *blob.Bucket, date string, n int) [][]byte {
 	t.Helper()
+	return readTableParts(t, b, tables.Recommendations, date, n)
+}
+
+func readTableParts(t *testing.T, b *blob.Bucket, table, date string, n int) [][]byte {
+	t.Helper()
 	var parts [][]byte
 	for i := 0; i < n; i++ {
-		data, err := b.ReadAll(context.Background(), tables.PartKey(tables.Recommendations, date, i, n))
+		data, err := b.ReadAll(context.Background(), tables.PartKey(table, date, i, n))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -244,6 +272,13 @@ func TestStagesMatchRun(t *testing.T) {
 	for i, p := range readParts(t, staged.out, cfg.Date, 2) {
 		if !bytes.Equal(p, want[i]) {
 			t.Errorf("part %d of the staged run differs from the single run", i)
+		}
+	}
+	// The purchase model, its features and item blend reloaded from the version score the same.
+	want = readTableParts(t, whole.out, tables.PurchasePredictions, cfg.Date, 2)
+	for i, p := range readTableParts(t, staged.out, tables.PurchasePredictions, cfg.Date, 2) {
+		if !bytes.Equal(p, want[i]) {
+			t.Errorf("purchase part %d of the staged run differs from the single run", i)
 		}
 	}
 }

@@ -80,7 +80,7 @@ func (e *env) scoreShard(ctx context.Context, o *trainOutcome, shard, shards int
 		return 0, err
 	}
 	if o.purchase != nil && o.purchase.report.GatePassed {
-		if err := e.scorePurchaseShard(ctx, o.in, o.purchase, o.version, shard, shards); err != nil {
+		if err := e.scorePurchaseShard(ctx, o, shard, shards); err != nil {
 			return 0, err
 		}
 	}

@@ -207,7 +207,7 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 	}
 	var purchase *purchaseModel
 	if cfg.Purchase.Enabled {
-		if purchase, err = e.trainPurchase(ctx, in); err != nil {
+		if purchase, err = e.trainPurchase(ctx, in, []rankingFit{{sSel, mSel}, {sEval, mEval}}, sel); err != nil {
 			return nil, err
 		}
 		out.purchase = purchase

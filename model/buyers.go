@@ -11,35 +11,70 @@ import (
 // Purchase prediction ("who buys in the next week") works on per-user
 // feature rows computed at a cut-off t from events with TS <= t only.
 
-// BuyerWindows are the look-back windows, in days, of the count features.
-var BuyerWindows = []int{1, 7, 30, 90}
+// BuyerSpec chooses the columns of BuyerFeatures. A version saves the
+// spec it was trained with, so scoring it computes the same columns.
+type BuyerSpec struct {
+	// Windows are the look-back windows, in days, of the per-type counts.
+	Windows []int
+	// Spend adds log1p spend over 30 and 90 days: Σ quantity × price over
+	// purchases, quantity 1 where the events have none, the event's price
+	// or else ItemPrice's.
+	Spend bool
+	// ItemPrice is the catalog price per item index (NaN = unknown); nil = none.
+	ItemPrice []float32
+	// ItemCategory is the catalog category per item index (-1 = unknown);
+	// non-nil adds the distinct-category columns.
+	ItemCategory []int32
+}
+
+// DefaultBuyerWindows are the count windows when the config names none.
+var DefaultBuyerWindows = []int{1, 7, 30, 90}
 
 const day = 86400
 
-// BuyerFeatureNames names the columns of BuyerFeatures for the given types.
-func BuyerFeatureNames(types []EventType) []string {
+// Names names the columns of BuyerFeatures for the given event types.
+func (s BuyerSpec) Names(types []EventType) []string {
 	var names []string
 	for _, t := range types {
-		for _, w := range BuyerWindows {
+		for _, w := range s.Windows {
 			names = append(names, "log_count_"+t.Name+"_"+strconv.Itoa(w)+"d")
 		}
 	}
-	return append(names,
+	names = append(names,
 		"days_since_last_event", "days_since_last_purchase", "ever_purchased",
-		"log_purchases", "log_distinct_items", "log_purchase_days",
-		"log_spend_30d", "log_spend_90d", "log_cart_without_purchase_30d",
+		"log_purchases", "log_distinct_items", "log_purchase_days")
+	if s.Spend {
+		names = append(names, "log_spend_30d", "log_spend_90d")
+	}
+	names = append(names, "log_cart_without_purchase_30d",
 		"interarrival_mean_days", "interarrival_std_days", "overdue_ratio", "tenure_days")
+	if s.ItemCategory != nil {
+		names = append(names, "log_distinct_categories", "log_distinct_categories_bought")
+	}
+	return names
+}
+
+// price is what a purchase event cost per unit under s (0 when unknown).
+func (s BuyerSpec) price(e Event) float32 {
+	if e.Price > 0 || int(e.Item) >= len(s.ItemPrice) {
+		return e.Price
+	}
+	if p := s.ItemPrice[e.Item]; !math.IsNaN(float64(p)) {
+		return p
+	}
+	return 0
 }
 
 // recencyCap bounds day counts so one dormant user does not dominate scaling.
 const recencyCap = 365
 
 // BuyerFeatures computes one row per user with any event at or before t
-// (users in ascending index order). Events must be sorted by TS.
-func BuyerFeatures(in *Interactions, t int64) (users []int32, x []float32, f int) {
+// (users in ascending index order), columns as s.Names. Events must be
+// sorted by TS.
+func BuyerFeatures(in *Interactions, t int64, s BuyerSpec) (users []int32, x []float32, f int) {
 	nT := len(in.Types)
-	nW := len(BuyerWindows)
-	f = len(BuyerFeatureNames(in.Types))
+	nW := len(s.Windows)
+	f = len(s.Names(in.Types))
 	type acc struct {
 		counts                   []float32
 		first, last, lastBuy     int64
@@ -47,11 +82,13 @@ func BuyerFeatures(in *Interactions, t int64) (users []int32, x []float32, f int
 		buyDays                  []int64
 		spend30, spend90, cart30 float32
 		buys30                   float32
+		cats, catsBought         int
 	}
 	hi := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].TS > t })
 	per := make(map[int32]*acc)
 	items := make(map[int64]struct{})
 	distinct := make(map[int32]int)
+	cats := make(map[int64]bool) // user<<32|category → bought
 	for _, e := range in.Events[:hi] {
 		a := per[e.User]
 		if a == nil {
@@ -59,7 +96,7 @@ func BuyerFeatures(in *Interactions, t int64) (users []int32, x []float32, f int
 			per[e.User] = a
 		}
 		age := t - e.TS
-		for w, d := range BuyerWindows {
+		for w, d := range s.Windows {
 			if age < int64(d)*day {
 				a.counts[int(e.Type)*nW+w]++
 			}
@@ -70,14 +107,31 @@ func BuyerFeatures(in *Interactions, t int64) (users []int32, x []float32, f int
 			items[k] = struct{}{}
 			distinct[e.User]++
 		}
-		if in.Types[e.Type].Purchase {
+		buy := in.Types[e.Type].Purchase
+		if int(e.Item) < len(s.ItemCategory) && s.ItemCategory[e.Item] >= 0 {
+			ck := int64(e.User)<<32 | int64(uint32(s.ItemCategory[e.Item]))
+			bought, seen := cats[ck]
+			if !seen {
+				a.cats++
+				cats[ck] = false
+			}
+			if buy && !bought {
+				a.catsBought++
+				cats[ck] = true
+			}
+		}
+		if buy {
 			a.purchases++
 			a.lastBuy = e.TS
 			d := e.TS / day
 			if len(a.buyDays) == 0 || a.buyDays[len(a.buyDays)-1] != d {
 				a.buyDays = append(a.buyDays, d)
 			}
-			spend := e.Quantity * e.Price
+			q := e.Quantity
+			if q <= 0 {
+				q = 1
+			}
+			spend := q * s.price(e)
 			if age < 30*day {
 				a.spend30 += spend
 				a.buys30++
@@ -119,9 +173,14 @@ func BuyerFeatures(in *Interactions, t int64) (users []int32, x []float32, f int
 			overdue = float32(math.Min(float64(since)/m, 10))
 		}
 		x = append(x, days(t-a.last), since, ever,
-			log1p(float32(a.purchases)), log1p(float32(distinct[u])), log1p(float32(len(a.buyDays))),
-			log1p(max(a.spend30, 0)), log1p(max(a.spend90, 0)), log1p(max(a.cart30-a.buys30, 0)),
-			mean, sd, overdue, days(t-a.first))
+			log1p(float32(a.purchases)), log1p(float32(distinct[u])), log1p(float32(len(a.buyDays))))
+		if s.Spend {
+			x = append(x, log1p(max(a.spend30, 0)), log1p(max(a.spend90, 0)))
+		}
+		x = append(x, log1p(max(a.cart30-a.buys30, 0)), mean, sd, overdue, days(t-a.first))
+		if s.ItemCategory != nil {
+			x = append(x, log1p(float32(a.cats)), log1p(float32(a.catsBought)))
+		}
 	}
 	return users, x, f
 }
@@ -267,16 +326,82 @@ func (n *NextItems) Top(u int32, k int, dst []Scored) []Scored {
 	return append(dst, l[:min(k, len(l))]...)
 }
 
-// NextItemsMetrics are HR@5 and Recall@10 of NextItems on next week's purchases.
+// ItemLister gives a user's k most likely next purchases, best first.
+type ItemLister interface {
+	Top(u int32, k int, dst []Scored) []Scored
+}
+
+// ItemListerFunc adapts a function to ItemLister.
+type ItemListerFunc func(u int32, k int, dst []Scored) []Scored
+
+// Top implements ItemLister.
+func (f ItemListerFunc) Top(u int32, k int, dst []Scored) []Scored { return f(u, k, dst) }
+
+// blendK is the rank offset of BlendNextItems' reciprocal-rank fusion: it
+// damps the gap between the first places (chosen on Online Retail II's
+// validation weeks among 5, 10, 20, 40 and 60).
+const blendK = 20
+
+// BlendNextItems merges a user's NextItems list next (best first) with a
+// ranking recommender's list rank (best first, same item indices, history
+// items not excluded) by reciprocal-rank fusion and appends the k best to
+// dst, scored
+//
+//	(1−w)/(20 + p_next) + w/(20 + p_rank)
+//
+// with p the item's 0-based position in each list (a list without the item
+// adds 0). Ties go to the better ranking position, then the lower item
+// index: w = 0 is NextItems followed by the ranking's other items, w = 1
+// the ranking alone.
+func BlendNextItems(next, rank []Scored, w float32, k int, dst []Scored) []Scored {
+	type cand struct {
+		s     Scored
+		r     int
+		score float32
+	}
+	cs := make([]cand, 0, len(next)+len(rank))
+	at := make(map[int32]int, len(next)+len(rank))
+	for p, x := range next {
+		at[x.Item] = len(cs)
+		cs = append(cs, cand{s: x, r: len(rank), score: (1 - w) / float32(blendK+p)})
+	}
+	for r, x := range rank {
+		i, ok := at[x.Item]
+		if !ok {
+			i = len(cs)
+			at[x.Item] = i
+			cs = append(cs, cand{s: x, r: len(rank)})
+		}
+		if r < cs[i].r {
+			cs[i].r = r
+			cs[i].score += w / float32(blendK+r)
+		}
+	}
+	sort.Slice(cs, func(i, j int) bool {
+		a, b := cs[i], cs[j]
+		if a.score != b.score {
+			return a.score > b.score
+		}
+		if a.r != b.r {
+			return a.r < b.r
+		}
+		return a.s.Item < b.s.Item
+	})
+	for _, c := range cs[:min(k, len(cs))] {
+		dst = append(dst, Scored{Item: c.s.Item, Score: c.score, Reason: c.s.Reason})
+	}
+	return dst
+}
+
+// NextItemsMetrics are HR@5 and Recall@10 of an item list on next week's purchases.
 type NextItemsMetrics struct {
 	Users    int     `json:"users"`
 	HR5      float64 `json:"hr@5"`
 	Recall10 float64 `json:"recall@10"`
 }
 
-// EvaluateNextItems scores n on the purchases in (t, t+horizon] of every
-// user who made one.
-func EvaluateNextItems(in *Interactions, n *NextItems, t, horizon int64) NextItemsMetrics {
+// nextPurchases is, per user with a purchase in (t, t+horizon], the items bought.
+func nextPurchases(in *Interactions, t, horizon int64) map[int32]map[int32]bool {
 	lo := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].TS > t })
 	bought := map[int32]map[int32]bool{}
 	for _, e := range in.Events[lo:] {
@@ -290,6 +415,19 @@ func EvaluateNextItems(in *Interactions, n *NextItems, t, horizon int64) NextIte
 			bought[e.User][e.Item] = true
 		}
 	}
+	return bought
+}
+
+// Purchasers are the users with a purchase in (t, t+horizon], ascending:
+// the users EvaluateNextItems asks n about.
+func Purchasers(in *Interactions, t, horizon int64) []int32 {
+	return slices.Sorted(maps.Keys(nextPurchases(in, t, horizon)))
+}
+
+// EvaluateNextItems scores n on the purchases in (t, t+horizon] of every
+// user who made one.
+func EvaluateNextItems(in *Interactions, n ItemLister, t, horizon int64) NextItemsMetrics {
+	bought := nextPurchases(in, t, horizon)
 	var m NextItemsMetrics
 	var top []Scored
 	for _, u := range slices.Sorted(maps.Keys(bought)) { // sorted: the float sums must not depend on map order

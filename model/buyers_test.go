@@ -82,10 +82,11 @@ func buyersLog() *Interactions {
 
 func TestBuyerFeaturesAndLabels(t *testing.T) {
 	in := buyersLog()
-	names := BuyerFeatureNames(in.Types)
+	spec := BuyerSpec{Windows: DefaultBuyerWindows, Spend: true}
+	names := spec.Names(in.Types)
 	col := func(name string) int { return slices.Index(names, name) }
 	tcut := int64(50 * day)
-	users, x, f := BuyerFeatures(in, tcut)
+	users, x, f := BuyerFeatures(in, tcut, spec)
 	if f != len(names) || len(users) != 3 || len(x) != 3*f {
 		t.Fatalf("shape: %d users, %d values, f=%d (%d names)", len(users), len(x), f, len(names))
 	}
@@ -106,7 +107,7 @@ func TestBuyerFeaturesAndLabels(t *testing.T) {
 	in2 := buyersLog()
 	in2.Events = append(in2.Events, Event{TS: tcut + 1, User: 1, Item: 0, Type: 2, Quantity: 100, Price: 100})
 	SortEvents(in2.Events)
-	_, x2, _ := BuyerFeatures(in2, tcut)
+	_, x2, _ := BuyerFeatures(in2, tcut, spec)
 	if !slices.Equal(x, x2) {
 		t.Fatal("features at t changed when events after t were added")
 	}
@@ -132,6 +133,83 @@ func TestBuyerFeaturesAndLabels(t *testing.T) {
 		if math.Abs(m) > 1e-4 {
 			t.Fatalf("column %s mean %v after scaling", names[j], m/3)
 		}
+	}
+}
+
+// TestBuyerSpecColumns: the config's windows, the spend columns and the
+// catalog's category and price columns appear, named, as configured.
+func TestBuyerSpecColumns(t *testing.T) {
+	in := buyersLog()
+	// User b views x (category 0) and y (category 1) and buys y without an
+	// event price (priced by the catalog at 4, quantity 1).
+	in.Events = append(in.Events, Event{TS: 48 * day, User: 1, Item: 0, Type: 0}, Event{TS: 49 * day, User: 1, Item: 1, Type: 2})
+	SortEvents(in.Events)
+	tcut := int64(50 * day)
+	for _, tc := range []struct {
+		name string
+		spec BuyerSpec
+		want map[string]float32 // user b's value of named columns
+		not  []string           // columns that must be absent
+	}{
+		{"windows", BuyerSpec{Windows: []int{3, 14}}, map[string]float32{"log_count_view_3d": log1p(2), "log_count_purchase_14d": log1p(1)},
+			[]string{"log_count_view_7d", "log_spend_30d", "log_distinct_categories"}},
+		{"catalog", BuyerSpec{Windows: []int{7}, Spend: true, ItemPrice: []float32{float32(math.NaN()), 4}, ItemCategory: []int32{0, 1}},
+			map[string]float32{"log_spend_30d": log1p(4), "log_distinct_categories": log1p(2), "log_distinct_categories_bought": log1p(1)}, nil},
+		{"no_catalog_price", BuyerSpec{Windows: []int{7}, Spend: true}, map[string]float32{"log_spend_30d": 0}, []string{"log_distinct_categories_bought"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			names := tc.spec.Names(in.Types)
+			users, x, f := BuyerFeatures(in, tcut, tc.spec)
+			if f != len(names) || len(x) != len(users)*f {
+				t.Fatalf("f=%d for %d names", f, len(names))
+			}
+			for name, want := range tc.want {
+				j := slices.Index(names, name)
+				if j < 0 {
+					t.Fatalf("no column %s in %v", name, names)
+				}
+				if got := x[1*f+j]; math.Abs(float64(got-want)) > 1e-6 {
+					t.Errorf("user b %s = %v, want %v", name, got, want)
+				}
+			}
+			for _, name := range tc.not {
+				if slices.Contains(names, name) {
+					t.Errorf("column %s present", name)
+				}
+			}
+		})
+	}
+}
+
+// TestBlendNextItems: w = 0 keeps the NextItems order and fills with the
+// ranking's other items, w = 1 is the ranking alone, and a history item the
+// ranking also ranks (a re-purchase) stays possible.
+func TestBlendNextItems(t *testing.T) {
+	next := []Scored{{Item: 7, Score: 3, Reason: 7}, {Item: 2, Score: 0.5, Reason: 2}}
+	rank := []Scored{{Item: 5}, {Item: 2}, {Item: 9}, {Item: 1}}
+	items := func(l []Scored) []int32 {
+		var out []int32
+		for _, s := range l {
+			out = append(out, s.Item)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		w    float32
+		k    int
+		want []int32
+	}{
+		{0, 10, []int32{7, 2, 5, 9, 1}},
+		{1, 3, []int32{5, 2, 9}},
+		{0.5, 3, []int32{2, 5, 7}}, // 2: .5/21 + .5/21; 5 and 7: .5/20, 5 ranked
+	} {
+		got := items(BlendNextItems(next, rank, tc.w, tc.k, nil))
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("w=%v k=%d: %v, want %v", tc.w, tc.k, got, tc.want)
+		}
+	}
+	if got := items(BlendNextItems(next, nil, 0.7, 5, nil)); !slices.Equal(got, []int32{7, 2}) {
+		t.Errorf("no ranking list: %v", got)
 	}
 }
 

@@ -204,15 +204,19 @@ func solve(a, b []float64, d int) []float64 {
 // RecentBuyer is the "bought in the last 7 days" baseline: the training
 // purchase rate of users with and without a purchase in the last 7 days.
 type RecentBuyer struct {
-	Col       int // the purchase count over 7 days column
+	Col       int // the days-since-last-purchase column
 	PYes, PNo float32
 }
 
-// FitRecentBuyer estimates both rates (Laplace-smoothed) on training rows.
+// recentDays is the baseline's "recent": a purchase less than 7 days ago.
+const recentDays = 7
+
+// FitRecentBuyer estimates both rates (Laplace-smoothed) on training rows;
+// col holds the (unscaled) days since the last purchase.
 func FitRecentBuyer(x, y []float32, f, col int) *RecentBuyer {
 	var ny, py, nn, pn float64
 	for i := range y {
-		if x[i*f+col] > 0 {
+		if x[i*f+col] < recentDays {
 			ny++
 			py += float64(y[i])
 		} else {
@@ -225,7 +229,7 @@ func FitRecentBuyer(x, y []float32, f, col int) *RecentBuyer {
 
 // Predict implements the baseline for one (unscaled) feature row.
 func (r *RecentBuyer) Predict(row []float32) float32 {
-	if row[r.Col] > 0 {
+	if row[r.Col] < recentDays {
 		return r.PYes
 	}
 	return r.PNo
