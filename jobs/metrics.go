@@ -46,15 +46,20 @@ func PushMetrics(ctx context.Context, url, modelName, command string, res *Resul
 				mm.WithLabelValues(rec, k).Set(v)
 			}
 		}
-		passed := 0.0
-		if res.Gate.Passed {
-			passed = 1
-		}
-		gauge("gate_passed", "1 when the quality gate let the version through").WithLabelValues().Set(passed)
+		gauge("gate_passed", "1 when the quality gate let the version through").WithLabelValues().Set(one(res.Gate.Passed))
+		gauge("purchase_published", "1 when the date's purchase table was committed with the version").WithLabelValues().Set(one(res.PurchasePublished))
 	}
 	p := push.New(url, "shelf").Gatherer(reg).Grouping("model", modelName).Grouping("command", command)
 	if err := p.PushContext(ctx); err != nil {
 		return fmt.Errorf("push metrics to %s: %w", url, err)
 	}
 	return nil
+}
+
+// one is 1 for true, 0 for false.
+func one(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

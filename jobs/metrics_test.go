@@ -76,6 +76,7 @@ func TestPushMetrics(t *testing.T) {
 		{value("shelf_input_rows", "outcome", "rejected_null_user"), 6},
 		{value("shelf_model_metric", "recommender", "model", "metric", "ndcg@10"), 0.11},
 		{value("shelf_gate_passed"), 1},
+		{value("shelf_purchase_published"), 0},
 		{value("shelf_last_success_timestamp_seconds"), 1700000000},
 		{value("shelf_run_duration_seconds"), 42},
 		{value("shelf_exit_code"), 0},

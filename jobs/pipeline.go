@@ -46,6 +46,10 @@ type Result struct {
 	TablesURI   string                        `json:"tables_uri"`  // recommendations partition
 	Accounting  *events.Accounting            `json:"accounting"`  // input rows
 	StageTiming []StageTiming                 `json:"stage_times"` // per stage
+
+	// PurchasePublished: the purchase_predictions partition is committed
+	// with Version (also when the ranking gate refused and LATEST stayed).
+	PurchasePublished bool `json:"purchase_published"`
 }
 
 // env is the opened state shared by the stages of one invocation.

@@ -1,10 +1,12 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +14,89 @@ import (
 	"github.com/shelfml/shelf/io/synth"
 	"github.com/shelfml/shelf/io/tables"
 )
+
+// refusedRankingConfig is testConfig with a ranking model that cannot beat
+// popularity (one epoch at a negligible learning rate, no blend) and a
+// purchase gate that passes.
+func refusedRankingConfig(t *testing.T) configs.Config {
+	cfg := testConfig(t)
+	cfg.Train.Epochs, cfg.Train.LearningRate = 1, 1e-9
+	cfg.Train.BlendKNN, cfg.Train.BlendPopularity = []float64{0}, []float64{0}
+	cfg.Purchase.Tolerance = 0.5
+	return cfg
+}
+
+// TestPurchasePublishedWhenRankingRefused: the ranking and purchase gates
+// decide separately. A run whose ranking model is refused exits 2 and
+// leaves LATEST and the recommendations partition where they were, yet
+// commits the purchase table of its version when the purchase model passed;
+// in stages, train does it (score and commit never run after exit 2) and
+// commit says so.
+func TestPurchasePublishedWhenRankingRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains three models, three times")
+	}
+	ctx := context.Background()
+	b := memBuckets(t)
+	good := testConfig(t)
+	first, err := newRunner(good, b, false).Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := refusedRankingConfig(t)
+	res, err := newRunner(cfg, b, false).Run(ctx)
+	if !errors.Is(err, ErrGateRefused) || ExitCode(err) != ExitPermanent {
+		t.Fatalf("run: %v (exit %d), want the ranking gate to refuse with exit 2", err, ExitCode(err))
+	}
+	if !strings.Contains(err.Error(), "purchase predictions published") {
+		t.Errorf("the error does not say the purchase table was published: %v", err)
+	}
+	if res == nil || res.Published || !res.PurchasePublished || res.Version == first.Version {
+		t.Fatalf("result %+v", res)
+	}
+	if latest, _ := tables.Latest(ctx, b.out, cfg.Name); latest != first.Version {
+		t.Fatalf("LATEST = %s, want %s (unchanged)", latest, first.Version)
+	}
+	if s, err := tables.ReadSuccess(ctx, b.out, tables.Recommendations, cfg.Date); err != nil || s.ModelVersion != first.Version {
+		t.Fatalf("recommendations: %+v, %v; want those of %s untouched", s, err, first.Version)
+	}
+	if s, err := tables.ReadSuccess(ctx, b.out, tables.PurchasePredictions, cfg.Date); err != nil || s.ModelVersion != res.Version {
+		t.Fatalf("purchase predictions: %+v, %v; want them committed with %s", s, err, res.Version)
+	}
+	if err := tables.Verify(ctx, b.out, cfg.Name, cfg.Date); err != nil {
+		t.Fatal(err)
+	}
+	m, err := tables.OpenVersion(ctx, b.out, cfg.Name, res.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Gate.Passed || m.Purchase == nil || !m.Purchase.GatePassed {
+		t.Fatalf("gates: ranking %+v, purchase %+v", m.Gate, m.Purchase)
+	}
+	checkPurchases(t, b.out, cfg, m)
+	want := readTableParts(t, b.out, tables.PurchasePredictions, cfg.Date, cfg.Score.Shards)
+
+	staged := memBuckets(t)
+	tr, err := newRunner(cfg, staged, false).Train(ctx)
+	if !errors.Is(err, ErrGateRefused) || tr == nil || !tr.PurchasePublished || tr.Version != res.Version {
+		t.Fatalf("train: %v, %+v", err, tr)
+	}
+	for i, p := range readTableParts(t, staged.out, tables.PurchasePredictions, cfg.Date, cfg.Score.Shards) {
+		if !bytes.Equal(p, want[i]) {
+			t.Errorf("purchase part %d written by train differs from the run's", i)
+		}
+	}
+	cr, err := newRunner(cfg, staged, false).Commit(ctx, cfg.Score.Shards)
+	if ExitCode(err) != ExitPermanent || !strings.Contains(err.Error(), "purchase predictions are committed already") || cr == nil || !cr.PurchasePublished {
+		t.Fatalf("commit of the refused version: %v, %+v", err, cr)
+	}
+	if latest, _ := tables.Latest(ctx, staged.out, cfg.Name); latest != "" {
+		t.Fatalf("LATEST moved to %s", latest)
+	}
+	if _, err := tables.ReadSuccess(ctx, staged.out, tables.Recommendations, cfg.Date); !errors.Is(err, tables.ErrNotCommitted) {
+		t.Fatalf("recommendations committed for a refused model: %v", err)
+	}
+}
 
 // TestPurchaseOnSynthetic runs the pipeline on the synthetic shop (views,
 // carts, purchases and a catalog): the purchase model beats "bought in the

@@ -49,8 +49,7 @@ func (e *env) runAll(ctx context.Context) (*Result, error) {
 	}
 	res := e.result(o)
 	if !o.manifest.Gate.Passed {
-		e.writeReport(ctx, res)
-		return res, Permanent(fmt.Errorf("%w: %s; LATEST unchanged, version %s kept for inspection", ErrGateRefused, o.manifest.Gate.Reason, o.version))
+		return e.refused(ctx, o, res)
 	}
 	if err := e.invalidate(ctx); err != nil {
 		return nil, err
@@ -61,13 +60,57 @@ func (e *env) runAll(ctx context.Context) (*Result, error) {
 			return nil, err
 		}
 	}
-	if err := e.commit(ctx, &o.manifest, o.version, n); err != nil {
+	if res.PurchasePublished, err = e.commit(ctx, &o.manifest, o.version, n); err != nil {
 		return nil, err
 	}
 	res.Published = true
 	res.StageTiming = e.stages.times
 	e.writeReport(ctx, res)
 	return res, nil
+}
+
+// refused ends a run whose ranking model the gate refused: LATEST and the
+// recommendations partition stay as they were, but a purchase model that
+// passed its own gate still gets its table published (invalidated, scored,
+// committed), since the two models are judged separately. The error is
+// permanent (exit 2) either way.
+func (e *env) refused(ctx context.Context, o *trainOutcome, res *Result) (*Result, error) {
+	pub := o.purchase != nil && o.purchase.report.GatePassed
+	if pub {
+		if err := tables.InvalidatePartition(ctx, e.out, tables.PurchasePredictions, e.cfg.Date); err != nil {
+			return nil, err
+		}
+		n := e.cfg.Score.Shards
+		done := e.stages.begin("score")
+		for i := 0; i < n; i++ {
+			if err := e.scorePurchaseShard(ctx, o, i, n); err != nil {
+				return nil, err
+			}
+		}
+		done(slog.Int("shards", n), slog.String("table", tables.PurchasePredictions))
+		done = e.stages.begin("commit")
+		if _, err := e.commitPurchase(ctx, &o.manifest, o.version, n); err != nil {
+			return nil, err
+		}
+		done(slog.String("version", o.version), slog.String("table", tables.PurchasePredictions))
+		res.PurchasePublished = true
+	}
+	e.writeReport(ctx, res)
+	return res, Permanent(fmt.Errorf("%w: %s; LATEST unchanged, version %s kept for inspection; %s", ErrGateRefused,
+		o.manifest.Gate.Reason, o.version, purchaseOutcome(o.manifest.Purchase, pub)))
+}
+
+// purchaseOutcome says what became of the purchase table of a version whose
+// ranking model was refused.
+func purchaseOutcome(p *tables.PurchaseSummary, published bool) string {
+	switch {
+	case published:
+		return "purchase predictions published (their model passed its own gate)"
+	case p == nil:
+		return "no purchase model"
+	default:
+		return "purchase predictions not published: " + p.GateReason
+	}
 }
 
 // Train runs ingest → … → gate and publishes the model version, without
@@ -82,10 +125,12 @@ func (e *env) trainOnly(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	res := e.result(o)
-	e.writeReport(ctx, res)
 	if !o.manifest.Gate.Passed {
-		return res, Permanent(fmt.Errorf("%w: %s", ErrGateRefused, o.manifest.Gate.Reason))
+		// score and commit never run after a refusal: train publishes the
+		// purchase table itself when that model passed.
+		return e.refused(ctx, o, res)
 	}
+	e.writeReport(ctx, res)
 	return res, nil
 }
 
@@ -131,14 +176,20 @@ func (r *Runner) Commit(ctx context.Context, shards int) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	res := &Result{Date: e.cfg.Date, RunID: e.run, Version: id, VersionURI: e.versionURI(id), Gate: m.Gate, Metrics: m.Metrics,
+		TablesURI: e.tablesURI()}
 	if !m.Gate.Passed {
-		return nil, Permanent(fmt.Errorf("commit: version %s did not pass the gate: %s", id, m.Gate.Reason))
+		res.PurchasePublished = e.purchaseCommitted(ctx, id)
+		what := purchaseOutcome(m.Purchase, res.PurchasePublished)
+		if res.PurchasePublished {
+			what = "its purchase predictions are committed already (their model passed its own gate)"
+		}
+		return res, Permanent(fmt.Errorf("commit: version %s did not pass the gate: %s; LATEST unchanged; %s", id, m.Gate.Reason, what))
 	}
-	if err := e.commit(ctx, m, id, shards); err != nil {
+	if res.PurchasePublished, err = e.commit(ctx, m, id, shards); err != nil {
 		return nil, err
 	}
-	res := &Result{Date: e.cfg.Date, RunID: e.run, Version: id, VersionURI: e.versionURI(id), Gate: m.Gate, Metrics: m.Metrics,
-		Published: true, TablesURI: e.tablesURI()}
+	res.Published = true
 	return res, nil
 }
 
@@ -152,25 +203,43 @@ func (e *env) invalidate(ctx context.Context) error {
 	return nil
 }
 
-// commit writes the tables' _SUCCESS markers, then moves LATEST.
-func (e *env) commit(ctx context.Context, m *tables.Manifest, version string, shards int) error {
+// commit writes the tables' _SUCCESS markers, then moves LATEST; it
+// reports whether the purchase table was committed.
+func (e *env) commit(ctx context.Context, m *tables.Manifest, version string, shards int) (bool, error) {
 	done := e.stages.begin("commit")
-	if m.Purchase != nil && m.Purchase.GatePassed {
-		if _, err := tables.CommitPartition(ctx, e.out, tables.PurchasePredictions, e.cfg.Date, shards, version); err != nil {
-			return err
-		}
-	} else if m.Purchase != nil {
-		e.log.Warn("purchase predictions not published: the purchase model lost to a baseline", "reason", m.Purchase.GateReason)
+	purchase, err := e.commitPurchase(ctx, m, version, shards)
+	if err != nil {
+		return false, err
 	}
 	s, err := tables.CommitPartition(ctx, e.out, tables.Recommendations, e.cfg.Date, shards, version)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := tables.SetLatest(ctx, e.out, e.cfg.Name, version); err != nil {
-		return err
+		return false, err
 	}
 	done(slog.String("version", version), slog.Int("parts", len(s.Parts)))
-	return nil
+	return purchase, nil
+}
+
+// commitPurchase writes the purchase table's _SUCCESS when its model
+// passed its own gate, and reports whether it did.
+func (e *env) commitPurchase(ctx context.Context, m *tables.Manifest, version string, shards int) (bool, error) {
+	if m.Purchase == nil {
+		return false, nil
+	}
+	if !m.Purchase.GatePassed {
+		e.log.Warn("purchase predictions not published: the purchase model lost to a baseline", "reason", m.Purchase.GateReason)
+		return false, nil
+	}
+	_, err := tables.CommitPartition(ctx, e.out, tables.PurchasePredictions, e.cfg.Date, shards, version)
+	return err == nil, err
+}
+
+// purchaseCommitted reports whether the date's purchase table is committed with version.
+func (e *env) purchaseCommitted(ctx context.Context, version string) bool {
+	s, err := tables.ReadSuccess(ctx, e.out, tables.PurchasePredictions, e.cfg.Date)
+	return err == nil && s.ModelVersion == version
 }
 
 // alreadyCommitted reports a date whose table was committed by a run with the
@@ -189,7 +258,8 @@ func (e *env) alreadyCommitted(ctx context.Context) (*Result, bool) {
 	}
 	e.log.Info("already committed: nothing to do (use --force to recompute)", "version", s.ModelVersion)
 	return &Result{Date: e.cfg.Date, RunID: e.run, Version: s.ModelVersion, VersionURI: e.versionURI(s.ModelVersion),
-		Gate: m.Gate, Metrics: m.Metrics, Published: true, Skipped: true, TablesURI: e.tablesURI()}, true
+		Gate: m.Gate, Metrics: m.Metrics, Published: true, PurchasePublished: e.purchaseCommitted(ctx, s.ModelVersion), Skipped: true,
+		TablesURI: e.tablesURI()}, true
 }
 
 // finishCommit moves LATEST to version when a run committed this date's

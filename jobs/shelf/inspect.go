@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"text/tabwriter"
 
 	"gocloud.dev/blob"
@@ -48,12 +49,12 @@ func inspect(ctx context.Context, args, environ []string, stdout io.Writer) erro
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VERSION\tDATE\tGATE\tMETRIC\tMODEL\tBEST BASELINE\tLATEST")
+	fmt.Fprintln(tw, "VERSION\tDATE\tGATE\tMETRIC\tMODEL\tBEST BASELINE\tPURCHASE\tTABLES\tLATEST")
 	sort.Strings(ids)
 	for _, id := range ids {
 		m, err := tables.OpenVersion(ctx, b, cfg.Name, id)
 		if err != nil {
-			fmt.Fprintf(tw, "%s\t?\tunreadable: %v\t\t\t\t\n", id, err)
+			fmt.Fprintf(tw, "%s\t?\tunreadable: %v\t\t\t\t\t\t\n", id, err)
 			continue
 		}
 		gate := "refused"
@@ -64,9 +65,37 @@ func inspect(ctx context.Context, args, environ []string, stdout io.Writer) erro
 		if id == latest {
 			mark = "<- LATEST"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.4f\t%s %.4f\t%s\n", id, m.Date, gate, m.Gate.Metric, m.Gate.Model, m.Gate.BestBaseline, m.Gate.Baseline, mark)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.4f\t%s %.4f\t%s\t%s\t%s\n", id, m.Date, gate, m.Gate.Metric, m.Gate.Model, m.Gate.BestBaseline, m.Gate.Baseline,
+			purchaseGate(m.Purchase), committedTables(ctx, b, m), mark)
 	}
 	return tw.Flush()
+}
+
+// purchaseGate is the purchase model's own gate decision.
+func purchaseGate(p *tables.PurchaseSummary) string {
+	switch {
+	case p == nil:
+		return "-"
+	case p.GatePassed:
+		return fmt.Sprintf("passed ll %.4f", p.LogLoss)
+	default:
+		return fmt.Sprintf("refused ll %.4f", p.LogLoss)
+	}
+}
+
+// committedTables lists the version's date partitions committed with this
+// version: a version the ranking gate refused can still own the purchase table.
+func committedTables(ctx context.Context, b *blob.Bucket, m *tables.Manifest) string {
+	var out []string
+	for _, t := range []string{tables.Recommendations, tables.PurchasePredictions} {
+		if s, err := tables.ReadSuccess(ctx, b, t, m.Date); err == nil && s.ModelVersion == m.Version {
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return "-"
+	}
+	return strings.Join(out, ",")
 }
 
 // showUser prints one user's rows of a committed recommendations partition.
