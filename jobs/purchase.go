@@ -11,6 +11,8 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shelfml/shelf/io/events"
@@ -356,21 +358,36 @@ func rankLists(rec model.BlockRecommender, s *slice, users []int32, depth int) [
 			local, at = append(local, l), append(at, i)
 		}
 	}
-	buf := make([][]model.Scored, scoreBlock)
-	for lo := 0; lo < len(local); lo += scoreBlock {
-		blk := local[lo:min(lo+scoreBlock, len(local))]
-		rec.RecommendBlock(blk, depth, nil, buf[:len(blk)])
-		for b := range blk {
-			l := make([]model.Scored, len(buf[b]))
-			for j, x := range buf[b] {
-				l[j] = model.Scored{Item: s.items[x.Item], Score: x.Score, Reason: -1}
-				if x.Reason >= 0 {
-					l[j].Reason = s.items[x.Reason]
+	// Blocks on both cores, like the recommendations: every user's list is
+	// independent of the others', so the result does not depend on scheduling.
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range scoreWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([][]model.Scored, scoreBlock)
+			for {
+				lo := int(next.Add(scoreBlock)) - scoreBlock
+				if lo >= len(local) {
+					return
+				}
+				blk := local[lo:min(lo+scoreBlock, len(local))]
+				rec.RecommendBlock(blk, depth, nil, buf[:len(blk)])
+				for b := range blk {
+					l := make([]model.Scored, len(buf[b]))
+					for j, x := range buf[b] {
+						l[j] = model.Scored{Item: s.items[x.Item], Score: x.Score, Reason: -1}
+						if x.Reason >= 0 {
+							l[j].Reason = s.items[x.Reason]
+						}
+					}
+					out[at[lo+b]] = l
 				}
 			}
-			out[at[lo+b]] = l
-		}
+		}()
 	}
+	wg.Wait()
 	return out
 }
 
