@@ -170,7 +170,7 @@ func newClassGraph(layers []model.Dense, B, f int) (cg *classGraph, err error) {
 	x := input(g, "x", cg.x, B, f)
 	y := input(g, "y", cg.y, B)
 	w := input(g, "w", cg.w, B)
-	z := mlp.forward(x, nil)
+	z := mlp.forward([]*G.Node{x}, nil)
 	readInto(z, cg.z)
 	perRow := G.Must(G.Sub(G.Must(G.Softplus(z)), G.Must(G.HadamardProd(y, z))))
 	cost := G.Must(G.Sum(G.Must(G.HadamardProd(w, perRow))))

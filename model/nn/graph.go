@@ -6,8 +6,18 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/shelfml/shelf/internal/f32"
 	"github.com/shelfml/shelf/model"
 )
+
+// Gorgonia's float32 matrix products run on Shelf's AVX2 + FMA GEMM where
+// the CPU has it (twice gonum's pure-Go Sgemm at training sizes; see
+// internal/f32's BenchmarkGemm).
+func init() {
+	if f32.HasAVX2FMA {
+		G.Use(f32.BLAS{})
+	}
+}
 
 // input is a graph input node bound once to a tensor over a Go slice; the
 // training loop refills the slice before every run.
@@ -28,28 +38,63 @@ func readInto(n *G.Node, dst []float32) {
 
 // mlpNodes are the graph nodes of a stack of model.Dense layers whose values
 // alias the layers' W and B slices, so optimiser updates in Go are seen by the
-// next run without rebinding.
+// next run without rebinding. Layer 0's weight may be split by input rows
+// (w[0] has one node per part, each aliasing its rows of W): x·W over the
+// concatenation [x₀, x₁, …] is Σ xₚ·Wₚ, which spares the graph a Concat
+// (an element-wise copy that cost as much as the matrix products).
 type mlpNodes struct {
-	w, b []*G.Node
+	w    [][]*G.Node // per layer, the weight's row blocks (one block except maybe layer 0)
+	rows [][]int     // their row counts
+	b    []*G.Node
 }
 
-func newMLPNodes(g *G.ExprGraph, layers []model.Dense) mlpNodes {
+// newMLPNodes binds layers; split, when given, is layer 0's input widths.
+func newMLPNodes(g *G.ExprGraph, layers []model.Dense, split ...int) mlpNodes {
 	var m mlpNodes
 	for i, l := range layers {
-		m.w = append(m.w, input(g, fmt.Sprintf("mlp.%d.w", i), l.W, l.In, l.Out))
+		parts := []int{l.In}
+		if i == 0 && len(split) > 0 {
+			parts = split
+		}
+		var ws []*G.Node
+		off := 0
+		for p, r := range parts {
+			name := fmt.Sprintf("mlp.%d.w", i)
+			if len(parts) > 1 {
+				name = fmt.Sprintf("mlp.%d.w.%d", i, p)
+			}
+			ws = append(ws, input(g, name, l.W[off*l.Out:(off+r)*l.Out], r, l.Out))
+			off += r
+		}
+		if off != l.In {
+			panic(fmt.Sprintf("mlp layer %d: split %v does not sum to %d inputs", i, parts, l.In))
+		}
+		m.w = append(m.w, ws)
+		m.rows = append(m.rows, parts)
 		m.b = append(m.b, input(g, fmt.Sprintf("mlp.%d.b", i), l.B, l.Out))
 	}
 	return m
 }
 
-// forward applies Dense, ReLU, …, Dense(→1) to x (rows×In) and returns the
-// rows-long output vector. masks, when given, multiply each hidden layer's
-// activations (dropout with masks drawn in Go from the trainer's seeded RNG,
-// so training stays reproducible).
-func (m mlpNodes) forward(x *G.Node, masks []*G.Node) *G.Node {
-	h := x
+// forward applies Dense, ReLU, …, Dense(→1) to the input blocks xs (rows ×
+// layer 0's split widths) and returns the rows-long output vector. masks,
+// when given, multiply each hidden layer's activations (dropout with masks
+// drawn in Go from the trainer's seeded RNG, so training stays reproducible).
+func (m mlpNodes) forward(xs []*G.Node, masks []*G.Node) *G.Node {
+	var h *G.Node
+	for p, x := range xs {
+		t := G.Must(G.Mul(x, m.w[0][p]))
+		if h == nil {
+			h = t
+		} else {
+			h = G.Must(G.Add(h, t))
+		}
+	}
 	for i := range m.w {
-		h = G.Must(G.BroadcastAdd(G.Must(G.Mul(h, m.w[i])), m.b[i], nil, []byte{0}))
+		if i > 0 {
+			h = G.Must(G.Mul(h, m.w[i][0]))
+		}
+		h = G.Must(G.BroadcastAdd(h, m.b[i], nil, []byte{0}))
 		if i < len(m.w)-1 {
 			h = G.Must(G.Rectify(h))
 			if masks != nil {
@@ -57,15 +102,34 @@ func (m mlpNodes) forward(x *G.Node, masks []*G.Node) *G.Node {
 			}
 		}
 	}
-	return G.Must(G.Reshape(h, tensor.Shape{x.Shape()[0]}))
+	return G.Must(G.Reshape(h, tensor.Shape{xs[0].Shape()[0]}))
 }
 
+// params are the trainable nodes: per layer its weight blocks, then its bias.
 func (m mlpNodes) params() []*G.Node {
 	var ps []*G.Node
 	for i := range m.w {
-		ps = append(ps, m.w[i], m.b[i])
+		ps = append(ps, m.w[i]...)
+		ps = append(ps, m.b[i])
 	}
 	return ps
+}
+
+// outputs are the slices of g (one buffer per layer weight and bias) that
+// params()' gradients are read into: a split weight's blocks land in their
+// rows of the one buffer, so g keeps the model's layout.
+func (m mlpNodes) outputs(g denseGrads) [][]float32 {
+	var outs [][]float32
+	for i := range m.w {
+		out := len(g[2*i+1])
+		off := 0
+		for _, r := range m.rows[i] {
+			outs = append(outs, g[2*i][off*out:(off+r)*out])
+			off += r
+		}
+		outs = append(outs, g[2*i+1])
+	}
+	return outs
 }
 
 // denseGrads holds the gradient buffers of a layer stack, in params() order.
@@ -104,9 +168,8 @@ type rankGraph struct {
 // logitNode builds <U,V> + b + MLP([U, V, U⊙V]).
 func logitNode(u, v, bias *G.Node, mlp mlpNodes, masks []*G.Node) *G.Node {
 	uv := G.Must(G.HadamardProd(u, v))
-	x := G.Must(G.Concat(1, u, v, uv))
 	dot := G.Must(G.Sum(uv, 1))
-	return G.Must(G.Add(G.Must(G.Add(mlp.forward(x, masks), dot)), bias))
+	return G.Must(G.Add(G.Must(G.Add(mlp.forward([]*G.Node{u, v, uv}, masks), dot)), bias))
 }
 
 // newRankGraph builds the graph and its VM for batches of B rows over m's
@@ -123,7 +186,7 @@ func newRankGraph(m *model.RankingModel, B int, bpr, dropout bool) (rg *rankGrap
 		gDense: newDenseGrads(m.Layers),
 	}
 	g := rg.g
-	mlp := newMLPNodes(g, m.Layers)
+	mlp := newMLPNodes(g, m.Layers, D, D, D)
 	u := input(g, "u", rg.u, B, D)
 	v := input(g, "v", rg.v, B, D)
 	b := input(g, "bias", rg.bias, B)
@@ -158,7 +221,7 @@ func newRankGraph(m *model.RankingModel, B int, bpr, dropout bool) (rg *rankGrap
 	}
 	cost := G.Must(G.Sum(G.Must(G.HadamardProd(w, perRow))))
 	wrt = append(wrt, mlp.params()...)
-	outs = append(outs, rg.gDense...)
+	outs = append(outs, mlp.outputs(rg.gDense)...)
 	grads, err := G.Grad(cost, wrt...)
 	if err != nil {
 		return nil, fmt.Errorf("build ranking graph: gradients: %w", err)

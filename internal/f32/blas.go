@@ -1,0 +1,21 @@
+package f32
+
+import (
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// BLAS is gonum's pure-Go BLAS with Sgemm replaced by Gemm (the AVX2 + FMA
+// micro-kernel where the CPU has it): what Gorgonia's float32 matrix
+// products run on after gorgonia.Use(f32.BLAS{}).
+type BLAS struct{ gonum.Implementation }
+
+// Sgemm implements blas.Float32. Products with fewer than 4 output columns
+// or rows stay with gonum (a 16-wide panel would be mostly padding).
+func (b BLAS) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int) {
+	if n < MR || m < MR {
+		b.Implementation.Sgemm(tA, tB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
+		return
+	}
+	Gemm(tA != blas.NoTrans, tB != blas.NoTrans, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
+}

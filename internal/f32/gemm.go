@@ -1,0 +1,241 @@
+package f32
+
+import (
+	"math"
+	"sync"
+)
+
+// Micro-kernel shape: MR rows of A by NR columns of B.
+const (
+	MR = 4
+	NR = 16
+)
+
+// kern4x16Go is the micro-kernel in Go: C[4][16] = A·B (or += when accum),
+// A packed k×4, B packed k×16, C rows ldc apart.
+func kern4x16Go(k int, a, b, c []float32, ldc int, accum bool) {
+	var acc [MR][NR]float32
+	a, b = a[:MR*k], b[:NR*k]
+	for p := range k {
+		bp := b[p*NR : p*NR+NR : p*NR+NR]
+		for r := range MR {
+			x := a[p*MR+r]
+			row := &acc[r]
+			for j := range NR {
+				row[j] += x * bp[j]
+			}
+		}
+	}
+	for r := range MR {
+		cr := c[r*ldc : r*ldc+NR]
+		if accum {
+			for j := range NR {
+				cr[j] += acc[r][j]
+			}
+		} else {
+			copy(cr, acc[r][:])
+		}
+	}
+}
+
+func scoreTileGo(k, ng int, a, b, bias, thr, out []float32, masks []uint64) {
+	for g := range ng {
+		o := out[g*MR*NR : (g+1)*MR*NR]
+		kern4x16Go(k, a, b[g*NR*k:], o, NR, false)
+		var m uint64
+		for r := range MR {
+			for j := range NR {
+				s := o[r*NR+j] + bias[g*NR+j]
+				o[r*NR+j] = s
+				if s >= thr[r] {
+					m |= 1 << (NR*r + j)
+				}
+			}
+		}
+		masks[g] = m
+	}
+}
+
+// PackB packs the k×n matrix op(B) (B row-major with leading dimension ldb,
+// transposed when trans) into ⌈n/16⌉ panels of k×16, zero-padded: the layout
+// the kernels stream. dst is reused when large enough.
+func PackB(dst []float32, trans bool, k, n int, b []float32, ldb int) []float32 {
+	np := (n + NR - 1) / NR
+	dst = grow(dst, np*k*NR)
+	for jp := range np {
+		panel := dst[jp*k*NR : (jp+1)*k*NR]
+		j0 := jp * NR
+		w := min(NR, n-j0)
+		for p := range k {
+			row := panel[p*NR : p*NR+NR]
+			if trans {
+				for j := range w {
+					row[j] = b[(j0+j)*ldb+p]
+				}
+			} else {
+				copy(row[:w], b[p*ldb+j0:p*ldb+j0+w])
+			}
+			clear(row[w:])
+		}
+	}
+	return dst
+}
+
+// packA packs rows i0..i0+3 of the m×k matrix alpha·op(A) into k×4,
+// zero-padding rows past m.
+func packA(dst []float32, trans bool, i0, m, k int, a []float32, lda int, alpha float32) {
+	dst = dst[:MR*k]
+	switch h := min(MR, m-i0); {
+	case h == MR && !trans:
+		r0 := a[i0*lda : i0*lda+k]
+		r1 := a[(i0+1)*lda : (i0+1)*lda+k]
+		r2 := a[(i0+2)*lda : (i0+2)*lda+k]
+		r3 := a[(i0+3)*lda : (i0+3)*lda+k]
+		for p := range k {
+			c := dst[p*MR : p*MR+MR : p*MR+MR]
+			c[0], c[1], c[2], c[3] = r0[p], r1[p], r2[p], r3[p]
+		}
+	case h == MR && trans:
+		for p := range k {
+			copy(dst[p*MR:p*MR+MR], a[p*lda+i0:p*lda+i0+MR])
+		}
+	default:
+		for p := range k {
+			col := dst[p*MR : p*MR+MR]
+			for r := range h {
+				if trans {
+					col[r] = a[p*lda+i0+r]
+				} else {
+					col[r] = a[(i0+r)*lda+p]
+				}
+			}
+			clear(col[h:])
+		}
+	}
+	if alpha != 1 {
+		for i := range dst {
+			dst[i] *= alpha
+		}
+	}
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(gemmScratch) }}
+
+type gemmScratch struct {
+	a, b []float32
+	tile [MR * NR]float32
+}
+
+// Gemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices (m×k
+// times k×n into m×n), with op transposing when tA / tB.
+func Gemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if beta != 0 && beta != 1 {
+		for i := range m {
+			for j := range n {
+				c[i*ldc+j] *= beta
+			}
+		}
+	}
+	accum := beta != 0
+	if k == 0 || alpha == 0 {
+		if !accum {
+			for i := range m {
+				clear(c[i*ldc : i*ldc+n])
+			}
+		}
+		return
+	}
+	s := scratchPool.Get().(*gemmScratch)
+	defer scratchPool.Put(s)
+	s.b = PackB(s.b, tB, k, n, b, ldb)
+	s.a = grow(s.a, MR*k)
+	np := (n + NR - 1) / NR
+	for i0 := 0; i0 < m; i0 += MR {
+		packA(s.a, tA, i0, m, k, a, lda, alpha)
+		h := min(MR, m-i0)
+		for jp := range np {
+			j0 := jp * NR
+			w := min(NR, n-j0)
+			panel := s.b[jp*k*NR : (jp+1)*k*NR]
+			if h == MR && w == NR && len(c) >= (i0+MR-1)*ldc+j0+NR {
+				kern4x16(k, s.a, panel, c[i0*ldc+j0:], ldc, accum)
+				continue
+			}
+			// Edge tile: the same kernel into a scratch tile, then the valid
+			// part (one add per element, as the kernel's accumulate does).
+			kern4x16(k, s.a, panel, s.tile[:], NR, false)
+			for r := range h {
+				cr := c[(i0+r)*ldc+j0 : (i0+r)*ldc+j0+w]
+				tr := s.tile[r*NR : r*NR+w]
+				if accum {
+					for j := range w {
+						cr[j] += tr[j]
+					}
+				} else {
+					copy(cr, tr)
+				}
+			}
+		}
+	}
+}
+
+// Retrieval scores users against packed items in tiles; see ScoreTile.
+//
+// PackUsers packs up to 4 user vectors of length k (rows of u with stride k,
+// given by index) into k×4 for ScoreTile; missing users are zero rows.
+func PackUsers(dst []float32, k int, rows ...[]float32) []float32 {
+	dst = grow(dst, MR*k)
+	for p := range k {
+		for r := range MR {
+			var v float32
+			if r < len(rows) {
+				v = rows[r][p]
+			}
+			dst[p*MR+r] = v
+		}
+	}
+	return dst
+}
+
+// PackItems packs n item vectors (rows of v, k floats each) into 16-item
+// groups (k×16, the last zero-padded) and their biases into 16 per group,
+// NaN in the padding so that no padding score ever passes a threshold.
+func PackItems(v []float32, bias []float32, n, k int) (packed, paddedBias []float32) {
+	packed = PackB(nil, true, k, n, v, k)
+	ng := (n + NR - 1) / NR
+	paddedBias = make([]float32, ng*NR)
+	copy(paddedBias, bias[:n])
+	for j := n; j < len(paddedBias); j++ {
+		paddedBias[j] = float32(math.NaN())
+	}
+	return packed, paddedBias
+}
+
+// ScoreTile scores 4 packed users (a: k×4) against ng packed item groups
+// (b: ng panels of k×16, bias: 16 per group): out[g·64 + 16r + j] is user
+// r's score of item j of group g, and bit 16r+j of masks[g] is set when
+// that score ≥ thr[r] (never for NaN). out needs 64·ng floats, masks ng.
+func ScoreTile(k, ng int, a, b, bias []float32, thr *[4]float32, out []float32, masks []uint64) {
+	if ng == 0 {
+		return
+	}
+	scoreTile(k, ng, a, b, bias, thr[:], out, masks)
+}
+
+func grow(b []float32, n int) []float32 {
+	if cap(b) < n {
+		return make([]float32, n)
+	}
+	return b[:n]
+}
+
+func reluGo(x []float32) {
+	for i, v := range x {
+		if v < 0 {
+			x[i] = 0
+		}
+	}
+}

@@ -1,0 +1,59 @@
+//go:build amd64 && !purego
+
+package f32
+
+import "golang.org/x/sys/cpu"
+
+// HasAVX2FMA reports whether the assembly kernels run on this CPU.
+var HasAVX2FMA = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+// kern4x16asm: C[4][16] (row stride ldc) = A·B, or C += A·B when accum; A is
+// packed k×4, B packed k×16.
+//
+//go:noescape
+func kern4x16asm(k int, a, b, c *float32, ldc int, accum bool)
+
+// scoreTileAsm: for each of ng item groups g (B packed k×16 per group, bias
+// 16 per group): out[g][r][j] = A_r·B_g[:,j] + bias[g][j] and bit 16r+j of
+// masks[g] set when that score ≥ thr[r].
+//
+//go:noescape
+func scoreTileAsm(k, ng int, a, b, bias, thr, out *float32, masks *uint64)
+
+func kern4x16(k int, a, b, c []float32, ldc int, accum bool) {
+	if !HasAVX2FMA {
+		kern4x16Go(k, a, b, c, ldc, accum)
+		return
+	}
+	_ = a[4*k-1]
+	_ = b[16*k-1]
+	_ = c[3*ldc+15]
+	kern4x16asm(k, &a[0], &b[0], &c[0], ldc, accum)
+}
+
+func scoreTile(k, ng int, a, b, bias, thr, out []float32, masks []uint64) {
+	if !HasAVX2FMA || k == 0 {
+		scoreTileGo(k, ng, a, b, bias, thr, out, masks)
+		return
+	}
+	_ = a[4*k-1]
+	_ = b[16*k*ng-1]
+	_ = bias[16*ng-1]
+	_ = thr[3]
+	_ = out[64*ng-1]
+	_ = masks[ng-1]
+	scoreTileAsm(k, ng, &a[0], &b[0], &bias[0], &thr[0], &out[0], &masks[0])
+}
+
+//go:noescape
+func reluAsm(x *float32, n int)
+
+// Relu sets every negative element of x to zero (NaN and −0 stay as they
+// are, as in the Go loop: VMAXPS returns its memory operand on NaN or a tie).
+func Relu(x []float32) {
+	n := len(x) &^ 7
+	if HasAVX2FMA && n > 0 {
+		reluAsm(&x[0], n)
+	}
+	reluGo(x[n:])
+}

@@ -1,0 +1,15 @@
+//go:build !amd64 || purego
+
+package f32
+
+// HasAVX2FMA reports whether the assembly kernels run on this CPU.
+var HasAVX2FMA = false
+
+func kern4x16(k int, a, b, c []float32, ldc int, accum bool) { kern4x16Go(k, a, b, c, ldc, accum) }
+
+func scoreTile(k, ng int, a, b, bias, thr, out []float32, masks []uint64) {
+	scoreTileGo(k, ng, a, b, bias, thr, out, masks)
+}
+
+// Relu sets every negative element of x to zero.
+func Relu(x []float32) { reluGo(x) }
