@@ -66,6 +66,9 @@ type purchaseSpec struct {
 	ItemDepth    int      `json:"item_ranking_depth"`
 }
 
+// depth is how many of the ranker's items join the predicted items.
+func (p purchaseSpec) depth() int { return cmp.Or(p.ItemDepth, itemRankDepth) }
+
 // itemRankDepth is how many of the ranking recommender's items join a
 // user's candidate next purchases.
 const itemRankDepth = 50
@@ -461,8 +464,12 @@ func (p *purchaseModel) files() ([]versionFile, error) {
 
 // scorePurchaseShard writes part shard of the purchase_predictions table:
 // P(purchase within the horizon) at D+1 and the most likely items, the
-// user's history blended with o's published ranker.
-func (e *env) scorePurchaseShard(ctx context.Context, o *trainOutcome, shard, shards int) error {
+// user's history blended with o's published ranker. A user's shard is that
+// of their recommendations (local index mod shards; users outside the final
+// slice by global index). lists, when given, are the ranker's lists by local
+// user index (global items) from the recommendations pass; otherwise they
+// are computed here.
+func (e *env) scorePurchaseShard(ctx context.Context, o *trainOutcome, shard, shards int, lists [][]model.Scored) error {
 	in, p := o.in, o.purchase
 	t := e.end.Unix()
 	users, x, f, err := e.buyerFeatures(in, p.spec, t)
@@ -477,13 +484,25 @@ func (e *env) scorePurchaseShard(ctx context.Context, o *trainOutcome, shard, sh
 	var mine []int32
 	var rows []int
 	for i, u := range users {
-		if int(u)%shards == shard {
+		key := int(u)
+		if l := o.final.userLocal[u]; l >= 0 {
+			key = int(l)
+		}
+		if key%shards == shard {
 			mine, rows = append(mine, u), append(rows, i)
 		}
 	}
 	var rank [][]model.Scored
-	if o.rec != nil {
-		rank = rankLists(o.rec, o.final, mine, cmp.Or(p.spec.ItemDepth, itemRankDepth))
+	switch {
+	case lists != nil:
+		rank = make([][]model.Scored, len(mine))
+		for j, u := range mine {
+			if l := o.final.userLocal[u]; l >= 0 {
+				rank[j] = lists[l]
+			}
+		}
+	case o.rec != nil:
+		rank = rankLists(o.rec, o.final, mine, p.spec.depth())
 	}
 	w, err := tables.NewWriter[tables.PurchasePredictionRow](ctx, e.out, tables.PartKey(tables.PurchasePredictions, e.cfg.Date, shard, shards))
 	if err != nil {

@@ -83,7 +83,7 @@ func (e *env) refused(ctx context.Context, o *trainOutcome, res *Result) (*Resul
 		n := e.cfg.Score.Shards
 		done := e.stages.begin("score")
 		for i := 0; i < n; i++ {
-			if err := e.scorePurchaseShard(ctx, o, i, n); err != nil {
+			if err := e.scorePurchaseShard(ctx, o, i, n, nil); err != nil {
 				return nil, err
 			}
 		}

@@ -42,11 +42,26 @@ func (e *env) scoreShard(ctx context.Context, o *trainOutcome, shard, shards int
 	for u := shard; u < len(s.users); u += shards {
 		users = append(users, int32(u))
 	}
+	// The purchase table's predicted items need the ranker's top `depth`
+	// (history included) of the same users: taken from this pass — as the
+	// head of the same lists when nothing is excluded (the top K of a
+	// recommender is the head of its top depth when both are within its
+	// candidates), else from a second list per user — not a second pass.
+	purchase := o.purchase != nil && o.purchase.report.GatePassed
+	var lists [][]model.Scored // by local user index, global items
+	depth, shared := 0, false
+	if purchase && o.rec != nil {
+		lists = make([][]model.Scored, len(s.users))
+		depth = o.purchase.spec.depth()
+		shared = !cfg.ExcludePurchased && depth >= cfg.K && cfg.Candidates >= depth
+	}
 	// scoreWorkers blocks are scored at once, then written in order, so the
 	// table does not depend on scheduling.
 	outs := make([][][]model.Scored, scoreWorkers)
+	extra := make([][][]model.Scored, scoreWorkers)
 	for i := range outs {
 		outs[i] = make([][]model.Scored, scoreBlock)
+		extra[i] = make([][]model.Scored, scoreBlock)
 	}
 	rows := make([]tables.RecommendationRow, 0, scoreBlock*cfg.K)
 	meter := e.meter("score", "users", int64(len(users)), "shard", shard)
@@ -64,7 +79,36 @@ func (e *env) scoreShard(ctx context.Context, o *trainOutcome, shard, shards int
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				rec.RecommendBlock(blks[wi], cfg.K, exclude, outs[wi][:len(blks[wi])])
+				blk, out := blks[wi], outs[wi][:len(blks[wi])]
+				switch {
+				case shared:
+					rec.RecommendBlock(blk, depth, nil, out)
+				case lists != nil:
+					rec.RecommendBlock(blk, depth, nil, extra[wi][:len(blk)])
+					fallthrough
+				default:
+					rec.RecommendBlock(blk, cfg.K, exclude, out)
+				}
+				if lists == nil {
+					return
+				}
+				src := out
+				if !shared {
+					src = extra[wi][:len(blk)]
+				}
+				for b, u := range blk {
+					l := make([]model.Scored, len(src[b]))
+					for j, x := range src[b] {
+						l[j] = model.Scored{Item: s.items[x.Item], Score: x.Score, Reason: -1}
+						if x.Reason >= 0 {
+							l[j].Reason = s.items[x.Reason]
+						}
+					}
+					lists[u] = l
+					if shared {
+						out[b] = out[b][:min(cfg.K, len(out[b]))]
+					}
+				}
 			}()
 		}
 		wg.Wait()
@@ -79,8 +123,8 @@ func (e *env) scoreShard(ctx context.Context, o *trainOutcome, shard, shards int
 	if err := w.Close(); err != nil {
 		return 0, err
 	}
-	if o.purchase != nil && o.purchase.report.GatePassed {
-		if err := e.scorePurchaseShard(ctx, o, shard, shards); err != nil {
+	if purchase {
+		if err := e.scorePurchaseShard(ctx, o, shard, shards, lists); err != nil {
 			return 0, err
 		}
 	}

@@ -80,7 +80,7 @@ func (h *Hybrid) RecommendBlock(users []int32, k int, exclude func(u int32) []in
 		s.mlists = append(s.mlists, nil)
 	}
 	ml := s.mlists[:len(users)]
-	h.model.RecommendBlock(users, c, exclude, ml)
+	h.model.recommendBlock(users, c, exclude, ml, false)
 	for b, u := range users {
 		out[b] = out[b][:0]
 		if !h.model.warm(u) {
@@ -92,71 +92,51 @@ func (h *Hybrid) RecommendBlock(users []int32, k int, exclude func(u int32) []in
 		if exclude != nil {
 			ex = exclude(u)
 		}
-		s.klist = h.knn.Recommend(u, c, ex, s.klist[:0])
+		ks := h.knn.scatter(u)
+		s.klist = h.knn.top(u, ks, c, ex, s.klist[:0])
 		s.plist = s.plist[:0]
 		if h.gamma > 0 {
 			s.plist = h.pop.Recommend(u, c, ex, s.plist)
 		}
-		out[b] = h.blend(u, k, ml[b], s.klist, s.plist, s, out[b])
+		out[b] = h.blend(u, k, ml[b], s.klist, s.plist, ks, s, out[b])
+		h.knn.release(ks)
 	}
 }
 
-func (h *Hybrid) blend(u int32, k int, mlist, klist, plist []Scored, s *hybridScratch, dst []Scored) []Scored {
+func (h *Hybrid) blend(u int32, k int, mlist, klist, plist []Scored, ks *knnScratch, s *hybridScratch, dst []Scored) []Scored {
 	s.items = s.items[:0]
-	s.reason = s.reason[:0]
 	for _, x := range mlist {
 		s.items = append(s.items, x.Item)
-		s.reason = append(s.reason, x.Reason)
 	}
 	nm := len(s.items)
 	for _, x := range klist {
 		if !containsItem(mlist, x.Item) {
 			s.items = append(s.items, x.Item)
-			s.reason = append(s.reason, -1)
 		}
 	}
 	for _, x := range plist {
 		if !containsItem(mlist, x.Item) && !containsItem(klist, x.Item) {
 			s.items = append(s.items, x.Item)
-			s.reason = append(s.reason, -1)
 		}
 	}
 	n := len(s.items)
 	s.logit = grow(s.logit, n)
 	s.knn = grow(s.knn, n)
 	s.pop = grow(s.pop, n)
+	s.reason = s.reason[:0]
 	for q, x := range mlist {
 		s.logit[q] = x.Score
 	}
 	if n > nm {
 		h.model.m.Logits(u, s.items[nm:], s.logit[nm:], &s.mlp)
 	}
-	hist, w := h.knn.ui.Row(u)
+	// ItemKNN's score of every candidate, and its reason: the history item
+	// contributing most (read from the user's scattered scores).
 	for q, it := range s.items {
-		var sc, best float32
-		reason := int32(-1)
-		for p, j := range hist {
-			if sim := csrAt(h.knn.sim, j, it); sim != 0 {
-				c := w[p] * sim
-				sc += c
-				if c > best {
-					best, reason = c, j
-				}
-			}
-		}
+		sc, reason := ks.at(it)
 		s.knn[q] = sc
 		s.pop[q] = h.pop.Score(it)
-		if reason >= 0 {
-			s.reason[q] = reason
-		}
-	}
-	for q, it := range s.items {
-		if s.reason[q] < 0 {
-			s.reason[q] = h.model.reason(hist, it) // closest history item by embedding
-		}
-		if s.reason[q] < 0 && slices.Contains(hist, it) {
-			s.reason[q] = it // a re-purchase: the item itself is the evidence
-		}
+		s.reason = append(s.reason, reason)
 	}
 	standardize(s.logit)
 	standardize(s.knn)
@@ -166,7 +146,20 @@ func (h *Hybrid) blend(u int32, k int, mlist, klist, plist []Scored, s *hybridSc
 	for q, it := range s.items {
 		s.top.PushScored(Scored{Item: it, Score: wm*s.logit[q] + h.beta*s.knn[q] + h.gamma*s.pop[q], Reason: s.reason[q]})
 	}
-	return s.top.Sorted(dst)
+	start := len(dst)
+	dst = s.top.Sorted(dst)
+	// Items ItemKNN does not explain: the closest history item by embedding,
+	// or, for a re-purchase, the item itself — found for the final items only.
+	hist, _ := h.knn.ui.Row(u)
+	for q := start; q < len(dst); q++ {
+		if dst[q].Reason < 0 {
+			dst[q].Reason = h.model.reason(hist, dst[q].Item)
+		}
+		if dst[q].Reason < 0 && slices.Contains(hist, dst[q].Item) {
+			dst[q].Reason = dst[q].Item
+		}
+	}
+	return dst
 }
 
 func containsItem(list []Scored, it int32) bool {

@@ -171,8 +171,16 @@ func (k *ItemKNN) Recommend(u int32, n int, exclude []int32, dst []Scored) []Sco
 		}
 		return k.fallback.Recommend(u, n, exclude, dst)
 	}
+	s := k.scatter(u)
+	defer k.release(s)
+	return k.top(u, s, n, exclude, dst)
+}
+
+// scatter accumulates user u's scores Σ_j w_uj·sim(j, i) of every item i
+// reachable from u's history into a pooled scratch (with, per item, the
+// history item contributing most); release it when done.
+func (k *ItemKNN) scatter(u int32) *knnScratch {
 	s := k.scratch.Get().(*knnScratch)
-	defer k.scratch.Put(s)
 	s.touched = s.touched[:0]
 	hist, wh := k.ui.Row(u)
 	for p, j := range hist {
@@ -191,12 +199,38 @@ func (k *ItemKNN) Recommend(u int32, n int, exclude []int32, dst []Scored) []Sco
 			}
 		}
 	}
+	return s
+}
+
+// at is item i's scattered score and reason (0 and −1 when no history item
+// reaches it, or when no contribution is positive).
+func (s *knnScratch) at(i int32) (float32, int32) {
+	if s.reason[i] < 0 {
+		return 0, -1
+	}
+	if s.best[i] > 0 {
+		return s.score[i], s.reason[i]
+	}
+	return s.score[i], -1
+}
+
+// release clears s's touched items and returns it to the pool.
+func (k *ItemKNN) release(s *knnScratch) {
+	for _, i := range s.touched {
+		s.reason[i] = -1
+	}
+	s.touched = s.touched[:0]
+	k.scratch.Put(s)
+}
+
+// top appends the n best scattered items not in exclude, filled up from the
+// fallback when fewer are reachable.
+func (k *ItemKNN) top(u int32, s *knnScratch, n int, exclude []int32, dst []Scored) []Scored {
 	s.top.ResetK(n)
 	for _, i := range s.touched {
 		if len(exclude) == 0 || !excluded(exclude, i) {
 			s.top.PushScored(Scored{Item: i, Score: s.score[i], Reason: s.reason[i]})
 		}
-		s.reason[i] = -1
 	}
 	start := len(dst)
 	dst = s.top.Sorted(dst)

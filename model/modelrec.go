@@ -2,7 +2,10 @@ package model
 
 import (
 	"math"
+	"math/bits"
 	"sync"
+
+	"github.com/shelfml/shelf/internal/f32"
 )
 
 // ModelRecommender serves a RankingModel in two stages, so that scoring
@@ -22,21 +25,27 @@ type ModelRecommender struct {
 	cand     int
 	fallback Recommender
 	itemNorm []float32
-	tile     int // items per retrieval tile
+	packed   []float32 // item embeddings in 16-item groups (f32.PackItems)
+	bias     []float32 // item biases, 16 per group, NaN padding
+	tile     int       // item groups per retrieval tile
 	pool     sync.Pool
 }
 
-// retrievalUsers is the user block of the retrieval kernel: its embeddings
-// (≤ 16×Dim floats) stay in registers/L1 while an item tile streams by.
+// retrievalUsers is the user block of the retrieval: its embeddings (≤
+// 16×Dim floats) stay in L1 while an item tile streams by, 4 users per
+// kernel call.
 const retrievalUsers = 16
 
 type mrScratch struct {
-	heaps  []*TopK
+	heaps  []*selector
 	ptr    []int // per user, next position in its exclusion list
 	ex     [][]int32
 	warm   []int32 // users of the block served by the model
 	slot   []int   // their index in the caller's block
 	sorted []Scored
+	upack  []float32 // 4 users packed for the kernel
+	scores []float32 // a tile's scores, 64 per item group
+	masks  []uint64  // a tile's candidate flags, one word per item group
 	items  []int32
 	logits []float32
 	mlp    Scratch
@@ -53,12 +62,13 @@ func NewModelRecommender(m *RankingModel, history *CSR, candidates int, fallback
 		v := m.ItemVec(int32(i))
 		r.itemNorm[i] = float32(math.Sqrt(float64(Dot(v, v))))
 	}
-	// 16 KiB of item embeddings per tile: half of Zen 3's 32 KiB L1d.
-	r.tile = max(4, (4096/max(m.Dim, 1))&^3)
+	r.packed, r.bias = f32.PackItems(m.Item, m.ItemBias, m.NItems, m.Dim)
+	// 16 KiB of item embeddings per tile: half of the 32 KiB L1d.
+	r.tile = max(1, 4096/(f32.NR*max(m.Dim, 1)))
 	r.pool.New = func() any {
 		s := &mrScratch{top: NewTopK(0)}
 		for range retrievalUsers {
-			s.heaps = append(s.heaps, NewTopK(0))
+			s.heaps = append(s.heaps, new(selector))
 		}
 		s.ptr = make([]int, retrievalUsers)
 		s.ex = make([][]int32, retrievalUsers)
@@ -84,6 +94,12 @@ func (r *ModelRecommender) warm(u int32) bool {
 // RecommendBlock implements BlockRecommender. Different goroutines may call
 // it at the same time on different blocks.
 func (r *ModelRecommender) RecommendBlock(users []int32, k int, exclude func(u int32) []int32, out [][]Scored) {
+	r.recommendBlock(users, k, exclude, out, true)
+}
+
+// recommendBlock is RecommendBlock; without reasons, warm users' items get
+// Reason −1 (the hybrid finds reasons for its final items only).
+func (r *ModelRecommender) recommendBlock(users []int32, k int, exclude func(u int32) []int32, out [][]Scored, reasons bool) {
 	s := r.pool.Get().(*mrScratch)
 	defer r.pool.Put(s)
 	exOf := func(u int32) []int32 {
@@ -124,18 +140,18 @@ func (r *ModelRecommender) RecommendBlock(users []int32, k int, exclude func(u i
 			s.ex[w] = exOf(u)
 			s.heaps[w].ResetK(cand)
 		}
-		r.retrieve(s.warm, s.ex, s.heaps, s.ptr)
+		r.retrieve(s.warm, s.ex, s.heaps, s.ptr, s)
 		for w, u := range s.warm {
-			out[s.slot[w]] = r.rerank(u, k, s.heaps[w], s, out[s.slot[w]])
+			out[s.slot[w]] = r.rerank(u, k, s.heaps[w], s, out[s.slot[w]], reasons)
 		}
 	}
 }
 
-// rerank scores h's candidates with the full model and appends the best k
-// with their reasons.
-func (r *ModelRecommender) rerank(u int32, k int, h *TopK, s *mrScratch, dst []Scored) []Scored {
+// rerank scores h's candidates with the full model and appends the best k,
+// with their reasons when asked.
+func (r *ModelRecommender) rerank(u int32, k int, h *selector, s *mrScratch, dst []Scored, reasons bool) []Scored {
 	s.items = s.items[:0]
-	for _, c := range h.h {
+	for _, c := range h.kept() {
 		s.items = append(s.items, c.Item)
 	}
 	s.logits = grow(s.logits, len(s.items))
@@ -146,6 +162,9 @@ func (r *ModelRecommender) rerank(u int32, k int, h *TopK, s *mrScratch, dst []S
 	}
 	start := len(dst)
 	dst = s.top.Sorted(dst)
+	if !reasons {
+		return dst
+	}
 	hist, _ := r.hist.Row(u)
 	for q := start; q < len(dst); q++ {
 		dst[q].Reason = r.reason(hist, dst[q].Item)
@@ -173,67 +192,67 @@ func (r *ModelRecommender) reason(hist []int32, i int32) int32 {
 }
 
 // retrieve pushes <U[u], V[i]> + b[i] of every user in us and every item
-// not in ex[w] into heaps[w]. Loop order: item tile (fits L1) → user pair →
-// item quad, with a 2×4 register-blocked dot-product kernel.
-func (r *ModelRecommender) retrieve(us []int32, ex [][]int32, heaps []*TopK, ptr []int) {
+// not in ex[w] into heaps[w]. Loop order: item tile (fits L1) → 4 users →
+// the kernel over the tile's 16-item groups (internal/f32.ScoreTile), which
+// flags the scores at or above each heap's current bar; only flagged scores
+// are looked at again (the bar only rises, so a stale one flags extra
+// scores, never misses one).
+func (r *ModelRecommender) retrieve(us []int32, ex [][]int32, heaps []*selector, ptr []int, s *mrScratch) {
 	m := r.m
 	d := m.Dim
-	n := m.NItems
+	ng := len(r.bias) / f32.NR
 	for w := range us {
 		ptr[w] = 0
 	}
-	for t0 := 0; t0 < n; t0 += r.tile {
-		t1 := min(t0+r.tile, n)
-		for w := 0; w < len(us); w += 2 {
-			w1 := min(w+1, len(us)-1) // odd block: the last user twice, second copy ignored
-			u0 := m.User[int(us[w])*d : int(us[w]+1)*d]
-			u1 := m.User[int(us[w1])*d : int(us[w1]+1)*d]
-			h0, h1 := heaps[w], heaps[w1]
-			pair := w1 != w
-			i := t0
-			for ; i+4 <= t1; i += 4 {
-				v0 := m.Item[i*d : (i+1)*d]
-				v1 := m.Item[(i+1)*d : (i+2)*d]
-				v2 := m.Item[(i+2)*d : (i+3)*d]
-				v3 := m.Item[(i+3)*d : (i+4)*d]
-				a00, a01, a02, a03, a10, a11, a12, a13 := dot2x4(u0, u1, v0, v1, v2, v3)
-				b := m.ItemBias[i : i+4 : i+4]
-				it := int32(i)
-				if s := a00 + b[0]; h0.accepts(s) {
-					offer(h0, ex[w], &ptr[w], it, s)
-				}
-				if s := a01 + b[1]; h0.accepts(s) {
-					offer(h0, ex[w], &ptr[w], it+1, s)
-				}
-				if s := a02 + b[2]; h0.accepts(s) {
-					offer(h0, ex[w], &ptr[w], it+2, s)
-				}
-				if s := a03 + b[3]; h0.accepts(s) {
-					offer(h0, ex[w], &ptr[w], it+3, s)
-				}
-				if !pair {
-					continue
-				}
-				if s := a10 + b[0]; h1.accepts(s) {
-					offer(h1, ex[w1], &ptr[w1], it, s)
-				}
-				if s := a11 + b[1]; h1.accepts(s) {
-					offer(h1, ex[w1], &ptr[w1], it+1, s)
-				}
-				if s := a12 + b[2]; h1.accepts(s) {
-					offer(h1, ex[w1], &ptr[w1], it+2, s)
-				}
-				if s := a13 + b[3]; h1.accepts(s) {
-					offer(h1, ex[w1], &ptr[w1], it+3, s)
+	if d == 0 {
+		for w := range us {
+			for i := range m.NItems {
+				if h := heaps[w]; h.accepts(m.ItemBias[i]) {
+					offer(h, ex[w], &ptr[w], int32(i), m.ItemBias[i])
 				}
 			}
-			for ; i < t1; i++ {
-				v := m.Item[i*d : (i+1)*d]
-				if s := Dot(u0, v) + m.ItemBias[i]; h0.accepts(s) {
-					offer(h0, ex[w], &ptr[w], int32(i), s)
+		}
+		return
+	}
+	s.scores = grow(s.scores, r.tile*f32.MR*f32.NR)
+	if cap(s.masks) < r.tile {
+		s.masks = make([]uint64, r.tile)
+	}
+	quads := (len(us) + f32.MR - 1) / f32.MR
+	s.upack = grow(s.upack, quads*f32.MR*d)
+	for q := range quads {
+		var rows [f32.MR][]float32
+		n := 0
+		for w := q * f32.MR; w < min((q+1)*f32.MR, len(us)); w++ {
+			rows[n] = m.User[int(us[w])*d : int(us[w]+1)*d]
+			n++
+		}
+		f32.PackUsers(s.upack[q*f32.MR*d:(q+1)*f32.MR*d], d, rows[:n]...)
+	}
+	var thr [f32.MR]float32
+	for g0 := 0; g0 < ng; g0 += r.tile {
+		tg := min(r.tile, ng-g0)
+		masks := s.masks[:tg]
+		for q := range quads {
+			w0 := q * f32.MR
+			nw := min(f32.MR, len(us)-w0)
+			for j := range f32.MR {
+				thr[j] = float32(math.Inf(1)) // padding rows: never flagged
+				if j < nw {
+					thr[j] = heaps[w0+j].bar()
 				}
-				if s := Dot(u1, v) + m.ItemBias[i]; pair && h1.accepts(s) {
-					offer(h1, ex[w1], &ptr[w1], int32(i), s)
+			}
+			f32.ScoreTile(d, tg, s.upack[q*f32.MR*d:(q+1)*f32.MR*d], r.packed[g0*f32.NR*d:], r.bias[g0*f32.NR:], &thr, s.scores, masks)
+			for g, mk := range masks {
+				for mk != 0 {
+					bit := bits.TrailingZeros64(mk)
+					mk &= mk - 1
+					j, c := bit/f32.NR, bit%f32.NR
+					w := w0 + j
+					sc := s.scores[g*f32.MR*f32.NR+bit]
+					if h := heaps[w]; h.accepts(sc) {
+						offer(h, ex[w], &ptr[w], int32((g0+g)*f32.NR+c), sc)
+					}
 				}
 			}
 		}
@@ -242,7 +261,7 @@ func (r *ModelRecommender) retrieve(us []int32, ex [][]int32, heaps []*TopK, ptr
 
 // offer pushes item unless it is excluded; ex is ascending and items arrive
 // in ascending order per user, so *p only moves forward.
-func offer(h *TopK, ex []int32, p *int, item int32, s float32) {
+func offer(h *selector, ex []int32, p *int, item int32, s float32) {
 	q := *p
 	for q < len(ex) && ex[q] < item {
 		q++
@@ -252,24 +271,4 @@ func offer(h *TopK, ex []int32, p *int, item int32, s float32) {
 		return
 	}
 	h.PushScored(Scored{Item: item, Score: s, Reason: -1})
-}
-
-// dot2x4 computes the 8 inner products of u0, u1 with v0..v3 (all of
-// length len(u0)): 6 loads feed 8 multiply-adds per step.
-func dot2x4(u0, u1, v0, v1, v2, v3 []float32) (a00, a01, a02, a03, a10, a11, a12, a13 float32) {
-	n := len(u0)
-	u1, v0, v1, v2, v3 = u1[:n], v0[:n], v1[:n], v2[:n], v3[:n]
-	for k := 0; k < n; k++ {
-		x0, x1 := u0[k], u1[k]
-		y0, y1, y2, y3 := v0[k], v1[k], v2[k], v3[k]
-		a00 += x0 * y0
-		a01 += x0 * y1
-		a02 += x0 * y2
-		a03 += x0 * y3
-		a10 += x1 * y0
-		a11 += x1 * y1
-		a12 += x1 * y2
-		a13 += x1 * y3
-	}
-	return
 }

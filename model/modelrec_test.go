@@ -125,7 +125,7 @@ func TestModelRetrievalTopC(t *testing.T) {
 				s.ex[u-lo] = f.ex[u]
 				s.heaps[u-lo].ResetK(c)
 			}
-			rec.retrieve(us, s.ex, s.heaps, s.ptr)
+			rec.retrieve(us, s.ex, s.heaps, s.ptr, s)
 			for w, u := range us {
 				bf := make([]float32, f.m.NItems)
 				for i := range bf {
@@ -209,7 +209,7 @@ func BenchmarkRetrievalBlock(b *testing.B) {
 					us[w] = int32((it*retrievalUsers + w) % nUsers)
 					s.heaps[w].ResetK(cand)
 				}
-				rec.retrieve(us, s.ex, s.heaps, s.ptr)
+				rec.retrieve(us, s.ex, s.heaps, s.ptr, s)
 			}
 			flops := 2 * float64(retrievalUsers) * nItems * float64(dim) * float64(b.N)
 			b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")

@@ -3,6 +3,8 @@ package model
 import (
 	"fmt"
 	"strconv"
+
+	"github.com/shelfml/shelf/internal/f32"
 )
 
 // RankingModel is the trained ranking network in engine-free form:
@@ -46,37 +48,49 @@ func (m *RankingModel) Retrieval(u, i int32) float32 {
 
 // Scratch holds reusable buffers for Logits; one per goroutine.
 type Scratch struct {
-	a, b []float32
-	base []float32 // first layer's bias plus the user part, shared by all rows
+	a, b  []float32
+	base  []float32 // first layer's bias plus the user part, shared by all rows
+	touch float32   // keeps the prefetching loads of Logits alive
 }
 
 // Logits computes the full model's logit for user u and each item into out.
+// The head runs as matrix products over all the items at once
+// (internal/f32.Gemm); layer 0's user block is the same on every row, so it
+// is folded into a per-call bias. Each logit depends only on (u, item), not
+// on the other items of the call.
 func (m *RankingModel) Logits(u int32, items []int32, out []float32, s *Scratch) {
 	n := len(items)
+	if n == 0 {
+		return
+	}
 	d := m.Dim
-	in := 3 * d
+	uv := m.UserVec(u)
+	// layer 0's input without the user block: [V[i], U[u]⊙V[i]]
+	in := 2 * d
 	s.a = grow(s.a, n*in)
 	x := s.a
-	uv := m.UserVec(u)
+	// Touch every item's row first: independent loads overlap their cache
+	// misses, where the copies below would wait for one at a time.
+	if d > 0 {
+		var touch float32
+		for _, it := range items {
+			touch += m.Item[int(it)*d]
+		}
+		s.touch = touch
+	}
 	for r, it := range items {
 		iv := m.ItemVec(it)
 		row := x[r*in : (r+1)*in]
-		copy(row[:d], uv)
-		copy(row[d:2*d], iv)
+		copy(row[:d], iv)
 		for k := 0; k < d; k++ {
-			row[2*d+k] = uv[k] * iv[k]
+			row[d+k] = uv[k] * iv[k]
 		}
 	}
 	cur, curW := x, in
 	for li, l := range m.Layers {
-		s.b = grow(s.b, n*l.Out)
-		y := s.b
-		// The first d inputs of layer 0 are the user's embedding, equal on
-		// every row: accumulate them once. Same operation order as a per-row
-		// loop, so the logits are bit-for-bit those of the naive product.
-		skip := 0
+		bias := l.B
+		w := l.W
 		if li == 0 {
-			skip = d
 			s.base = grow(s.base, l.Out)
 			copy(s.base, l.B)
 			for k, xv := range uv {
@@ -84,29 +98,22 @@ func (m *RankingModel) Logits(u int32, items []int32, out []float32, s *Scratch)
 					Axpy(xv, l.W[k*l.Out:(k+1)*l.Out], s.base)
 				}
 			}
+			bias, w = s.base, l.W[d*l.Out:]
 		}
-		for r := 0; r < n; r++ {
-			yr := y[r*l.Out : (r+1)*l.Out]
-			if li == 0 {
-				copy(yr, s.base)
-			} else {
-				copy(yr, l.B)
+		s.b = grow(s.b, n*l.Out)
+		y := s.b
+		if l.Out == 1 {
+			for r := range n {
+				y[r] = bias[0] + Dot(cur[r*curW:(r+1)*curW], w[:curW])
 			}
-			xr := cur[r*curW : (r+1)*curW]
-			for k := skip; k < len(xr); k++ {
-				xv := xr[k]
-				if xv == 0 {
-					continue
-				}
-				Axpy(xv, l.W[k*l.Out:(k+1)*l.Out], yr)
+		} else {
+			for r := range n {
+				copy(y[r*l.Out:(r+1)*l.Out], bias)
 			}
-			if li < len(m.Layers)-1 {
-				for o, v := range yr {
-					if v < 0 {
-						yr[o] = 0
-					}
-				}
-			}
+			f32.Gemm(false, false, n, l.Out, curW, 1, cur, curW, w, l.Out, 1, y, l.Out)
+		}
+		if li < len(m.Layers)-1 {
+			f32.Relu(y)
 		}
 		s.a, s.b = s.b, s.a
 		cur, curW = s.a, l.Out

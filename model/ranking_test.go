@@ -1,6 +1,9 @@
 package model
 
-import "testing"
+import (
+	"math"
+	"testing"
+)
 
 // naiveLogit is the textbook forward pass of one (user, item) pair.
 func naiveLogit(m *RankingModel, u, i int32) float32 {
@@ -44,13 +47,20 @@ func TestLogitsMatchesNaive(t *testing.T) {
 			for i := range items {
 				items[i] = int32(tt.items - 1 - i)
 			}
-			out := make([]float32, tt.items)
+			out, one := make([]float32, tt.items), make([]float32, 1)
 			var s Scratch
 			for u := range int32(tt.users) {
 				m.Logits(u, items, out, &s)
 				for q, it := range items {
-					if want := naiveLogit(m, u, it); out[q] != want {
+					// the head runs on fused multiply-adds: equal to the naive
+					// product up to rounding
+					if want := naiveLogit(m, u, it); math.Abs(float64(out[q]-want)) > 1e-5*(1+math.Abs(float64(want))) {
 						t.Fatalf("user %d item %d: %v, want %v", u, it, out[q], want)
+					}
+					// and exactly the same whatever else is scored in the call
+					m.Logits(u, []int32{it}, one, &s)
+					if one[0] != out[q] {
+						t.Fatalf("user %d item %d: %v alone, %v among %d items", u, it, one[0], out[q], len(items))
 					}
 				}
 			}
