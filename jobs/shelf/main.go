@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -56,6 +58,17 @@ Exit codes: 0 ok, 1 retryable (I/O, interrupted), 2 permanent (bad config or dat
 `
 
 func main() {
+	// SHELF_CPU_PROFILE=path writes a Go CPU profile of the whole command
+	// (`go tool pprof bin/shelf path`), for finding where a large run spends.
+	if path := os.Getenv("SHELF_CPU_PROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "SHELF_CPU_PROFILE=") })
+			code := run(os.Args[1:], env, os.Stdout, os.Stderr)
+			pprof.StopCPUProfile()
+			f.Close()
+			os.Exit(code)
+		}
+	}
 	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }
 
