@@ -171,7 +171,24 @@ func addID(v *model.Vocab, id string) int32 {
 // (ts, user, item, type), keeping the first in file order (the sort is
 // stable, and merge appends in file order).
 func dedupe(evs []model.Event) ([]model.Event, int64) {
-	slices.SortStableFunc(evs, compareEvents)
+	if tsSorted(evs) {
+		// The usual dump layout (partitions in key order, rows in time order)
+		// is already in time order: only each run of equal timestamps needs
+		// ordering, stably — a linear pass instead of a full stable sort,
+		// which was a third of the ingest's CPU.
+		for i := 0; i < len(evs); {
+			j := i + 1
+			for j < len(evs) && evs[j].TS == evs[i].TS {
+				j++
+			}
+			if j-i > 1 {
+				slices.SortStableFunc(evs[i:j], compareEvents)
+			}
+			i = j
+		}
+	} else {
+		slices.SortStableFunc(evs, compareEvents)
+	}
 	out := evs[:0]
 	var dups int64
 	for i, e := range evs {
@@ -184,8 +201,17 @@ func dedupe(evs []model.Event) ([]model.Event, int64) {
 		}
 		out = append(out, e)
 	}
-	model.SortEvents(out) // already in order; keeps the canonical order authoritative
 	return out, dups
+}
+
+// tsSorted reports whether evs are in non-decreasing time order.
+func tsSorted(evs []model.Event) bool {
+	for i := 1; i < len(evs); i++ {
+		if evs[i].TS < evs[i-1].TS {
+			return false
+		}
+	}
+	return true
 }
 
 func compareEvents(a, b model.Event) int {

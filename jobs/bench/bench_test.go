@@ -4,13 +4,14 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 )
 
 func TestTinyBench(t *testing.T) {
 	rep, err := Run(context.Background(), Options{Events: 20000, Users: 800, Items: 500, Days: 20, Dir: t.TempDir(),
-		PeakGFLOPs: 157, Threads: 2, Batch: 512, Python: "/nonexistent/python3"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		PeakGFLOPs: 157, Threads: 2, Batch: 512, Repeats: 3, Python: "/nonexistent/python3"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -18,7 +19,7 @@ func TestTinyBench(t *testing.T) {
 		t.Fatalf("%+v", rep)
 	}
 	for _, s := range rep.Stages {
-		if s.Throughput <= 0 || s.Ratio <= 0 {
+		if s.Throughput <= 0 || s.Ratio <= 0 || len(s.Runs) != 3 || !slices.Contains(s.Runs, s.Seconds) {
 			t.Fatalf("stage %+v", s)
 		}
 	}

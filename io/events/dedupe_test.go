@@ -1,0 +1,49 @@
+package events
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/shelfml/shelf/model"
+)
+
+// dedupeReference is the plain definition: a stable sort by (ts, user,
+// item, type), then the first of each key.
+func dedupeReference(evs []model.Event) ([]model.Event, int64) {
+	evs = slices.Clone(evs)
+	slices.SortStableFunc(evs, compareEvents)
+	var out []model.Event
+	for i, e := range evs {
+		if i > 0 && compareEvents(out[len(out)-1], e) == 0 {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out, int64(len(evs) - len(out))
+}
+
+func TestDedupeMatchesDefinition(t *testing.T) {
+	rng := rand.New(rand.NewPCG(51, 52))
+	for trial := range 400 {
+		n := rng.IntN(400)
+		tsSpan := 1 + rng.IntN(50)
+		evs := make([]model.Event, n)
+		for i := range evs {
+			// duplicates of a key differ in quantity: which one is kept shows
+			evs[i] = model.Event{TS: int64(rng.IntN(tsSpan)), User: int32(rng.IntN(4)), Item: int32(rng.IntN(4)),
+				Type: uint8(rng.IntN(2)), Quantity: float32(i)}
+		}
+		if trial%2 == 0 { // time-ordered input: the fast path
+			slices.SortStableFunc(evs, func(a, b model.Event) int { return cmpInt(a.TS, b.TS) })
+		}
+		want, wantDups := dedupeReference(evs)
+		got, dups := dedupe(slices.Clone(evs))
+		if dups != wantDups || !slices.Equal(got, want) {
+			t.Fatalf("trial %d (%d events): got %d dups %v\nwant %d dups %v", trial, n, dups, got, wantDups, want)
+		}
+		if !slices.IsSortedFunc(got, compareEvents) {
+			t.Fatalf("trial %d: not in canonical order", trial)
+		}
+	}
+}
