@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
@@ -234,5 +235,20 @@ func TestRelu(t *testing.T) {
 		if x[i] != want[i] && !(math.IsNaN(float64(x[i])) && math.IsNaN(float64(want[i]))) {
 			t.Fatalf("[%d] = %v, want %v", i, x[i], want[i])
 		}
+	}
+}
+
+func TestPeakGFLOPs(t *testing.T) {
+	g := PeakGFLOPs(1, 20*time.Millisecond)
+	if !HasAVX2FMA {
+		if g != 0 {
+			t.Fatalf("no assembly kernels, peak %v", g)
+		}
+		return
+	}
+	// one core does 16 float32 FLOPs per cycle or more with AVX2 + FMA (two
+	// 8-wide FMA pipes): between 0.5 and 6 GHz that is 8 … 200 GFLOP/s
+	if g < 8 || g > 200 {
+		t.Fatalf("one core's FMA peak %v GFLOP/s is implausible", g)
 	}
 }

@@ -57,3 +57,17 @@ func Relu(x []float32) {
 	}
 	reluGo(x[n:])
 }
+
+//go:noescape
+func fmaLoop(n int)
+
+// fmaIterFLOPs is the float32 work of one fmaLoop iteration.
+const fmaIterFLOPs = 12 * 8 * 2
+
+func fmaBurst(n int) bool {
+	if !HasAVX2FMA {
+		return false
+	}
+	fmaLoop(n)
+	return true
+}

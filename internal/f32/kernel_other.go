@@ -13,3 +13,7 @@ func scoreTile(k, ng int, a, b, bias, thr, out []float32, masks []uint64) {
 
 // Relu sets every negative element of x to zero.
 func Relu(x []float32) { reluGo(x) }
+
+const fmaIterFLOPs = 0
+
+func fmaBurst(int) bool { return false }

@@ -1,0 +1,44 @@
+package f32
+
+import (
+	"runtime"
+	"sync"
+	"time"
+)
+
+// PeakGFLOPs measures the float32 FMA throughput of threads cores running
+// at once (each on its own OS thread, registers only: the compute ceiling
+// the kernels are judged against, at the clock the cores actually reach
+// when all of them are busy). It runs for about d; 0 where the assembly
+// kernels do not run.
+func PeakGFLOPs(threads int, d time.Duration) float64 {
+	if !fmaBurst(0) || threads <= 0 {
+		return 0
+	}
+	const burst = 1 << 16
+	var wg sync.WaitGroup
+	iters := make([]int64, threads)
+	start := make(chan struct{})
+	for t := range threads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			<-start
+			for t0 := time.Now(); time.Since(t0) < d; {
+				fmaBurst(burst)
+				iters[t] += burst
+			}
+		}()
+	}
+	t0 := time.Now()
+	close(start)
+	wg.Wait()
+	sec := time.Since(t0).Seconds()
+	var n int64
+	for _, it := range iters {
+		n += it
+	}
+	return float64(n) * fmaIterFLOPs / sec / 1e9
+}
