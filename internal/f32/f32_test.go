@@ -41,7 +41,9 @@ func naiveGemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b 
 	return out
 }
 
-func TestGemmMatchesReference(t *testing.T) {
+func TestGemmMatchesReference(t *testing.T) { variants(t, testGemmMatchesReference) }
+
+func testGemmMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, sz := range [][3]int{{1, 1, 1}, {4, 16, 8}, {5, 17, 3}, {33, 70, 96}, {3, 40, 0}, {64, 64, 1024}, {130, 7, 13}} {
 		for _, tA := range []bool{false, true} {
@@ -86,7 +88,9 @@ func TestGemmMatchesReference(t *testing.T) {
 
 // A row's result is the same whether it is computed alone or in a block, at
 // any position: what makes scoring independent of block and shard sizes.
-func TestGemmRowIndependentOfBlock(t *testing.T) {
+func TestGemmRowIndependentOfBlock(t *testing.T) { variants(t, testGemmRowIndependentOfBlock) }
+
+func testGemmRowIndependentOfBlock(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	m, n, k := 23, 37, 50
 	a, b := randSlice(rng, m*k), randSlice(rng, k*n)
@@ -103,7 +107,9 @@ func TestGemmRowIndependentOfBlock(t *testing.T) {
 	}
 }
 
-func TestKernelAsmMatchesGo(t *testing.T) {
+func TestKernelAsmMatchesGo(t *testing.T) { variants(t, testKernelAsmMatchesGo) }
+
+func testKernelAsmMatchesGo(t *testing.T) {
 	if !HasAVX2FMA {
 		t.Skip("no AVX2+FMA: only the Go kernel runs here")
 	}
@@ -127,7 +133,9 @@ func TestKernelAsmMatchesGo(t *testing.T) {
 	}
 }
 
-func TestScoreTile(t *testing.T) {
+func TestScoreTile(t *testing.T) { variants(t, testScoreTile) }
+
+func testScoreTile(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	for _, tc := range []struct{ n, k int }{{16, 32}, {37, 5}, {200, 64}, {3, 1}} {
 		t.Run(fmt.Sprintf("n=%d/k=%d", tc.n, tc.k), func(t *testing.T) {
@@ -239,7 +247,7 @@ func TestRelu(t *testing.T) {
 }
 
 func TestPeakGFLOPs(t *testing.T) {
-	g := PeakGFLOPs(1, 20*time.Millisecond)
+	g := PeakGFLOPs(1, 20*time.Millisecond, true)
 	if !HasAVX2FMA {
 		if g != 0 {
 			t.Fatalf("no assembly kernels, peak %v", g)
@@ -250,5 +258,20 @@ func TestPeakGFLOPs(t *testing.T) {
 	// 8-wide FMA pipes): between 0.5 and 6 GHz that is 8 … 200 GFLOP/s
 	if g < 8 || g > 200 {
 		t.Fatalf("one core's FMA peak %v GFLOP/s is implausible", g)
+	}
+}
+
+// variants runs f with each form of the kernels this CPU has (AVX2, and
+// AVX-512 where present; the Go kernel elsewhere).
+func variants(t *testing.T, f func(t *testing.T)) {
+	saved := HasAVX512
+	defer func() { HasAVX512 = saved }()
+	forms := []bool{false}
+	if saved {
+		forms = append(forms, true)
+	}
+	for _, w := range forms {
+		HasAVX512 = w
+		t.Run(fmt.Sprintf("avx512=%v", w), f)
 	}
 }

@@ -7,6 +7,16 @@ import "golang.org/x/sys/cpu"
 // HasAVX2FMA reports whether the assembly kernels run on this CPU.
 var HasAVX2FMA = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
+// HasAVX512 reports whether the kernels use their AVX-512 forms (16 floats
+// per register, two FMA chains per row).
+var HasAVX512 = HasAVX2FMA && cpu.X86.HasAVX512F
+
+//go:noescape
+func kern4x16avx512(k int, a, b, c *float32, ldc int, accum bool)
+
+//go:noescape
+func scoreTileAVX512(k, ng int, a, b, bias, thr, out *float32, masks *uint64)
+
 // kern4x16asm: C[4][16] (row stride ldc) = A·B, or C += A·B when accum; A is
 // packed k×4, B packed k×16.
 //
@@ -28,6 +38,10 @@ func kern4x16(k int, a, b, c []float32, ldc int, accum bool) {
 	_ = a[4*k-1]
 	_ = b[16*k-1]
 	_ = c[3*ldc+15]
+	if HasAVX512 {
+		kern4x16avx512(k, &a[0], &b[0], &c[0], ldc, accum)
+		return
+	}
 	kern4x16asm(k, &a[0], &b[0], &c[0], ldc, accum)
 }
 
@@ -42,6 +56,10 @@ func scoreTile(k, ng int, a, b, bias, thr, out []float32, masks []uint64) {
 	_ = thr[3]
 	_ = out[64*ng-1]
 	_ = masks[ng-1]
+	if HasAVX512 {
+		scoreTileAVX512(k, ng, &a[0], &b[0], &bias[0], &thr[0], &out[0], &masks[0])
+		return
+	}
 	scoreTileAsm(k, ng, &a[0], &b[0], &bias[0], &thr[0], &out[0], &masks[0])
 }
 
@@ -61,13 +79,19 @@ func Relu(x []float32) {
 //go:noescape
 func fmaLoop(n int)
 
-// fmaIterFLOPs is the float32 work of one fmaLoop iteration.
-const fmaIterFLOPs = 12 * 8 * 2
+//go:noescape
+func fmaLoop512(n int)
 
-func fmaBurst(n int) bool {
-	if !HasAVX2FMA {
-		return false
+// fmaBurst runs n iterations of the widest FMA loop the CPU has and returns
+// their float32 FLOPs (0 without the assembly kernels).
+func fmaBurst(n int, wide bool) float64 {
+	switch {
+	case wide && HasAVX512:
+		fmaLoop512(n)
+		return float64(n) * 12 * 16 * 2
+	case HasAVX2FMA:
+		fmaLoop(n)
+		return float64(n) * 12 * 8 * 2
 	}
-	fmaLoop(n)
-	return true
+	return 0
 }

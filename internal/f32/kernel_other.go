@@ -5,6 +5,9 @@ package f32
 // HasAVX2FMA reports whether the assembly kernels run on this CPU.
 var HasAVX2FMA = false
 
+// HasAVX512 reports whether the kernels use their AVX-512 forms.
+var HasAVX512 = false
+
 func kern4x16(k int, a, b, c []float32, ldc int, accum bool) { kern4x16Go(k, a, b, c, ldc, accum) }
 
 func scoreTile(k, ng int, a, b, bias, thr, out []float32, masks []uint64) {
@@ -14,6 +17,4 @@ func scoreTile(k, ng int, a, b, bias, thr, out []float32, masks []uint64) {
 // Relu sets every negative element of x to zero.
 func Relu(x []float32) { reluGo(x) }
 
-const fmaIterFLOPs = 0
-
-func fmaBurst(int) bool { return false }
+func fmaBurst(int, bool) float64 { return 0 }

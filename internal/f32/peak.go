@@ -9,15 +9,16 @@ import (
 // PeakGFLOPs measures the float32 FMA throughput of threads cores running
 // at once (each on its own OS thread, registers only: the compute ceiling
 // the kernels are judged against, at the clock the cores actually reach
-// when all of them are busy). It runs for about d; 0 where the assembly
-// kernels do not run.
-func PeakGFLOPs(threads int, d time.Duration) float64 {
-	if !fmaBurst(0) || threads <= 0 {
+// when all of them are busy), with the widest vectors the CPU has (AVX-512
+// where present) unless avx2 is set. It runs for about d; 0 where the
+// assembly kernels do not run.
+func PeakGFLOPs(threads int, d time.Duration, avx2 bool) float64 {
+	if !HasAVX2FMA || threads <= 0 {
 		return 0
 	}
 	const burst = 1 << 16
 	var wg sync.WaitGroup
-	iters := make([]int64, threads)
+	flops := make([]float64, threads)
 	start := make(chan struct{})
 	for t := range threads {
 		wg.Add(1)
@@ -27,8 +28,7 @@ func PeakGFLOPs(threads int, d time.Duration) float64 {
 			defer runtime.UnlockOSThread()
 			<-start
 			for t0 := time.Now(); time.Since(t0) < d; {
-				fmaBurst(burst)
-				iters[t] += burst
+				flops[t] += fmaBurst(burst, !avx2)
 			}
 		}()
 	}
@@ -36,9 +36,9 @@ func PeakGFLOPs(threads int, d time.Duration) float64 {
 	close(start)
 	wg.Wait()
 	sec := time.Since(t0).Seconds()
-	var n int64
-	for _, it := range iters {
-		n += it
+	var n float64
+	for _, f := range flops {
+		n += f
 	}
-	return float64(n) * fmaIterFLOPs / sec / 1e9
+	return n / sec / 1e9
 }

@@ -1,0 +1,176 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// The AVX-512 forms of the kernels, same packed layouts (A k×4, B k×16):
+// a row of 16 columns is one Z register. Two k steps run on separate
+// accumulators (even k in Z0..Z3, odd k in Z4..Z7, added at the end), so
+// eight independent multiply-add chains keep both FMA pipes busy.
+
+#define ZERO8 \
+	VXORPS Z0, Z0, Z0 \
+	VXORPS Z1, Z1, Z1 \
+	VXORPS Z2, Z2, Z2 \
+	VXORPS Z3, Z3, Z3 \
+	VXORPS Z4, Z4, Z4 \
+	VXORPS Z5, Z5, Z5 \
+	VXORPS Z6, Z6, Z6 \
+	VXORPS Z7, Z7, Z7
+
+// KLOOP runs the k loop over CX steps (A at SI, B at DI, both advanced)
+// and leaves the 4×16 products in Z0..Z3; uses AX and labels with prefix p.
+#define KLOOP(pair, tail, done) \
+	MOVQ CX, AX                        \
+	SHRQ $1, AX                        \
+	JEQ  tail                          \
+pair:                                  \
+	VMOVUPS          (DI), Z8          \
+	VMOVUPS          64(DI), Z9        \
+	VFMADD231PS.BCST (SI), Z8, Z0      \
+	VFMADD231PS.BCST 4(SI), Z8, Z1     \
+	VFMADD231PS.BCST 8(SI), Z8, Z2     \
+	VFMADD231PS.BCST 12(SI), Z8, Z3    \
+	VFMADD231PS.BCST 16(SI), Z9, Z4    \
+	VFMADD231PS.BCST 20(SI), Z9, Z5    \
+	VFMADD231PS.BCST 24(SI), Z9, Z6    \
+	VFMADD231PS.BCST 28(SI), Z9, Z7    \
+	ADDQ             $32, SI           \
+	ADDQ             $128, DI          \
+	DECQ             AX                \
+	JNZ              pair              \
+tail:                                  \
+	TESTQ            $1, CX            \
+	JEQ              done              \
+	VMOVUPS          (DI), Z8          \
+	VFMADD231PS.BCST (SI), Z8, Z0      \
+	VFMADD231PS.BCST 4(SI), Z8, Z1     \
+	VFMADD231PS.BCST 8(SI), Z8, Z2     \
+	VFMADD231PS.BCST 12(SI), Z8, Z3    \
+	ADDQ             $16, SI           \
+	ADDQ             $64, DI           \
+done:                                  \
+	VADDPS           Z4, Z0, Z0        \
+	VADDPS           Z5, Z1, Z1        \
+	VADDPS           Z6, Z2, Z2        \
+	VADDPS           Z7, Z3, Z3
+
+// func kern4x16avx512(k int, a, b, c *float32, ldc int, accum bool)
+TEXT ·kern4x16avx512(SB), NOSPLIT, $0-41
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ c+24(FP), DX
+	MOVQ ldc+32(FP), BX
+	SHLQ $2, BX
+	ZERO8
+	KLOOP(kpair, ktail, kdone)
+	LEAQ    (DX)(BX*1), R8
+	LEAQ    (R8)(BX*1), R9
+	LEAQ    (R9)(BX*1), R10
+	MOVBQZX accum+40(FP), AX
+	TESTQ   AX, AX
+	JEQ     kput
+	VADDPS  (DX), Z0, Z0
+	VADDPS  (R8), Z1, Z1
+	VADDPS  (R9), Z2, Z2
+	VADDPS  (R10), Z3, Z3
+
+kput:
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, (R8)
+	VMOVUPS Z2, (R9)
+	VMOVUPS Z3, (R10)
+	VZEROUPPER
+	RET
+
+// MASK16 compares row Zr with the threshold at off(R9) and ORs the 16 bits
+// into AX at bit shift.
+#define MASK16(zr, off, shift) \
+	VBROADCASTSS off(R9), Z10  \
+	VCMPPS $0x1d, Z10, zr, K1  \
+	KMOVW  K1, BX              \
+	SHLQ   $shift, BX          \
+	ORQ    BX, AX
+
+// func scoreTileAVX512(k, ng int, a, b, bias, thr, out *float32, masks *uint64)
+TEXT ·scoreTileAVX512(SB), NOSPLIT, $0-64
+	MOVQ  k+0(FP), DX
+	MOVQ  ng+8(FP), R12
+	MOVQ  b+24(FP), DI
+	MOVQ  bias+32(FP), R8
+	MOVQ  thr+40(FP), R9
+	MOVQ  out+48(FP), R10
+	MOVQ  masks+56(FP), R11
+	TESTQ R12, R12
+	JEQ   sdone
+
+sgroup:
+	MOVQ a+16(FP), SI
+	MOVQ DX, CX
+	ZERO8
+	KLOOP(spair, stail, skdone)
+	VMOVUPS (R8), Z8
+	VADDPS  Z8, Z0, Z0
+	VADDPS  Z8, Z1, Z1
+	VADDPS  Z8, Z2, Z2
+	VADDPS  Z8, Z3, Z3
+	VMOVUPS Z0, (R10)
+	VMOVUPS Z1, 64(R10)
+	VMOVUPS Z2, 128(R10)
+	VMOVUPS Z3, 192(R10)
+	XORQ    AX, AX
+	MASK16(Z0, 0, 0)
+	MASK16(Z1, 4, 16)
+	MASK16(Z2, 8, 32)
+	MASK16(Z3, 12, 48)
+	MOVQ    AX, (R11)
+	ADDQ    $64, R8
+	ADDQ    $256, R10
+	ADDQ    $8, R11
+	DECQ    R12
+	JNZ     sgroup
+
+sdone:
+	VZEROUPPER
+	RET
+
+// func fmaLoop512(n int) — n iterations of 12 independent 16-wide FMAs on
+// registers (384 float32 FLOPs each).
+TEXT ·fmaLoop512(SB), NOSPLIT, $0-8
+	MOVQ   n+0(FP), CX
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	TESTQ  CX, CX
+	JEQ    f5done
+
+f5loop:
+	VFMADD231PS Z12, Z13, Z0
+	VFMADD231PS Z12, Z13, Z1
+	VFMADD231PS Z12, Z13, Z2
+	VFMADD231PS Z12, Z13, Z3
+	VFMADD231PS Z12, Z13, Z4
+	VFMADD231PS Z12, Z13, Z5
+	VFMADD231PS Z12, Z13, Z6
+	VFMADD231PS Z12, Z13, Z7
+	VFMADD231PS Z12, Z13, Z8
+	VFMADD231PS Z12, Z13, Z9
+	VFMADD231PS Z12, Z13, Z10
+	VFMADD231PS Z12, Z13, Z11
+	DECQ        CX
+	JNZ         f5loop
+
+f5done:
+	VZEROUPPER
+	RET
