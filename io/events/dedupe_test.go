@@ -34,11 +34,25 @@ func TestDedupeMatchesDefinition(t *testing.T) {
 			evs[i] = model.Event{TS: int64(rng.IntN(tsSpan)), User: int32(rng.IntN(4)), Item: int32(rng.IntN(4)),
 				Type: uint8(rng.IntN(2)), Quantity: float32(i)}
 		}
-		if trial%2 == 0 { // time-ordered input: the fast path
+		// files: a few runs of the input
+		var starts []int
+		for i := 0; i < n; i += 1 + rng.IntN(n/3+1) {
+			starts = append(starts, i)
+		}
+		switch trial % 3 {
+		case 0: // time-ordered input (runs follow one another): the fast path
 			slices.SortStableFunc(evs, func(a, b model.Event) int { return cmpInt(a.TS, b.TS) })
+		case 1: // each file time-ordered, files overlapping in time
+			for f, a := range starts {
+				b := n
+				if f+1 < len(starts) {
+					b = starts[f+1]
+				}
+				slices.SortStableFunc(evs[a:b], func(a, b model.Event) int { return cmpInt(a.TS, b.TS) })
+			}
 		}
 		want, wantDups := dedupeReference(evs)
-		got, dups := dedupe(slices.Clone(evs))
+		got, dups := dedupe(slices.Clone(evs), starts)
 		if dups != wantDups || !slices.Equal(got, want) {
 			t.Fatalf("trial %d (%d events): got %d dups %v\nwant %d dups %v", trial, n, dups, got, wantDups, want)
 		}

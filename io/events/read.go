@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"gocloud.dev/blob"
@@ -105,7 +107,12 @@ func Read(ctx context.Context, bucket *blob.Bucket, opts Options) (*model.Intera
 
 	users, items := model.NewVocab(), model.NewVocab()
 	var evs []model.Event
+	var starts []int // where each file's events begin in evs
+	lastFile := -1
 	for b := range batches {
+		if err == nil && b.err == nil && b.file != lastFile {
+			starts, lastFile = append(starts, len(evs)), b.file
+		}
 		if err == nil {
 			err = r.merge(b, acct, users, items, &evs)
 		}
@@ -123,7 +130,7 @@ func Read(ctx context.Context, bucket *blob.Bucket, opts Options) (*model.Intera
 		opts.Progress(len(objs), len(objs), acct.Read)
 	}
 
-	evs, dups := dedupe(evs)
+	evs, dups := dedupe(evs, starts)
 	acct.Used, acct.Duplicate = int64(len(evs)), dups
 	if err != nil {
 		return nil, acct, err
@@ -168,26 +175,40 @@ func addID(v *model.Vocab, id string) int32 {
 }
 
 // dedupe sorts events into model.SortEvents order and drops repeats of
-// (ts, user, item, type), keeping the first in file order (the sort is
-// stable, and merge appends in file order).
-func dedupe(evs []model.Event) ([]model.Event, int64) {
-	if tsSorted(evs) {
-		// The usual dump layout (partitions in key order, rows in time order)
-		// is already in time order: only each run of equal timestamps needs
-		// ordering, stably — a linear pass instead of a full stable sort,
-		// which was a third of the ingest's CPU.
-		for i := 0; i < len(evs); {
-			j := i + 1
-			for j < len(evs) && evs[j].TS == evs[i].TS {
-				j++
+// (ts, user, item, type), keeping the first in file order. starts are the
+// offsets where each file's events begin (evs is in file, then row order).
+//
+// Each file's run is sorted on its own, on both cores — dumps are
+// partitioned by day, so the runs usually follow one another in time and
+// are then already the global order; when they overlap (late events in a
+// later partition) one stable sort of the whole follows. Stable sorts
+// throughout keep equal keys in file order.
+func dedupe(evs []model.Event, starts []int) ([]model.Event, int64) {
+	bounds := append(slices.Clone(starts), len(evs))
+	if len(bounds) == 0 || bounds[0] != 0 {
+		bounds = append([]int{0}, bounds...)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range dedupeWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i+1 >= len(bounds) {
+					return
+				}
+				sortRun(evs[bounds[i]:bounds[i+1]])
 			}
-			if j-i > 1 {
-				slices.SortStableFunc(evs[i:j], compareEvents)
-			}
-			i = j
+		}()
+	}
+	wg.Wait()
+	for i := 1; i < len(bounds)-1; i++ {
+		if b := bounds[i]; b > 0 && b < len(evs) && compareEvents(evs[b-1], evs[b]) > 0 {
+			slices.SortStableFunc(evs, compareEvents)
+			break
 		}
-	} else {
-		slices.SortStableFunc(evs, compareEvents)
 	}
 	out := evs[:0]
 	var dups int64
@@ -202,6 +223,30 @@ func dedupe(evs []model.Event) ([]model.Event, int64) {
 		out = append(out, e)
 	}
 	return out, dups
+}
+
+// dedupeWorkers sort files' runs in parallel; the result does not depend
+// on it.
+const dedupeWorkers = 2
+
+// sortRun stably sorts one file's events: a linear pass over runs of equal
+// timestamps when the rows are already in time order (the usual layout),
+// else a stable sort.
+func sortRun(evs []model.Event) {
+	if !tsSorted(evs) {
+		slices.SortStableFunc(evs, compareEvents)
+		return
+	}
+	for i := 0; i < len(evs); {
+		j := i + 1
+		for j < len(evs) && evs[j].TS == evs[i].TS {
+			j++
+		}
+		if j-i > 1 {
+			slices.SortStableFunc(evs[i:j], compareEvents)
+		}
+		i = j
+	}
 }
 
 // tsSorted reports whether evs are in non-decreasing time order.
