@@ -48,7 +48,11 @@ type batch struct {
 	outside int64
 	rejects []Reject
 	err     error // terminal: the read stops here
+	eof     bool  // the file's last message: no rows
 }
+
+// decodeWorkers is how many files are decoded at once.
+const decodeWorkers = 2
 
 type recordReleaser interface{ Release() }
 
@@ -82,45 +86,62 @@ func Read(ctx context.Context, bucket *blob.Bucket, opts Options) (*model.Intera
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	batches := make(chan *batch, 2)
-	// One goroutine decodes (Arrow, validation), this one merges (vocab,
-	// dedupe, sink): the merge order is file then row order, so results do
-	// not depend on scheduling.
-	go func() {
-		defer close(batches)
-		send := func(b *batch) bool {
-			select {
-			case batches <- b:
-				return true
-			case <-ctx.Done():
-				b.release()
-				return false
+	// decodeWorkers goroutines decode files (Arrow, validation), file i on
+	// worker i mod decodeWorkers; this one merges (vocab, dedupe, sink) in
+	// file then row order, taking each file's batches from its worker until
+	// its end marker, so results do not depend on scheduling.
+	chans := make([]chan *batch, decodeWorkers)
+	for w := range chans {
+		ch := make(chan *batch, 2)
+		chans[w] = ch
+		go func() {
+			defer close(ch)
+			send := func(b *batch) bool {
+				select {
+				case ch <- b:
+					return true
+				case <-ctx.Done():
+					b.release()
+					return false
+				}
 			}
-		}
-		for i, o := range objs {
-			if err := r.decodeFile(ctx, i, o, send); err != nil {
-				send(&batch{err: err})
-				return
+			for i := w; i < len(objs); i += decodeWorkers {
+				if err := r.decodeFile(ctx, i, objs[i], send); err != nil {
+					send(&batch{file: i, err: err})
+					return
+				}
+				if !send(&batch{file: i, eof: true}) {
+					return
+				}
 			}
-		}
-	}()
+		}()
+	}
 
 	users, items := model.NewVocab(), model.NewVocab()
 	var evs []model.Event
 	var starts []int // where each file's events begin in evs
-	lastFile := -1
-	for b := range batches {
-		if err == nil && b.err == nil && b.file != lastFile {
-			starts, lastFile = append(starts, len(evs)), b.file
-		}
+	for i := range objs {
 		if err == nil {
-			err = r.merge(b, acct, users, items, &evs)
+			starts = append(starts, len(evs))
 		}
-		b.release()
-		if err != nil {
-			cancel() // stop the decoder; keep draining to release its records
-		} else if opts.Progress != nil {
-			opts.Progress(b.file, len(objs), acct.Read)
+		for b := range chans[i%decodeWorkers] {
+			if b.eof {
+				break
+			}
+			if err == nil {
+				err = r.merge(b, acct, users, items, &evs)
+			}
+			b.release()
+			if err != nil {
+				cancel() // stop the decoders; keep draining to release their records
+			} else if opts.Progress != nil {
+				opts.Progress(b.file, len(objs), acct.Read)
+			}
+		}
+	}
+	for _, ch := range chans {
+		for b := range ch {
+			b.release()
 		}
 	}
 	if err == nil {
