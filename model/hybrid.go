@@ -44,6 +44,8 @@ type hybridScratch struct {
 	reason []int32
 	top    *TopK
 	mlp    Scratch
+	mark   []uint32 // per item: gen when already a candidate of the current user
+	gen    uint32
 }
 
 // NewHybrid blends m with knn (weight beta) and pop (weight gamma),
@@ -104,21 +106,29 @@ func (h *Hybrid) RecommendBlock(users []int32, k int, exclude func(u int32) []in
 }
 
 func (h *Hybrid) blend(u int32, k int, mlist, klist, plist []Scored, ks *knnScratch, s *hybridScratch, dst []Scored) []Scored {
+	// the union of the lists, in list order, deduplicated with per-item
+	// marks (a new generation per user instead of clearing)
+	if n := h.model.m.NItems; len(s.mark) < n {
+		s.mark, s.gen = make([]uint32, n), 0
+	}
+	s.gen++
+	if s.gen == 0 { // wrapped: start over
+		clear(s.mark)
+		s.gen = 1
+	}
 	s.items = s.items[:0]
-	for _, x := range mlist {
-		s.items = append(s.items, x.Item)
+	add := func(list []Scored) {
+		for _, x := range list {
+			if x.Item >= 0 && int(x.Item) < len(s.mark) && s.mark[x.Item] != s.gen {
+				s.mark[x.Item] = s.gen
+				s.items = append(s.items, x.Item)
+			}
+		}
 	}
+	add(mlist)
 	nm := len(s.items)
-	for _, x := range klist {
-		if !containsItem(mlist, x.Item) {
-			s.items = append(s.items, x.Item)
-		}
-	}
-	for _, x := range plist {
-		if !containsItem(mlist, x.Item) && !containsItem(klist, x.Item) {
-			s.items = append(s.items, x.Item)
-		}
-	}
+	add(klist)
+	add(plist)
 	n := len(s.items)
 	s.logit = grow(s.logit, n)
 	s.knn = grow(s.knn, n)
@@ -160,15 +170,6 @@ func (h *Hybrid) blend(u int32, k int, mlist, klist, plist []Scored, ks *knnScra
 		}
 	}
 	return dst
-}
-
-func containsItem(list []Scored, it int32) bool {
-	for _, x := range list {
-		if x.Item == it {
-			return true
-		}
-	}
-	return false
 }
 
 // csrAt is m[r, c] by binary search in row r (0 when absent).

@@ -27,7 +27,7 @@ type knnScratch struct {
 	score, best []float32
 	reason      []int32 // -1 = untouched
 	touched     []int32
-	top         *TopK
+	sel         selector
 	fill        []Scored
 }
 
@@ -134,7 +134,7 @@ func NewItemKNN(ctx context.Context, ui *CSR, neighbors int, fallback Recommende
 	}
 	k := &ItemKNN{ui: ui, sim: sim, fallback: fallback}
 	k.scratch.New = func() any {
-		s := &knnScratch{score: make([]float32, n), best: make([]float32, n), reason: make([]int32, n), top: NewTopK(0)}
+		s := &knnScratch{score: make([]float32, n), best: make([]float32, n), reason: make([]int32, n)}
 		for i := range s.reason {
 			s.reason[i] = -1
 		}
@@ -226,14 +226,14 @@ func (k *ItemKNN) release(s *knnScratch) {
 // top appends the n best scattered items not in exclude, filled up from the
 // fallback when fewer are reachable.
 func (k *ItemKNN) top(u int32, s *knnScratch, n int, exclude []int32, dst []Scored) []Scored {
-	s.top.ResetK(n)
+	s.sel.ResetK(n)
 	for _, i := range s.touched {
-		if len(exclude) == 0 || !excluded(exclude, i) {
-			s.top.PushScored(Scored{Item: i, Score: s.score[i], Reason: s.reason[i]})
+		if sc := s.score[i]; s.sel.accepts(sc) && (len(exclude) == 0 || !excluded(exclude, i)) {
+			s.sel.PushScored(Scored{Item: i, Score: sc, Reason: s.reason[i]})
 		}
 	}
 	start := len(dst)
-	dst = s.top.Sorted(dst)
+	dst = s.sel.Sorted(dst)
 	if got := len(dst) - start; got < n && k.fallback != nil {
 		chosen := dst[start:]
 		s.fill = k.fallback.Recommend(u, n, exclude, s.fill[:0])
