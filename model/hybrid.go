@@ -138,7 +138,7 @@ func (h *Hybrid) blend(u int32, k int, mlist, klist, plist []Scored, ks *knnScra
 		s.logit[q] = x.Score
 	}
 	if n > nm {
-		h.model.m.Logits(u, s.items[nm:], s.logit[nm:], &s.mlp)
+		h.model.m.LogitsPacked(u, s.items[nm:], s.logit[nm:], &s.mlp, h.model.head)
 	}
 	// ItemKNN's score of every candidate, and its reason: the history item
 	// contributing most (read from the user's scattered scores).

@@ -25,6 +25,7 @@ type ModelRecommender struct {
 	cand     int
 	fallback Recommender
 	itemNorm []float32
+	head     *PackedHead
 	packed   []float32 // item embeddings in 16-item groups (f32.PackItems)
 	bias     []float32 // item biases, 16 per group, NaN padding
 	tile     int       // item groups per retrieval tile
@@ -63,6 +64,7 @@ func NewModelRecommender(m *RankingModel, history *CSR, candidates int, fallback
 		r.itemNorm[i] = float32(math.Sqrt(float64(Dot(v, v))))
 	}
 	r.packed, r.bias = f32.PackItems(m.Item, m.ItemBias, m.NItems, m.Dim)
+	r.head = m.PackHead()
 	// 16 KiB of item embeddings per tile: half of the 32 KiB L1d.
 	r.tile = max(1, 4096/(f32.NR*max(m.Dim, 1)))
 	r.pool.New = func() any {
@@ -155,7 +157,7 @@ func (r *ModelRecommender) rerank(u int32, k int, h *selector, s *mrScratch, dst
 		s.items = append(s.items, c.Item)
 	}
 	s.logits = grow(s.logits, len(s.items))
-	r.m.Logits(u, s.items, s.logits, &s.mlp)
+	r.m.LogitsPacked(u, s.items, s.logits, &s.mlp, r.head)
 	s.top.ResetK(k)
 	for q, it := range s.items {
 		s.top.Push(it, s.logits[q])

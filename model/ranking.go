@@ -53,12 +53,42 @@ type Scratch struct {
 	touch float32   // keeps the prefetching loads of Logits alive
 }
 
+// PackedHead is the MLP head's weights packed for the matrix-multiply
+// kernel (layer 0's item rows, then every later layer with more than one
+// output), for serving a model that no longer changes.
+type PackedHead struct {
+	w [][]float32 // per layer; nil for single-output layers
+}
+
+// PackHead packs m's head; m must not change while the result is used.
+func (m *RankingModel) PackHead() *PackedHead {
+	p := &PackedHead{}
+	for li, l := range m.Layers {
+		var panel []float32
+		if l.Out > 1 {
+			in, w := l.In, l.W
+			if li == 0 {
+				in, w = l.In-m.Dim, l.W[m.Dim*l.Out:]
+			}
+			panel = f32.PackB(nil, false, in, l.Out, w, l.Out)
+		}
+		p.w = append(p.w, panel)
+	}
+	return p
+}
+
 // Logits computes the full model's logit for user u and each item into out.
 // The head runs as matrix products over all the items at once
 // (internal/f32.Gemm); layer 0's user block is the same on every row, so it
 // is folded into a per-call bias. Each logit depends only on (u, item), not
 // on the other items of the call.
 func (m *RankingModel) Logits(u int32, items []int32, out []float32, s *Scratch) {
+	m.LogitsPacked(u, items, out, s, nil)
+}
+
+// LogitsPacked is Logits with the head packed by PackHead (nil: packed per
+// call); the logits are the same bits either way.
+func (m *RankingModel) LogitsPacked(u int32, items []int32, out []float32, s *Scratch, head *PackedHead) {
 	n := len(items)
 	if n == 0 {
 		return
@@ -110,7 +140,11 @@ func (m *RankingModel) Logits(u int32, items []int32, out []float32, s *Scratch)
 			for r := range n {
 				copy(y[r*l.Out:(r+1)*l.Out], bias)
 			}
-			f32.Gemm(false, false, n, l.Out, curW, 1, cur, curW, w, l.Out, 1, y, l.Out)
+			if head != nil {
+				f32.GemmPackedB(n, l.Out, curW, cur, curW, head.w[li], true, y, l.Out)
+			} else {
+				f32.Gemm(false, false, n, l.Out, curW, 1, cur, curW, w, l.Out, 1, y, l.Out)
+			}
 		}
 		if li < len(m.Layers)-1 {
 			f32.Relu(y)

@@ -2,6 +2,7 @@ package model
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -47,10 +48,15 @@ func TestLogitsMatchesNaive(t *testing.T) {
 			for i := range items {
 				items[i] = int32(tt.items - 1 - i)
 			}
-			out, one := make([]float32, tt.items), make([]float32, 1)
+			out, one, packed := make([]float32, tt.items), make([]float32, 1), make([]float32, tt.items)
+			head := m.PackHead()
 			var s Scratch
 			for u := range int32(tt.users) {
 				m.Logits(u, items, out, &s)
+				m.LogitsPacked(u, items, packed, &s, head)
+				if !slices.Equal(out, packed) {
+					t.Fatalf("user %d: packed head %v, per-call packing %v", u, packed, out)
+				}
 				for q, it := range items {
 					// the head runs on fused multiply-adds: equal to the naive
 					// product up to rounding

@@ -151,6 +151,30 @@ func Gemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []flo
 	s := scratchPool.Get().(*gemmScratch)
 	defer scratchPool.Put(s)
 	s.b = PackB(s.b, tB, k, n, b, ldb)
+	gemmPacked(s, tA, m, n, k, alpha, a, lda, s.b, accum, c, ldc)
+}
+
+// GemmPackedB is Gemm without transposes, alpha 1 and beta 0 (accum false)
+// or 1 (accum true), with B already packed by PackB: for a B used many
+// times, like a layer's weights.
+func GemmPackedB(m, n, k int, a []float32, lda int, bp []float32, accum bool, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		if !accum {
+			for i := range m {
+				clear(c[i*ldc : i*ldc+n])
+			}
+		}
+		return
+	}
+	s := scratchPool.Get().(*gemmScratch)
+	defer scratchPool.Put(s)
+	gemmPacked(s, false, m, n, k, 1, a, lda, bp, accum, c, ldc)
+}
+
+func gemmPacked(s *gemmScratch, tA bool, m, n, k int, alpha float32, a []float32, lda int, bp []float32, accum bool, c []float32, ldc int) {
 	s.a = grow(s.a, MR*k)
 	np := (n + NR - 1) / NR
 	for i0 := 0; i0 < m; i0 += MR {
@@ -159,7 +183,7 @@ func Gemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []flo
 		for jp := range np {
 			j0 := jp * NR
 			w := min(NR, n-j0)
-			panel := s.b[jp*k*NR : (jp+1)*k*NR]
+			panel := bp[jp*k*NR : (jp+1)*k*NR]
 			if h == MR && w == NR && len(c) >= (i0+MR-1)*ldc+j0+NR {
 				kern4x16(k, s.a, panel, c[i0*ldc+j0:], ldc, accum)
 				continue
