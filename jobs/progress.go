@@ -81,6 +81,9 @@ func (m *Meter) Set(done int64, extra ...slog.Attr) { m.update(func() { m.done =
 func (m *Meter) Add(n int64, extra ...slog.Attr) { m.update(func() { m.done += n }, extra) }
 
 func (m *Meter) update(change func(), extra []slog.Attr) {
+	if m == nil { // callers without progress (tune's trials) pass none
+		return
+	}
 	m.mu.Lock()
 	if m.finished {
 		m.mu.Unlock()

@@ -235,11 +235,22 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 // component and popularity with the model m.
 func (e *env) selectBlend(ctx context.Context, s *slice, m *model.RankingModel, pop *model.Popularity, val model.EvalInput,
 	key string, sel *tables.Selection) error {
-	comp, err := e.selectKNN(ctx, s, pop, val, key, sel)
+	cfg := e.cfg
+	n := len(cfg.Baselines.ItemKNNNeighbors) * len(cfg.Train.KNNHistoryHalfLifeDays)
+	for _, beta := range cfg.Train.BlendKNN {
+		for _, gamma := range cfg.Train.BlendPopularity {
+			if beta+gamma < 1 {
+				n++
+			}
+		}
+	}
+	meter := e.meter("train", "evaluations", int64(n), "phase", "blend")
+	defer meter.Finish()
+	comp, err := e.selectKNN(ctx, s, pop, val, key, sel, meter)
 	if err != nil {
 		return err
 	}
-	_, err = e.selectWeights(ctx, s, m, comp, pop, val, key, sel)
+	_, err = e.selectWeights(ctx, s, m, comp, pop, val, key, sel, meter)
 	return err
 }
 
@@ -256,7 +267,7 @@ func validationScore(ctx context.Context, r model.Recommender, val model.EvalInp
 
 // selectKNN chooses the ItemKNN baseline's neighbours and the hybrid's
 // ItemKNN component on the validation window and returns the component.
-func (e *env) selectKNN(ctx context.Context, s *slice, pop *model.Popularity, val model.EvalInput, key string, sel *tables.Selection) (*model.ItemKNN, error) {
+func (e *env) selectKNN(ctx context.Context, s *slice, pop *model.Popularity, val model.EvalInput, key string, sel *tables.Selection, meter *Meter) (*model.ItemKNN, error) {
 	base, err := e.itemKNN(ctx, s, pop)
 	if err != nil {
 		return nil, err
@@ -273,6 +284,7 @@ func (e *env) selectKNN(ctx context.Context, s *slice, pop *model.Popularity, va
 			if err != nil {
 				return nil, err
 			}
+			meter.Add(1)
 			if hl == 0 && got > bestB {
 				bestB, sel.BaselineNeighbors = got, nb
 			}
@@ -290,7 +302,7 @@ func (e *env) selectKNN(ctx context.Context, s *slice, pop *model.Popularity, va
 // selectWeights chooses the blend weights of the ItemKNN component and
 // popularity with the model m and returns the best validation score.
 func (e *env) selectWeights(ctx context.Context, s *slice, m *model.RankingModel, comp *model.ItemKNN, pop *model.Popularity,
-	val model.EvalInput, key string, sel *tables.Selection) (float64, error) {
+	val model.EvalInput, key string, sel *tables.Selection, meter *Meter) (float64, error) {
 	cfg := e.cfg
 	mr := model.NewModelRecommender(m, s.ui, cfg.Score.Candidates, pop)
 	best := -1.0
@@ -304,6 +316,7 @@ func (e *env) selectWeights(ctx context.Context, s *slice, m *model.RankingModel
 			if err != nil {
 				return 0, err
 			}
+			meter.Add(1)
 			if got > best {
 				best, sel.KNN, sel.Popularity = got, beta, gamma
 			}

@@ -98,7 +98,7 @@ func (r *Runner) Tune(ctx context.Context, trials int) (*TuneResult, error) {
 	val := hVal.subsample(maxValidationUsers)
 	pop := e.popularity(s0)
 	knnSel := tables.Selection{Validation: map[string]float64{}}
-	comp, err := e.selectKNN(ctx, s0, pop, val, key, &knnSel)
+	comp, err := e.selectKNN(ctx, s0, pop, val, key, &knnSel, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +126,7 @@ func (r *Runner) Tune(ctx context.Context, trials int) (*TuneResult, error) {
 			}
 			sel := knnSel
 			sel.Validation = map[string]float64{}
-			trial.Validation, err = te.selectWeights(ctx, s, m, comp, pop, val, key, &sel)
+			trial.Validation, err = te.selectWeights(ctx, s, m, comp, pop, val, key, &sel, nil)
 			sel.Epochs, sel.Validation = trial.Epochs, nil
 			trial.Blend = sel
 		}
