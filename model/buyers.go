@@ -76,7 +76,7 @@ func BuyerFeatures(in *Interactions, t int64, s BuyerSpec) (users []int32, x []f
 	nW := len(s.Windows)
 	f = len(s.Names(in.Types))
 	type acc struct {
-		counts                   []float32
+		distinct                 int
 		first, last, lastBuy     int64
 		purchases                int
 		buyDays                  []int64
@@ -85,27 +85,33 @@ func BuyerFeatures(in *Interactions, t int64, s BuyerSpec) (users []int32, x []f
 		cats, catsBought         int
 	}
 	hi := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].TS > t })
-	per := make(map[int32]*acc)
-	items := make(map[int64]struct{})
-	distinct := make(map[int32]int)
+	// accumulators by dense user index (slot[u] = 1 + position in accs)
+	slot := make([]int32, in.Users.Len())
+	var accs []acc
+	var counts []float32 // nT·nW per user, in accs order
+	items := make(map[int64]struct{}, hi/4)
 	cats := make(map[int64]bool) // user<<32|category → bought
 	for _, e := range in.Events[:hi] {
-		a := per[e.User]
-		if a == nil {
-			a = &acc{counts: make([]float32, nT*nW), first: e.TS, lastBuy: -1}
-			per[e.User] = a
+		si := slot[e.User]
+		if si == 0 {
+			accs = append(accs, acc{first: e.TS, lastBuy: -1})
+			counts = append(counts, make([]float32, nT*nW)...)
+			si = int32(len(accs))
+			slot[e.User] = si
 		}
+		a := &accs[si-1]
+		c := counts[int(si-1)*nT*nW : int(si)*nT*nW]
 		age := t - e.TS
 		for w, d := range s.Windows {
 			if age < int64(d)*day {
-				a.counts[int(e.Type)*nW+w]++
+				c[int(e.Type)*nW+w]++
 			}
 		}
 		a.last = e.TS
 		k := int64(e.User)<<32 | int64(uint32(e.Item))
 		if _, ok := items[k]; !ok {
 			items[k] = struct{}{}
-			distinct[e.User]++
+			a.distinct++
 		}
 		buy := in.Types[e.Type].Purchase
 		if int(e.Item) < len(s.ItemCategory) && s.ItemCategory[e.Item] >= 0 {
@@ -143,15 +149,17 @@ func BuyerFeatures(in *Interactions, t int64, s BuyerSpec) (users []int32, x []f
 			a.cart30++
 		}
 	}
-	for u := range per {
-		users = append(users, u)
+	for u, si := range slot {
+		if si != 0 {
+			users = append(users, int32(u))
+		}
 	}
-	sort.Slice(users, func(i, j int) bool { return users[i] < users[j] })
 	x = make([]float32, 0, len(users)*f)
 	days := func(s int64) float32 { return float32(min(float64(s)/day, recencyCap)) }
 	for _, u := range users {
-		a := per[u]
-		for _, c := range a.counts {
+		si := slot[u] - 1
+		a := &accs[si]
+		for _, c := range counts[int(si)*nT*nW : int(si+1)*nT*nW] {
 			x = append(x, log1p(c))
 		}
 		since := float32(recencyCap)
@@ -173,7 +181,7 @@ func BuyerFeatures(in *Interactions, t int64, s BuyerSpec) (users []int32, x []f
 			overdue = float32(math.Min(float64(since)/m, 10))
 		}
 		x = append(x, days(t-a.last), since, ever,
-			log1p(float32(a.purchases)), log1p(float32(distinct[u])), log1p(float32(len(a.buyDays))))
+			log1p(float32(a.purchases)), log1p(float32(a.distinct)), log1p(float32(len(a.buyDays))))
 		if s.Spend {
 			x = append(x, log1p(max(a.spend30, 0)), log1p(max(a.spend90, 0)))
 		}
