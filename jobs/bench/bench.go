@@ -154,14 +154,16 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 	var rows int64
 	wall, cpu, runs, err := median(o.Repeats, func() error {
 		var err error
-		rows, err = bareScan(data, []string{"user_id", "item_id", "event_type", "ts"})
+		// the columns ingest reads (session_id is only type-checked)
+		c := synth.EventsConfig().Columns
+		rows, err = bareScan(data, []string{c.User, c.Item, c.EventType, c.TS, c.Quantity, c.Price})
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	scan := float64(rows) / wall
-	rep.Stages = append(rep.Stages, Stage{Name: "bare column scan", Seconds: wall, CPUSeconds: cpu, Throughput: scan, Unit: "events/s", Ratio: 1, RatioTo: "itself", Runs: runs})
+	rep.Stages = append(rep.Stages, Stage{Name: "bare column scan (ingest's 6 columns)", Seconds: wall, CPUSeconds: cpu, Throughput: scan, Unit: "events/s", Ratio: 1, RatioTo: "itself", Runs: runs})
 	var in *model.Interactions
 	wall, cpu, runs, err = median(o.Repeats, func() error {
 		var err error
