@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -273,5 +274,25 @@ func variants(t *testing.T, f func(t *testing.T)) {
 	for _, w := range forms {
 		HasAVX512 = w
 		t.Run(fmt.Sprintf("avx512=%v", w), f)
+	}
+}
+
+func TestAdamMatchesGoLoop(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	c := [6]float32{0.0031, 0.9, 0.1, 0.999, 0.001, 1e-8}
+	for _, n := range []int{0, 1, 7, 8, 33, 1000} {
+		p, g := randSlice(rng, n), randSlice(rng, n)
+		m, v := randSlice(rng, n), randSlice(rng, n)
+		for i := range v {
+			v[i] = v[i] * v[i]
+		}
+		p2, m2, v2 := slices.Clone(p), slices.Clone(m), slices.Clone(v)
+		for range 3 {
+			Adam(p, g, m, v, &c)
+			adamGo(p2, g, m2, v2, &c)
+		}
+		if !slices.Equal(p, p2) || !slices.Equal(m, m2) || !slices.Equal(v, v2) {
+			t.Fatalf("n=%d: vector Adam differs from the Go loop", n)
+		}
 	}
 }

@@ -263,3 +263,14 @@ func reluGo(x []float32) {
 		}
 	}
 }
+
+func adamGo(p, g, m, v []float32, c *[6]float32) {
+	step, b1, c1, b2, c2, eps := c[0], c[1], c[2], c[3], c[4], c[5]
+	p, m, v = p[:len(g)], m[:len(g)], v[:len(g)]
+	for k, gk := range g {
+		mk := b1*m[k] + c1*gk
+		vk := b2*v[k] + c2*gk*gk
+		m[k], v[k] = mk, vk
+		p[k] -= step * mk / (float32(math.Sqrt(float64(vk))) + eps)
+	}
+}

@@ -95,3 +95,17 @@ func fmaBurst(n int, wide bool) float64 {
 	}
 	return 0
 }
+
+//go:noescape
+func adamAsm(p, grad, m, v *float32, n int, c *[6]float32)
+
+// Adam applies one Adam step to p with gradient g and moments m, v (equal
+// lengths): c = step, b1, 1−b1, b2, 1−b2, eps. Bit for bit the Go loop.
+func Adam(p, g, m, v []float32, c *[6]float32) {
+	n := len(g) &^ 7
+	if HasAVX2FMA && n > 0 {
+		_, _, _ = p[n-1], m[n-1], v[n-1]
+		adamAsm(&p[0], &g[0], &m[0], &v[0], n, c)
+	}
+	adamGo(p[n:], g[n:], m[n:], v[n:], c)
+}

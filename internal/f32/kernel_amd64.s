@@ -206,3 +206,52 @@ floop:
 fdone:
 	VZEROUPPER
 	RET
+
+// func adamAsm(p, grad, m, v *float32, n int, c *[6]float32)
+// c = step, b1, 1−b1, b2, 1−b2, eps; n a multiple of 8. Per element, in the
+// Go loop's operation order (no fused multiply-adds):
+//   m = b1·m + (1−b1)·g;  v = b2·v + ((1−b2)·g)·g;  p = p − (step·m)/(√v + eps)
+TEXT ·adamAsm(SB), NOSPLIT, $0-48
+	MOVQ         p+0(FP), DI
+	MOVQ         grad+8(FP), SI
+	MOVQ         m+16(FP), R8
+	MOVQ         v+24(FP), R9
+	MOVQ         n+32(FP), CX
+	MOVQ         c+40(FP), AX
+	VBROADCASTSS (AX), Y10
+	VBROADCASTSS 4(AX), Y11
+	VBROADCASTSS 8(AX), Y12
+	VBROADCASTSS 12(AX), Y13
+	VBROADCASTSS 16(AX), Y14
+	VBROADCASTSS 20(AX), Y15
+	SHRQ         $3, CX
+	JEQ          adone
+
+aloop:
+	VMOVUPS (SI), Y0
+	VMULPS  (R8), Y11, Y1
+	VMULPS  Y0, Y12, Y2
+	VADDPS  Y2, Y1, Y1
+	VMOVUPS Y1, (R8)
+	VMULPS  (R9), Y13, Y3
+	VMULPS  Y0, Y14, Y4
+	VMULPS  Y0, Y4, Y4
+	VADDPS  Y4, Y3, Y3
+	VMOVUPS Y3, (R9)
+	VSQRTPS Y3, Y5
+	VADDPS  Y15, Y5, Y5
+	VMULPS  Y1, Y10, Y6
+	VDIVPS  Y5, Y6, Y6
+	VMOVUPS (DI), Y7
+	VSUBPS  Y6, Y7, Y7
+	VMOVUPS Y7, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	ADDQ    $32, R8
+	ADDQ    $32, R9
+	DECQ    CX
+	JNZ     aloop
+
+adone:
+	VZEROUPPER
+	RET

@@ -18,3 +18,7 @@ func scoreTile(k, ng int, a, b, bias, thr, out []float32, masks []uint64) {
 func Relu(x []float32) { reluGo(x) }
 
 func fmaBurst(int, bool) float64 { return 0 }
+
+// Adam applies one Adam step to p with gradient g and moments m, v (equal
+// lengths): c = step, b1, 1−b1, b2, 1−b2, eps.
+func Adam(p, g, m, v []float32, c *[6]float32) { adamGo(p, g, m, v, c) }
