@@ -155,6 +155,8 @@ type rankingFit struct {
 // models the predicted items may use (each only at cut-offs after its data).
 func (e *env) trainPurchase(ctx context.Context, in *model.Interactions, fits []rankingFit, sel tables.Selection) (*purchaseModel, error) {
 	done := e.stages.begin("purchase")
+	meter := e.meter("purchase", "phases", 5)
+	defer meter.Finish()
 	p := e.cfg.Purchase
 	h := int64(p.HorizonDays) * 86400
 	t0 := e.end.Unix() - h
@@ -174,6 +176,7 @@ func (e *env) trainPurchase(ctx context.Context, in *model.Interactions, fits []
 	if len(yTr) == 0 || len(yVa) == 0 {
 		return nil, Permanent(fmt.Errorf("purchase: no users before the training cut-offs; shorten purchase.cutoffs or widen events.lookback_days"))
 	}
+	meter.Add(1, slog.String("phase", "features"), slog.Int("rows", len(yTr)))
 	rawTr := slices.Clone(xTr)
 	scale := model.FitStandardizer(xTr, f)
 	scale.Apply(xTr)
@@ -183,6 +186,7 @@ func (e *env) trainPurchase(ctx context.Context, in *model.Interactions, fits []
 		return nil, fmt.Errorf("purchase model: %w", err)
 	}
 	epochs := bestEpochLowest(hist)
+	meter.Add(1, slog.String("phase", "fit"), slog.Int("epochs", epochs))
 
 	var cols []int
 	for _, c := range rfmColumns {
@@ -215,9 +219,11 @@ func (e *env) trainPurchase(ctx context.Context, in *model.Interactions, fits []
 	for name, pr := range preds {
 		rep.Metrics[name] = model.EvaluateClassifier(pr, yTe)
 	}
+	meter.Add(1, slog.String("phase", "baselines"))
 	if err := e.evaluateItems(ctx, in, fits, sel, t0, h, &rep); err != nil {
 		return nil, err
 	}
+	meter.Add(1, slog.String("phase", "predicted items"))
 	spec.ItemWeight = rep.ItemBlend.Weight
 	best := "logistic_rfm"
 	if rep.Metrics["bought_last_7d"].LogLoss < rep.Metrics[best].LogLoss {
@@ -243,6 +249,7 @@ func (e *env) trainPurchase(ctx context.Context, in *model.Interactions, fits []
 	if err != nil {
 		return nil, fmt.Errorf("purchase model refit: %w", err)
 	}
+	meter.Add(1, slog.String("phase", "refit"))
 	m := rep.Metrics["model"]
 	done(slog.Int("train_rows", len(yTr)), slog.Int("test_users", len(users)), slog.Float64("auc", m.AUC), slog.Float64("log_loss", m.LogLoss),
 		slog.Float64("ece", m.ECE), slog.Float64("baseline_log_loss", rep.Metrics[best].LogLoss), slog.Float64("items_hr@5", rep.Items.HR5),

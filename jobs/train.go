@@ -168,14 +168,17 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	meter := e.meter("evaluate", "recommenders", int64(len(recs)))
 	for _, rec := range recs {
 		met, err := model.Evaluate(ctx, rec.rec, hTest.in, 2)
 		if err != nil {
 			return nil, fmt.Errorf("evaluate %s: %w", rec.name, err)
 		}
+		meter.Add(1, slog.String("recommender", rec.name))
 		met["test_targets_dropped"] = float64(hTest.dropped)
 		metrics[rec.name] = met
 	}
+	meter.Finish()
 	latest, err := e.evaluateLatest(ctx, in, sEval, testStart, hTest)
 	if err != nil {
 		return nil, err
