@@ -85,9 +85,14 @@ func (l *Lock) Expires() time.Time {
 // maxTakeovers bounds the create/read/delete loop under contention.
 const maxTakeovers = 5
 
+// unreadableLockGrace is how long an unreadable lock object may be a
+// creation in progress before it counts as abandoned.
+var unreadableLockGrace = 2 * time.Second
+
 // AcquireLock takes the lock object at key for owner for lease. A live lock
 // held by someone else yields a *LockedError (errors.Is ErrLocked) unless
-// force is set; an expired one is taken over. now is the clock (nil =
+// force is set; an expired one is taken over, and so is one that stays
+// unreadable for unreadableLockGrace. now is the clock (nil =
 // time.Now); expiry is judged by it, so hosts' clocks must roughly agree.
 func AcquireLock(ctx context.Context, b *blob.Bucket, key, owner string, lease time.Duration, force bool, now func() time.Time) (*Lock, error) {
 	if now == nil {
@@ -117,11 +122,26 @@ func AcquireLock(ctx context.Context, b *blob.Bucket, key, owner string, lease t
 			return l, nil
 		}
 		cur, err := readLock(ctx, b, key)
+		if err != nil && !IsNotFound(err) && !force {
+			// A creation in progress is readable within milliseconds; a lock
+			// still unreadable after the grace period is a dead writer's debris
+			// (file:// writes its metadata sidecar in place: a process killed
+			// then leaves a lock no read can parse) and is taken over.
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(unreadableLockGrace):
+			}
+			cur, err = readLock(ctx, b, key)
+			if err != nil && !IsNotFound(err) {
+				if err := deleteKey(ctx, b, key); err != nil {
+					return nil, fmt.Errorf("acquire lock %s: existing lock unreadable (use force to override): %w", key, err)
+				}
+				continue
+			}
+		}
 		if IsNotFound(err) {
 			continue // released meanwhile: try to create again
-		}
-		if err != nil && !force {
-			return nil, fmt.Errorf("acquire lock %s: existing lock unreadable (use force to override): %w", key, err)
 		}
 		if err == nil && now().Before(cur.Expires) && !force {
 			return nil, fmt.Errorf("acquire lock %s: %w", key, &LockedError{Key: key, Owner: cur.Owner, Expires: cur.Expires})
