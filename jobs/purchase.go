@@ -385,20 +385,26 @@ func rankLists(rec model.BlockRecommender, s *slice, users []int32, depth int) [
 				blk := local[lo:min(lo+scoreBlock, len(local))]
 				rec.RecommendBlock(blk, depth, nil, buf[:len(blk)])
 				for b := range blk {
-					l := make([]model.Scored, len(buf[b]))
-					for j, x := range buf[b] {
-						l[j] = model.Scored{Item: s.items[x.Item], Score: x.Score, Reason: -1}
-						if x.Reason >= 0 {
-							l[j].Reason = s.items[x.Reason]
-						}
-					}
-					out[at[lo+b]] = l
+					out[at[lo+b]] = s.globalList(buf[b])
 				}
 			}
 		}()
 	}
 	wg.Wait()
 	return out
+}
+
+// globalList copies a recommendation list of s's local item indices (items
+// and reasons) into global ones.
+func (s *slice) globalList(local []model.Scored) []model.Scored {
+	l := make([]model.Scored, len(local))
+	for j, x := range local {
+		l[j] = model.Scored{Item: s.items[x.Item], Score: x.Score, Reason: -1}
+		if x.Reason >= 0 {
+			l[j].Reason = s.items[x.Reason]
+		}
+	}
+	return l
 }
 
 // bestEpochLowest is the 1-based epoch with the lowest validation loss.

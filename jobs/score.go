@@ -97,14 +97,7 @@ func (e *env) scoreShard(ctx context.Context, o *trainOutcome, shard, shards int
 					src = extra[wi][:len(blk)]
 				}
 				for b, u := range blk {
-					l := make([]model.Scored, len(src[b]))
-					for j, x := range src[b] {
-						l[j] = model.Scored{Item: s.items[x.Item], Score: x.Score, Reason: -1}
-						if x.Reason >= 0 {
-							l[j].Reason = s.items[x.Reason]
-						}
-					}
-					lists[u] = l
+					lists[u] = s.globalList(src[b])
 					if shared {
 						out[b] = out[b][:min(cfg.K, len(out[b]))]
 					}

@@ -3,7 +3,6 @@ package model
 import (
 	"math"
 	"slices"
-	"sort"
 	"sync"
 )
 
@@ -170,16 +169,6 @@ func (h *Hybrid) blend(u int32, k int, mlist, klist, plist []Scored, ks *knnScra
 		}
 	}
 	return dst
-}
-
-// csrAt is m[r, c] by binary search in row r (0 when absent).
-func csrAt(m *CSR, r, c int32) float32 {
-	idx, val := m.Row(r)
-	p := sort.Search(len(idx), func(i int) bool { return idx[i] >= c })
-	if p < len(idx) && idx[p] == c {
-		return val[p]
-	}
-	return 0
 }
 
 // standardize turns x into z-scores (all zeros when x is constant).

@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"slices"
+	"sort"
 	"testing"
 )
 
@@ -72,4 +73,14 @@ func TestHybrid(t *testing.T) {
 			}
 		}
 	}
+}
+
+// csrAt is m[r, c] by binary search in row r (0 when absent).
+func csrAt(m *CSR, r, c int32) float32 {
+	idx, val := m.Row(r)
+	p := sort.Search(len(idx), func(i int) bool { return idx[i] >= c })
+	if p < len(idx) && idx[p] == c {
+		return val[p]
+	}
+	return 0
 }

@@ -2,7 +2,6 @@ package model
 
 import (
 	"cmp"
-	"math"
 	"slices"
 )
 
@@ -79,18 +78,6 @@ func (t *TopK) PushScored(s Scored) {
 // retrieval kernel uses it to skip the exclusion check and the call.
 func (t *TopK) accepts(score float32) bool {
 	return len(t.h) < t.k || (t.k > 0 && score >= t.h[0].Score)
-}
-
-// bar is the lowest score accepts takes: −Inf while the heap has room, +Inf
-// when it keeps nothing.
-func (t *TopK) bar() float32 {
-	switch {
-	case t.k == 0:
-		return float32(math.Inf(1))
-	case len(t.h) < t.k:
-		return float32(math.Inf(-1))
-	}
-	return t.h[0].Score
 }
 
 // Sorted appends the kept items to dst, best first, leaving the heap intact.

@@ -141,11 +141,7 @@ func Gemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []flo
 	}
 	accum := beta != 0
 	if k == 0 || alpha == 0 {
-		if !accum {
-			for i := range m {
-				clear(c[i*ldc : i*ldc+n])
-			}
-		}
+		emptyProduct(m, n, accum, c, ldc)
 		return
 	}
 	s := scratchPool.Get().(*gemmScratch)
@@ -162,16 +158,21 @@ func GemmPackedB(m, n, k int, a []float32, lda int, bp []float32, accum bool, c 
 		return
 	}
 	if k == 0 {
-		if !accum {
-			for i := range m {
-				clear(c[i*ldc : i*ldc+n])
-			}
-		}
+		emptyProduct(m, n, accum, c, ldc)
 		return
 	}
 	s := scratchPool.Get().(*gemmScratch)
 	defer scratchPool.Put(s)
 	gemmPacked(s, false, m, n, k, 1, a, lda, bp, accum, c, ldc)
+}
+
+// emptyProduct is C = 0·…: C unchanged when accumulating, else zeroed.
+func emptyProduct(m, n int, accum bool, c []float32, ldc int) {
+	if !accum {
+		for i := range m {
+			clear(c[i*ldc : i*ldc+n])
+		}
+	}
 }
 
 func gemmPacked(s *gemmScratch, tA bool, m, n, k int, alpha float32, a []float32, lda int, bp []float32, accum bool, c []float32, ldc int) {
