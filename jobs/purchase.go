@@ -106,15 +106,15 @@ func (p purchaseSpec) buyerSpec(cat *events.Catalog) model.BuyerSpec {
 
 // buyerFeatures computes the spec's rows at cut-off t, checking that they are
 // the columns the spec names.
-func (e *env) buyerFeatures(in *model.Interactions, p purchaseSpec, t int64) ([]int32, []float32, int, error) {
+func (e *env) buyerFeatures(g *model.ByUser, p purchaseSpec, t int64) ([]int32, []float32, int, error) {
 	if (p.Categories || p.CatalogPrice) && e.catalog == nil {
 		return nil, nil, 0, Permanent(errors.New("purchase: the model uses catalog features and no catalog is configured"))
 	}
 	bs := p.buyerSpec(e.catalog)
-	if names := bs.Names(in.Types); !slices.Equal(names, p.Features) {
+	if names := bs.Names(g.In.Types); !slices.Equal(names, p.Features) {
 		return nil, nil, 0, Permanent(fmt.Errorf("purchase: the model's features %v differ from the data's %v (event types changed?)", p.Features, names))
 	}
-	users, x, f := model.BuyerFeatures(in, t, bs)
+	users, x, f := model.BuyerFeatures(g, t, bs)
 	return users, x, f, nil
 }
 
@@ -123,14 +123,14 @@ func (e *env) buyerFeatures(in *model.Interactions, p purchaseSpec, t int64) ([]
 var rfmColumns = []string{"days_since_last_event", "days_since_last_purchase", "log_purchase_days", "log_purchases", "log_spend_90d"}
 
 // stackRows builds training rows from rolling cut-offs (features ≤ t, labels in (t, t+h]).
-func (e *env) stackRows(in *model.Interactions, p purchaseSpec, cutoffs []int64, h int64) (x, y []float32, f int, err error) {
+func (e *env) stackRows(g *model.ByUser, p purchaseSpec, cutoffs []int64, h int64) (x, y []float32, f int, err error) {
 	for _, t := range cutoffs {
-		users, xt, ft, err := e.buyerFeatures(in, p, t)
+		users, xt, ft, err := e.buyerFeatures(g, p, t)
 		if err != nil {
 			return nil, nil, 0, err
 		}
 		x = append(x, xt...)
-		y = append(y, model.BuyerLabels(in, users, t, h)...)
+		y = append(y, model.BuyerLabels(g.In, users, t, h)...)
 		f = ft
 	}
 	return x, y, f, nil
@@ -161,15 +161,19 @@ func (e *env) trainPurchase(ctx context.Context, in *model.Interactions, fits []
 	h := int64(p.HorizonDays) * 86400
 	t0 := e.end.Unix() - h
 	spec := e.newPurchaseSpec(in.Types)
-	var fit []int64 // t0−2h, t0−3h, …
+	if !slices.ContainsFunc(in.Types, func(t model.EventType) bool { return t.Purchase }) {
+		return nil, Permanent(fmt.Errorf("purchase: no event type is marked purchase: true"))
+	}
+	g := model.GroupByUser(in) // every cut-off's features read users' events through it
+	var fit []int64            // t0−2h, t0−3h, …
 	for j := 2; j <= p.Cutoffs; j++ {
 		fit = append(fit, t0-int64(j)*h)
 	}
-	xTr, yTr, f, err := e.stackRows(in, spec, fit, h)
+	xTr, yTr, f, err := e.stackRows(g, spec, fit, h)
 	if err != nil {
 		return nil, err
 	}
-	xVa, yVa, _, err := e.stackRows(in, spec, []int64{t0 - h}, h)
+	xVa, yVa, _, err := e.stackRows(g, spec, []int64{t0 - h}, h)
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +181,7 @@ func (e *env) trainPurchase(ctx context.Context, in *model.Interactions, fits []
 		return nil, Permanent(fmt.Errorf("purchase: no users before the training cut-offs; shorten purchase.cutoffs or widen events.lookback_days"))
 	}
 	meter.Add(1, slog.String("phase", "features"), slog.Int("rows", len(yTr)))
-	rawTr := slices.Clone(xTr)
+	recent := model.FitRecentBuyer(xTr, yTr, f, slices.Index(spec.Features, "days_since_last_purchase")) // on unscaled rows
 	scale := model.FitStandardizer(xTr, f)
 	scale.Apply(xTr)
 	scale.Apply(xVa)
@@ -195,24 +199,21 @@ func (e *env) trainPurchase(ctx context.Context, in *model.Interactions, fits []
 		}
 	}
 	lr := model.FitLogistic(xTr, yTr, f, cols, 1e-4)
-	if !slices.ContainsFunc(in.Types, func(t model.EventType) bool { return t.Purchase }) {
-		return nil, Permanent(fmt.Errorf("purchase: no event type is marked purchase: true"))
-	}
-	recent := model.FitRecentBuyer(rawTr, yTr, f, slices.Index(spec.Features, "days_since_last_purchase"))
 
-	users, xTe, _, err := e.buyerFeatures(in, spec, t0)
+	users, xTe, _, err := e.buyerFeatures(g, spec, t0)
 	if err != nil {
 		return nil, err
 	}
 	yTe := model.BuyerLabels(in, users, t0, h)
-	rawTe := slices.Clone(xTe)
-	scale.Apply(xTe)
 	preds := map[string][]float32{"model": nil, "logistic_rfm": nil, "bought_last_7d": nil}
 	for i := range users {
-		row, raw := xTe[i*f:(i+1)*f], rawTe[i*f:(i+1)*f]
+		preds["bought_last_7d"] = append(preds["bought_last_7d"], recent.Predict(xTe[i*f:(i+1)*f])) // unscaled
+	}
+	scale.Apply(xTe)
+	for i := range users {
+		row := xTe[i*f : (i+1)*f]
 		preds["model"] = append(preds["model"], nn.PredictMLP(layers, row))
 		preds["logistic_rfm"] = append(preds["logistic_rfm"], lr.Predict(row))
-		preds["bought_last_7d"] = append(preds["bought_last_7d"], recent.Predict(raw))
 	}
 	rep := PurchaseReport{HeldOutCutoff: time.Unix(t0, 0).UTC().Format(time.RFC3339), Epochs: epochs, TrainRows: len(yTr),
 		Features: spec.Features, Metrics: map[string]model.ClassMetrics{}}
@@ -220,7 +221,7 @@ func (e *env) trainPurchase(ctx context.Context, in *model.Interactions, fits []
 		rep.Metrics[name] = model.EvaluateClassifier(pr, yTe)
 	}
 	meter.Add(1, slog.String("phase", "baselines"))
-	if err := e.evaluateItems(ctx, in, fits, sel, t0, h, &rep); err != nil {
+	if err := e.evaluateItems(ctx, g, fits, sel, t0, h, &rep); err != nil {
 		return nil, err
 	}
 	meter.Add(1, slog.String("phase", "predicted items"))
@@ -239,7 +240,7 @@ func (e *env) trainPurchase(ctx context.Context, in *model.Interactions, fits []
 
 	// Refit through the held-out week for the published predictions.
 	all := append([]int64{t0}, append([]int64{t0 - h}, fit...)[:p.Cutoffs-1]...)
-	xAll, yAll, _, err := e.stackRows(in, spec, all, h)
+	xAll, yAll, _, err := e.stackRows(g, spec, all, h)
 	if err != nil {
 		return nil, err
 	}
@@ -262,15 +263,16 @@ func (e *env) trainPurchase(ctx context.Context, in *model.Interactions, fits []
 // fit before it) and measures, on the held-out week, the user's own history
 // alone (NextItems), the ranking recommender alone (re-purchases allowed)
 // and their blend.
-func (e *env) evaluateItems(ctx context.Context, in *model.Interactions, fits []rankingFit, sel tables.Selection, t0, h int64, rep *PurchaseReport) error {
+func (e *env) evaluateItems(ctx context.Context, g *model.ByUser, fits []rankingFit, sel tables.Selection, t0, h int64, rep *PurchaseReport) error {
 	tv := t0 - h
 	b := &rep.ItemBlend
 	b.Cutoff, b.Validation = time.Unix(tv, 0).UTC().Format(time.RFC3339), map[string]float64{}
-	rv, err := e.itemListsAt(ctx, in, fits, sel, tv, h)
+	in := g.In
+	rv, err := e.itemListsAt(ctx, g, fits, sel, tv, h)
 	if err != nil {
 		return err
 	}
-	rt, err := e.itemListsAt(ctx, in, fits, sel, t0, h)
+	rt, err := e.itemListsAt(ctx, g, fits, sel, t0, h)
 	if err != nil {
 		return err
 	}
@@ -320,8 +322,9 @@ func (l *itemLists) ranking() model.ItemLister {
 // itemListsAt builds the lists at cut-off t for the users who buy in
 // (t, t+h]. The ranking recommender is the published hybrid with the
 // latest of fits whose data ends by t, carried over to the events ≤ t.
-func (e *env) itemListsAt(ctx context.Context, in *model.Interactions, fits []rankingFit, sel tables.Selection, t, h int64) (*itemLists, error) {
-	l := &itemLists{next: model.NewNextItems(in, t)}
+func (e *env) itemListsAt(ctx context.Context, g *model.ByUser, fits []rankingFit, sel tables.Selection, t, h int64) (*itemLists, error) {
+	in := g.In
+	l := &itemLists{next: model.NewNextItems(g, t)}
 	var fit *rankingFit
 	for i := range fits {
 		if fits[i].s.cutoff <= t+1 && (fit == nil || fits[i].s.cutoff > fit.s.cutoff) {
@@ -485,7 +488,8 @@ func (p *purchaseModel) files() ([]versionFile, error) {
 func (e *env) scorePurchaseShard(ctx context.Context, o *trainOutcome, shard, shards int, lists [][]model.Scored) error {
 	in, p := o.in, o.purchase
 	t := e.end.Unix()
-	users, x, f, err := e.buyerFeatures(in, p.spec, t)
+	g := model.GroupByUser(in)
+	users, x, f, err := e.buyerFeatures(g, p.spec, t)
 	if err != nil {
 		return err
 	}
@@ -493,7 +497,7 @@ func (e *env) scorePurchaseShard(ctx context.Context, o *trainOutcome, shard, sh
 		return Permanent(fmt.Errorf("purchase model expects %d features, the data gives %d", len(p.scale.Mean), f))
 	}
 	p.scale.Apply(x)
-	next := model.NewNextItems(in, t)
+	next := model.NewNextItems(g, t)
 	var mine []int32
 	var rows []int
 	for i, u := range users {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"sync"
 )
 
 // Purchase prediction ("who buys in the next week") works on per-user
@@ -69,69 +70,82 @@ func (s BuyerSpec) price(e Event) float32 {
 const recencyCap = 365
 
 // BuyerFeatures computes one row per user with any event at or before t
-// (users in ascending index order), columns as s.Names. Events must be
-// sorted by TS.
-func BuyerFeatures(in *Interactions, t int64, s BuyerSpec) (users []int32, x []float32, f int) {
-	nT := len(in.Types)
-	nW := len(s.Windows)
+// (users in ascending index order), columns as s.Names, on both cores:
+// each user's row reads that user's events only, in time order.
+func BuyerFeatures(g *ByUser, t int64, s BuyerSpec) (users []int32, x []float32, f int) {
+	in := g.In
 	f = len(s.Names(in.Types))
-	type acc struct {
-		distinct                 int
-		first, last, lastBuy     int64
-		purchases                int
-		buyDays                  []int64
+	users = g.active(t)
+	x = make([]float32, len(users)*f)
+	nCat := int32(0)
+	for _, c := range s.ItemCategory {
+		nCat = max(nCat, c+1)
+	}
+	eachUser(len(users), func() *buyerScratch { return new(buyerScratch) }, func(sc *buyerScratch, r int) {
+		sc.items.reset(in.Items.Len())
+		sc.cats.reset(int(nCat))
+		sc.bought.reset(int(nCat))
+		s.row(g, users[r], t, sc, x[r*f:(r+1)*f])
+	})
+	return users, x, f
+}
+
+// buyerScratch is one worker's per-user state of BuyerFeatures.
+type buyerScratch struct {
+	items, cats, bought marks
+	counts              []float32
+	buyDays             []int64
+}
+
+// row writes user u's features at t into dst (len(s.Names)).
+func (s BuyerSpec) row(g *ByUser, u int32, t int64, sc *buyerScratch, dst []float32) {
+	in := g.In
+	nW := len(s.Windows)
+	if n := len(in.Types) * nW; cap(sc.counts) < n {
+		sc.counts = make([]float32, n)
+	} else {
+		sc.counts = sc.counts[:n]
+		clear(sc.counts)
+	}
+	c := sc.counts
+	sc.buyDays = sc.buyDays[:0]
+	ev := g.upTo(u, t) // not empty: u is active at t
+	var (
+		distinct, purchases      int
+		first                          = in.Events[ev[0]].TS
+		last, lastBuy            int64 = 0, -1
 		spend30, spend90, cart30 float32
 		buys30                   float32
-		cats, catsBought         int
-	}
-	hi := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].TS > t })
-	// accumulators by dense user index (slot[u] = 1 + position in accs)
-	slot := make([]int32, in.Users.Len())
-	var accs []acc
-	var counts []float32 // nT·nW per user, in accs order
-	items := make(map[int64]struct{}, hi/4)
-	cats := make(map[int64]bool) // user<<32|category → bought
-	for _, e := range in.Events[:hi] {
-		si := slot[e.User]
-		if si == 0 {
-			accs = append(accs, acc{first: e.TS, lastBuy: -1})
-			counts = append(counts, make([]float32, nT*nW)...)
-			si = int32(len(accs))
-			slot[e.User] = si
-		}
-		a := &accs[si-1]
-		c := counts[int(si-1)*nT*nW : int(si)*nT*nW]
+		nCats, nCatsBought       int
+	)
+	for _, p := range ev {
+		e := in.Events[p]
 		age := t - e.TS
 		for w, d := range s.Windows {
 			if age < int64(d)*day {
 				c[int(e.Type)*nW+w]++
 			}
 		}
-		a.last = e.TS
-		k := int64(e.User)<<32 | int64(uint32(e.Item))
-		if _, ok := items[k]; !ok {
-			items[k] = struct{}{}
-			a.distinct++
+		last = e.TS
+		if sc.items.add(e.Item) {
+			distinct++
 		}
 		buy := in.Types[e.Type].Purchase
 		if int(e.Item) < len(s.ItemCategory) && s.ItemCategory[e.Item] >= 0 {
-			ck := int64(e.User)<<32 | int64(uint32(s.ItemCategory[e.Item]))
-			bought, seen := cats[ck]
-			if !seen {
-				a.cats++
-				cats[ck] = false
+			cat := s.ItemCategory[e.Item]
+			if sc.cats.add(cat) {
+				nCats++
 			}
-			if buy && !bought {
-				a.catsBought++
-				cats[ck] = true
+			if buy && sc.bought.add(cat) {
+				nCatsBought++
 			}
 		}
 		if buy {
-			a.purchases++
-			a.lastBuy = e.TS
+			purchases++
+			lastBuy = e.TS
 			d := e.TS / day
-			if len(a.buyDays) == 0 || a.buyDays[len(a.buyDays)-1] != d {
-				a.buyDays = append(a.buyDays, d)
+			if n := len(sc.buyDays); n == 0 || sc.buyDays[n-1] != d {
+				sc.buyDays = append(sc.buyDays, d)
 			}
 			q := e.Quantity
 			if q <= 0 {
@@ -139,58 +153,51 @@ func BuyerFeatures(in *Interactions, t int64, s BuyerSpec) (users []int32, x []f
 			}
 			spend := q * s.price(e)
 			if age < 30*day {
-				a.spend30 += spend
-				a.buys30++
+				spend30 += spend
+				buys30++
 			}
 			if age < 90*day {
-				a.spend90 += spend
+				spend90 += spend
 			}
 		} else if in.Types[e.Type].Name == "cart" && age < 30*day {
-			a.cart30++
+			cart30++
 		}
 	}
-	for u, si := range slot {
-		if si != 0 {
-			users = append(users, int32(u))
-		}
+	x := dst[:0]
+	for _, v := range c {
+		x = append(x, log1p(v))
 	}
-	x = make([]float32, 0, len(users)*f)
 	days := func(s int64) float32 { return float32(min(float64(s)/day, recencyCap)) }
-	for _, u := range users {
-		si := slot[u] - 1
-		a := &accs[si]
-		for _, c := range counts[int(si)*nT*nW : int(si+1)*nT*nW] {
-			x = append(x, log1p(c))
-		}
-		since := float32(recencyCap)
-		ever := float32(0)
-		if a.lastBuy >= 0 {
-			since, ever = days(t-a.lastBuy), 1
-		}
-		var mean, sd, overdue float32
-		if n := len(a.buyDays); n >= 2 {
-			var s, s2 float64
-			for i := 1; i < n; i++ {
-				g := float64(a.buyDays[i] - a.buyDays[i-1])
-				s += g
-				s2 += g * g
-			}
-			m := s / float64(n-1)
-			mean = float32(m)
-			sd = float32(math.Sqrt(max(0, s2/float64(n-1)-m*m)))
-			overdue = float32(math.Min(float64(since)/m, 10))
-		}
-		x = append(x, days(t-a.last), since, ever,
-			log1p(float32(a.purchases)), log1p(float32(a.distinct)), log1p(float32(len(a.buyDays))))
-		if s.Spend {
-			x = append(x, log1p(max(a.spend30, 0)), log1p(max(a.spend90, 0)))
-		}
-		x = append(x, log1p(max(a.cart30-a.buys30, 0)), mean, sd, overdue, days(t-a.first))
-		if s.ItemCategory != nil {
-			x = append(x, log1p(float32(a.cats)), log1p(float32(a.catsBought)))
-		}
+	since := float32(recencyCap)
+	ever := float32(0)
+	if lastBuy >= 0 {
+		since, ever = days(t-lastBuy), 1
 	}
-	return users, x, f
+	var mean, sd, overdue float32
+	if n := len(sc.buyDays); n >= 2 {
+		var s, s2 float64
+		for i := 1; i < n; i++ {
+			g := float64(sc.buyDays[i] - sc.buyDays[i-1])
+			s += g
+			s2 += g * g
+		}
+		m := s / float64(n-1)
+		mean = float32(m)
+		sd = float32(math.Sqrt(max(0, s2/float64(n-1)-m*m)))
+		overdue = float32(math.Min(float64(since)/m, 10))
+	}
+	x = append(x, days(t-last), since, ever,
+		log1p(float32(purchases)), log1p(float32(distinct)), log1p(float32(len(sc.buyDays))))
+	if s.Spend {
+		x = append(x, log1p(max(spend30, 0)), log1p(max(spend90, 0)))
+	}
+	x = append(x, log1p(max(cart30-buys30, 0)), mean, sd, overdue, days(t-first))
+	if s.ItemCategory != nil {
+		x = append(x, log1p(float32(nCats)), log1p(float32(nCatsBought)))
+	}
+	if len(x) != len(dst) {
+		panic("model: BuyerFeatures row length differs from its column names")
+	}
 }
 
 func log1p(v float32) float32 { return float32(math.Log1p(float64(v))) }
@@ -198,7 +205,7 @@ func log1p(v float32) float32 { return float32(math.Log1p(float64(v))) }
 // BuyerLabels is 1 for users with a purchase event in (t, t+horizon].
 func BuyerLabels(in *Interactions, users []int32, t, horizon int64) []float32 {
 	lo := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].TS > t })
-	bought := map[int32]bool{}
+	bought := make([]bool, in.Users.Len())
 	for _, e := range in.Events[lo:] {
 		if e.TS > t+horizon {
 			break
@@ -269,69 +276,87 @@ func (s Standardizer) Apply(x []float32) {
 // one day only, 0.5·exp(−s / 30). intent: Σ over the user's views and carts
 // of the item since its last purchase of weight·exp(−age / 7 days), weights
 // from the event types (a cart outweighs a view).
+//
+// A user's list is computed when asked for, from that user's events: no
+// state grows with the log. Safe for concurrent use.
 type NextItems struct {
-	per map[int32][]Scored
+	g    *ByUser
+	t    int64
+	pool sync.Pool // *nextScratch
 }
 
-// NewNextItems scores every user's history items at cut-off t.
-func NewNextItems(in *Interactions, t int64) *NextItems {
-	type st struct {
-		buyDays []int64
-		intent  float64
+// nextScratch is one caller's per-user state of NextItems.Top.
+type nextScratch struct {
+	slot  []int32 // item → 1 + position in acc, valid when seen has the item
+	seen  marks
+	acc   []nextItem
+	items []Scored
+}
+
+type nextItem struct {
+	item              int32
+	firstDay, lastDay int64
+	buyDays           int
+	intent            float64
+}
+
+// NewNextItems scores users' history items at cut-off t.
+func NewNextItems(g *ByUser, t int64) *NextItems {
+	n := &NextItems{g: g, t: t}
+	n.pool.New = func() any { return &nextScratch{slot: make([]int32, g.In.Items.Len())} }
+	return n
+}
+
+// Top appends user u's k best items to dst.
+func (n *NextItems) Top(u int32, k int, dst []Scored) []Scored {
+	if u < 0 || int(u) >= n.g.In.Users.Len() || k <= 0 {
+		return dst
 	}
-	hi := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].TS > t })
-	acc := map[int64]*st{}
-	for _, e := range in.Events[:hi] {
-		k := int64(e.User)<<32 | int64(uint32(e.Item))
-		a := acc[k]
-		if a == nil {
-			a = &st{}
-			acc[k] = a
+	in, t := n.g.In, n.t
+	s := n.pool.Get().(*nextScratch)
+	defer n.pool.Put(s)
+	s.seen.reset(len(s.slot))
+	s.acc = s.acc[:0]
+	for _, p := range n.g.upTo(u, t) {
+		e := in.Events[p]
+		if s.seen.add(e.Item) {
+			s.acc = append(s.acc, nextItem{item: e.Item, lastDay: -1})
+			s.slot[e.Item] = int32(len(s.acc))
 		}
+		a := &s.acc[s.slot[e.Item]-1]
 		ty := in.Types[e.Type]
 		if ty.Purchase {
 			d := e.TS / day
-			if n := len(a.buyDays); n == 0 || a.buyDays[n-1] != d {
-				a.buyDays = append(a.buyDays, d)
+			if a.buyDays == 0 {
+				a.firstDay = d
+			}
+			if a.buyDays == 0 || a.lastDay != d {
+				a.buyDays++
+				a.lastDay = d
 			}
 			a.intent = 0 // intent before a purchase was satisfied by it
 			continue
 		}
 		a.intent += float64(ty.Weight) * math.Exp(-float64(t-e.TS)/(7*day))
 	}
-	n := &NextItems{per: map[int32][]Scored{}}
-	for k, a := range acc {
-		u, it := int32(k>>32), int32(uint32(k))
+	s.items = s.items[:0]
+	for _, a := range s.acc {
 		var cycle float64
-		if b := len(a.buyDays); b > 0 {
-			since := float64(t/day - a.buyDays[b-1])
+		if b := a.buyDays; b > 0 {
+			since := float64(t/day - a.lastDay)
 			if b >= 2 {
-				g := float64(a.buyDays[b-1]-a.buyDays[0]) / float64(b-1)
+				g := float64(a.lastDay-a.firstDay) / float64(b-1)
 				cycle = math.Exp(-math.Abs(since-g) / g)
 			} else {
 				cycle = 0.5 * math.Exp(-since/30)
 			}
 		}
-		if s := cycle + a.intent; s > 0 {
-			n.per[u] = append(n.per[u], Scored{Item: it, Score: float32(s), Reason: it})
+		if sc := cycle + a.intent; sc > 0 {
+			s.items = append(s.items, Scored{Item: a.item, Score: float32(sc), Reason: a.item})
 		}
 	}
-	for u, l := range n.per {
-		sort.Slice(l, func(i, j int) bool {
-			if l[i].Score != l[j].Score {
-				return l[i].Score > l[j].Score
-			}
-			return l[i].Item < l[j].Item
-		})
-		n.per[u] = l
-	}
-	return n
-}
-
-// Top appends user u's k best items to dst.
-func (n *NextItems) Top(u int32, k int, dst []Scored) []Scored {
-	l := n.per[u]
-	return append(dst, l[:min(k, len(l))]...)
+	slices.SortFunc(s.items, compareScored)
+	return append(dst, s.items[:min(k, len(s.items))]...)
 }
 
 // ItemLister gives a user's k most likely next purchases, best first.

@@ -86,7 +86,7 @@ func TestBuyerFeaturesAndLabels(t *testing.T) {
 	names := spec.Names(in.Types)
 	col := func(name string) int { return slices.Index(names, name) }
 	tcut := int64(50 * day)
-	users, x, f := BuyerFeatures(in, tcut, spec)
+	users, x, f := BuyerFeatures(GroupByUser(in), tcut, spec)
 	if f != len(names) || len(users) != 3 || len(x) != 3*f {
 		t.Fatalf("shape: %d users, %d values, f=%d (%d names)", len(users), len(x), f, len(names))
 	}
@@ -107,7 +107,7 @@ func TestBuyerFeaturesAndLabels(t *testing.T) {
 	in2 := buyersLog()
 	in2.Events = append(in2.Events, Event{TS: tcut + 1, User: 1, Item: 0, Type: 2, Quantity: 100, Price: 100})
 	SortEvents(in2.Events)
-	_, x2, _ := BuyerFeatures(in2, tcut, spec)
+	_, x2, _ := BuyerFeatures(GroupByUser(in2), tcut, spec)
 	if !slices.Equal(x, x2) {
 		t.Fatal("features at t changed when events after t were added")
 	}
@@ -159,7 +159,7 @@ func TestBuyerSpecColumns(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			names := tc.spec.Names(in.Types)
-			users, x, f := BuyerFeatures(in, tcut, tc.spec)
+			users, x, f := BuyerFeatures(GroupByUser(in), tcut, tc.spec)
 			if f != len(names) || len(x) != len(users)*f {
 				t.Fatalf("f=%d for %d names", f, len(names))
 			}
@@ -218,7 +218,7 @@ func TestNextItemsPrefersDueCycle(t *testing.T) {
 	// User c views item x twice right before the cut-off: intent without a cycle.
 	in.Events = append(in.Events, Event{TS: 49 * day, User: 2, Item: 0, Type: 1}, Event{TS: 49*day + 5, User: 2, Item: 0, Type: 0})
 	SortEvents(in.Events)
-	n := NewNextItems(in, 55*day) // user a: last bought day 49, cycle 7 → due at 56
+	n := NewNextItems(GroupByUser(in), 55*day) // user a: last bought day 49, cycle 7 → due at 56
 	top := n.Top(0, 2, nil)
 	if len(top) != 1 || top[0].Item != 0 || top[0].Score < 0.8 {
 		t.Fatalf("user a: %+v", top)
@@ -250,7 +250,7 @@ func TestEvaluateNextItemsDeterministic(t *testing.T) {
 		}
 	}
 	SortEvents(in.Events)
-	n := NewNextItems(in, 19*day)
+	n := NewNextItems(GroupByUser(in), 19*day)
 	first := EvaluateNextItems(in, n, 19*day, 7*day)
 	for i := 0; i < 20; i++ {
 		if m := EvaluateNextItems(in, n, 19*day, 7*day); m != first {
