@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -194,9 +195,10 @@ func TestModelRecommenderFewCandidates(t *testing.T) {
 }
 
 func BenchmarkRetrievalBlock(b *testing.B) {
-	for _, dim := range []int{32, 64} {
-		b.Run("dim="+itoa(dim), func(b *testing.B) {
-			const nUsers, nItems, cand = 64, 20000, 200
+	for _, c := range []struct{ dim, nItems int }{{32, 20000}, {64, 20000}, {32, 500000}} {
+		dim, nItems := c.dim, c.nItems
+		b.Run("dim="+strconv.Itoa(dim)+"/items="+strconv.Itoa(nItems), func(b *testing.B) {
+			const nUsers, cand = 512, 200
 			rng := rand.New(rand.NewPCG(12, 12))
 			m := randomModel(rng, nUsers, nItems, dim, 8)
 			hist := NewCSR(nUsers, nItems, nil, nil, nil)
@@ -211,7 +213,7 @@ func BenchmarkRetrievalBlock(b *testing.B) {
 				}
 				rec.retrieve(us, s.ex, s.heaps, s.ptr, s)
 			}
-			flops := 2 * float64(retrievalUsers) * nItems * float64(dim) * float64(b.N)
+			flops := 2 * float64(retrievalUsers) * float64(nItems) * float64(dim) * float64(b.N)
 			b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			b.ReportMetric(float64(retrievalUsers)*float64(b.N)/b.Elapsed().Seconds(), "users/s")
 		})
@@ -234,8 +236,4 @@ func BenchmarkModelRecommendBlock(b *testing.B) {
 		rec.RecommendBlock(users, 20, nil, out)
 	}
 	b.ReportMetric(float64(len(users))*float64(b.N)/b.Elapsed().Seconds(), "users/s")
-}
-
-func itoa(n int) string {
-	return string(rune('0'+n/10)) + string(rune('0'+n%10))
 }
