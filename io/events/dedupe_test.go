@@ -28,6 +28,9 @@ func TestDedupeMatchesDefinition(t *testing.T) {
 	for trial := range 400 {
 		n := rng.IntN(400)
 		tsSpan := 1 + rng.IntN(50)
+		if trial%4 == 3 { // spans of several radix digits, some keys still repeated
+			tsSpan = 1 + rng.IntN(1<<(11+rng.IntN(30)))
+		}
 		evs := make([]model.Event, n)
 		for i := range evs {
 			// duplicates of a key differ in quantity: which one is kept shows
@@ -58,6 +61,27 @@ func TestDedupeMatchesDefinition(t *testing.T) {
 		}
 		if !slices.IsSortedFunc(got, compareEvents) {
 			t.Fatalf("trial %d: not in canonical order", trial)
+		}
+	}
+}
+
+// TestSortRunIsStableSort: one file's sort (radix by time, then runs of equal
+// times) equals a stable sort, over spans of one to several radix digits.
+func TestSortRunIsStableSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(53, 54))
+	for trial := range 300 {
+		n := rng.IntN(2000)
+		span := 1 + rng.IntN(1<<(1+rng.IntN(40)))
+		evs := make([]model.Event, n)
+		for i := range evs {
+			evs[i] = model.Event{TS: 1_700_000_000 + int64(rng.IntN(span)), User: int32(rng.IntN(3)), Item: int32(rng.IntN(3)),
+				Type: uint8(rng.IntN(2)), Quantity: float32(i)}
+		}
+		want := slices.Clone(evs)
+		slices.SortStableFunc(want, compareEvents)
+		sortRun(evs)
+		if !slices.Equal(evs, want) {
+			t.Fatalf("trial %d (%d events, span %d): not the stable order", trial, n, span)
 		}
 	}
 }

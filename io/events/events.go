@@ -31,6 +31,9 @@ type Options struct {
 	// Skip lists key prefixes that are not events, such as the catalog's
 	// path when it lives in the events bucket (configs.Config.CatalogInEvents).
 	Skip []string
+	// ArrowRecords decodes every file with Arrow's record reader, never the
+	// page decoder (for comparisons: both give the same result).
+	ArrowRecords bool
 
 	mem memory.Allocator // Arrow allocator; tests set a checked one
 }
@@ -57,6 +60,10 @@ type FileStat struct {
 	MD5      string           `json:"md5,omitempty"` // hex, empty when the store does not report it
 	Rows     int64            `json:"rows"`
 	Rejected map[string]int64 `json:"rejected"` // reason → rows
+	// Decoder is how the file was decoded: "pages" (parquet-go, page by
+	// page) or "arrow" (Arrow's record reader, for layouts the page decoder
+	// does not take). Both give the same rows.
+	Decoder string `json:"decoder"`
 }
 
 // Accounting is the exact fate of every row read:

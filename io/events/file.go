@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -15,14 +16,24 @@ type projection struct {
 	ts      *tsColumn
 }
 
-// decodeFile streams one object's record batches to send, in row order.
-func (r *reader) decodeFile(ctx context.Context, fi int, o object, send func(*batch) bool) error {
+// decodeFile streams one object's record batches to send, in row order,
+// and says which decoder read it ("pages" or "arrow").
+func (r *reader) decodeFile(ctx context.Context, fi int, o object, send func(*batch) bool) (string, error) {
 	var p *projection
+	decoder := "arrow"
 	bind := func(cols *fileColumns) (err error) {
-		p, err = r.project(cols)
-		return err
+		if p, err = r.project(cols); err != nil {
+			return err
+		}
+		if plan := r.planPages(cols, p); plan != nil {
+			decoder = "pages"
+			cols.pages = func(ra io.ReaderAt, total int64) error {
+				return r.decodePages(ctx, fi, o.key, ra, o.size, total, plan, send)
+			}
+		}
+		return nil
 	}
-	return r.scan.scanFile(ctx, o, bind, func(rec arrow.Record, start int64) error {
+	err := r.scan.scanFile(ctx, o, bind, func(rec arrow.Record, start int64) error {
 		b, err := r.decodeBatch(fi, o.key, rec, p, start)
 		if err != nil {
 			return err
@@ -32,6 +43,7 @@ func (r *reader) decodeFile(ctx context.Context, fi int, o object, send func(*ba
 		}
 		return nil
 	})
+	return decoder, err
 }
 
 // project checks every mapped and filter column against the file's schema
@@ -148,7 +160,7 @@ func (r *reader) decodeBatch(fi int, key string, rec arrow.Record, p *projection
 	}
 
 	n := int(rec.NumRows())
-	b = &batch{file: fi, rows: int64(n), cands: make([]candidate, 0, n)}
+	b = &batch{file: fi, rows: int64(n), cands: newCands(n)}
 	values := r.opts.Rejects != nil
 	reject := func(i int, col, reason, value string) {
 		rj := Reject{File: key, Row: start + int64(i), Reason: reason}
@@ -212,7 +224,7 @@ rows:
 				continue
 			}
 		}
-		b.cands = append(b.cands, candidate{user: u, item: it, ts: sec, typ: uint8(typ), qty: qty(i), price: price(i)})
+		b.cands = append(b.cands, candidate{user: u, item: it, uref: -1, iref: -1, ts: sec, typ: uint8(typ), qty: qty(i), price: price(i)})
 	}
 	rec.Retain() // candidates alias its strings until merged
 	b.rec = rec

@@ -134,11 +134,13 @@ func appendValue(t testing.TB, b array.Builder, v any) {
 			t.Fatal(err)
 		}
 	case *array.Int64Builder:
-		b.Append(int64(v.(int)))
+		b.Append(int64(asFloat(t, v)))
 	case *array.Int32Builder:
-		b.Append(int32(v.(int)))
+		b.Append(int32(asFloat(t, v)))
 	case *array.Float64Builder:
-		b.Append(v.(float64))
+		b.Append(asFloat(t, v))
+	case *array.Float32Builder:
+		b.Append(float32(asFloat(t, v)))
 	case *array.BooleanBuilder:
 		b.Append(v.(bool))
 	case *array.TimestampBuilder:
@@ -159,6 +161,20 @@ func appendValue(t testing.TB, b array.Builder, v any) {
 	default:
 		t.Fatalf("appendValue: unsupported builder %T", b)
 	}
+}
+
+// asFloat reads an int, int64 or float64 fixture value.
+func asFloat(t testing.TB, v any) float64 {
+	switch v := v.(type) {
+	case int:
+		return float64(v)
+	case int64:
+		return float64(v)
+	case float64:
+		return v
+	}
+	t.Fatalf("asFloat: %T", v)
+	return 0
 }
 
 // golden compares got with testdata file name, rewriting it under -update.

@@ -20,9 +20,22 @@ type rangeReaderAt struct {
 	key    string
 	size   int64
 
-	mu  sync.Mutex
-	pos int64
-	err error // first storage error
+	mu    sync.Mutex
+	pos   int64
+	err   error  // first storage error
+	whole []byte // the object, when prefetched
+}
+
+// prefetch reads the whole object with one request; later reads are served
+// from memory. For objects no larger than the read buffer, whose footer,
+// column chunks and page headers would otherwise each cost a request.
+func (r *rangeReaderAt) prefetch() error {
+	buf := make([]byte, r.size)
+	if _, err := r.ReadAt(buf, 0); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	r.whole = buf
+	return nil
 }
 
 func newRangeReaderAt(ctx context.Context, bucket *blob.Bucket, key string, size int64) *rangeReaderAt {
@@ -43,6 +56,13 @@ func (r *rangeReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	}
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if r.whole != nil {
+		n := copy(p, r.whole[off:])
+		if n < len(p) {
+			return n, io.EOF
+		}
+		return n, nil
 	}
 	want := int64(len(p))
 	if rest := r.size - off; want > rest {

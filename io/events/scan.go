@@ -78,6 +78,10 @@ type fileColumns struct {
 	man    *pqarrow.SchemaManifest
 	leaves []int          // Parquet leaf column indices, in record order
 	pos    map[string]int // file column name → record column
+	pf     *file.Reader
+	// pages, when bind sets it, decodes the file instead of Arrow's record
+	// reader (the page decoder, pages.go), after the metadata checks.
+	pages func(ra io.ReaderAt, total int64) error
 }
 
 // need finds the top-level column name, checks its type and, when read is
@@ -129,6 +133,11 @@ func (s *scanner) scanFile(ctx context.Context, o object, bind func(*fileColumns
 		return s.dataErr(o.key, "", "empty object (0 bytes) is not a Parquet file")
 	}
 	ra := newRangeReaderAt(ctx, s.bucket, o.key, o.size)
+	if o.size <= s.bufSize {
+		if err := ra.prefetch(); err != nil {
+			return fmt.Errorf("read %s %s: %w", s.input, o.key, err)
+		}
+	}
 	// classify tells a storage failure (retryable) from a malformed file.
 	classify := func(what string, err error) error {
 		if ioErr := ra.ioErr(); ioErr != nil {
@@ -181,7 +190,7 @@ func (s *scanner) scanFile(ctx context.Context, o object, bind func(*fileColumns
 	if err != nil {
 		return classify("schema", err)
 	}
-	cols := &fileColumns{s: s, key: o.key, sc: sc, man: fr.Manifest, pos: map[string]int{}}
+	cols := &fileColumns{s: s, key: o.key, sc: sc, man: fr.Manifest, pos: map[string]int{}, pf: pf}
 	if err := bind(cols); err != nil {
 		return err
 	}
@@ -191,6 +200,21 @@ func (s *scanner) scanFile(ctx context.Context, o object, bind func(*fileColumns
 	}
 	if total == 0 {
 		return nil
+	}
+	if cols.pages != nil {
+		err := cols.pages(ra, total)
+		var de *DataError
+		var pe errPage
+		switch {
+		case err == nil, errors.As(err, &de):
+			return err
+		case errors.As(err, &pe):
+			return classify("decode", pe.err)
+		}
+		if ra.ioErr() != nil {
+			return classify("decode", err)
+		}
+		return err // cancelled
 	}
 	rr, err := fr.GetRecordReader(ctx, cols.leaves, nil)
 	if err != nil {
