@@ -15,7 +15,7 @@ func TestTinyBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Stages) != 4 || rep.GoSamples <= 0 || rep.PeakRSSMiB <= 0 || rep.TorchSamples != 0 || !strings.Contains(rep.TorchNote, "not run") {
+	if len(rep.Stages) != 6 || rep.GoSamples <= 0 || rep.PeakRSSMiB <= 0 || rep.TorchSamples != 0 || !strings.Contains(rep.TorchNote, "not run") {
 		t.Fatalf("%+v", rep)
 	}
 	for _, s := range rep.Stages {
@@ -24,7 +24,7 @@ func TestTinyBench(t *testing.T) {
 		}
 	}
 	md := rep.Markdown()
-	for _, want := range []string{"bare column scan", "ingest", "train", "score", "PyTorch side-by-side not run"} {
+	for _, want := range []string{"bare page scan", "bare Arrow record scan", "ingest (page decoder", "ingest (Arrow records", "train", "score", "PyTorch side-by-side not run"} {
 		if !strings.Contains(md, want) {
 			t.Fatalf("markdown lacks %q:\n%s", want, md)
 		}
