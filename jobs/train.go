@@ -205,9 +205,13 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 		out.final, out.model = sFin, mFin
 		done(slog.Int("positives", len(sFin.positives)))
 	}
+	// The published ranker (ItemKNN neighbours of the final slice, packed
+	// embeddings): minutes at 100M events, so a stage of its own.
+	done = e.stages.begin("recommender")
 	if out.rec, err = e.recommender(ctx, out.final, out.model, sel); err != nil {
 		return nil, err
 	}
+	done()
 	var purchase *purchaseModel
 	if cfg.Purchase.Enabled {
 		if purchase, err = e.trainPurchase(ctx, in, []rankingFit{{sSel, mSel}, {sEval, mEval}}, sel); err != nil {

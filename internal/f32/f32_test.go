@@ -46,7 +46,7 @@ func TestGemmMatchesReference(t *testing.T) { variants(t, testGemmMatchesReferen
 
 func testGemmMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, sz := range [][3]int{{1, 1, 1}, {4, 16, 8}, {5, 17, 3}, {33, 70, 96}, {3, 40, 0}, {64, 64, 1024}, {130, 7, 13}} {
+	for _, sz := range [][3]int{{1, 1, 1}, {4, 16, 8}, {5, 17, 3}, {33, 70, 96}, {3, 40, 0}, {64, 64, 1024}, {130, 7, 13}, {512, 1, 64}, {64, 1, 512}, {2, 64, 9}} {
 		for _, tA := range []bool{false, true} {
 			for _, tB := range []bool{false, true} {
 				for _, ab := range [][2]float32{{1, 0}, {1, 1}, {0.5, -2}} {

@@ -182,7 +182,7 @@ func stageGroup(stage string) string {
 		return "start"
 	case "ingest":
 		return "ingest"
-	case "split", "train", "evaluate", "refit", "purchase":
+	case "split", "train", "evaluate", "refit", "recommender", "purchase":
 		return "train"
 	case "score":
 		return "score"
