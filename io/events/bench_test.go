@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/shelfml/shelf/io/synth"
 )
 
 // BenchmarkRead ingests the bundled sample from mem:// (rows read per second).
@@ -23,6 +25,33 @@ func BenchmarkRead(b *testing.B) {
 		rows += acct.Read
 	}
 	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkReadDecoders ingests two days of shelf gen output (200k-row
+// daily files, dictionary-encoded ids) through each decoder.
+func BenchmarkReadDecoders(b *testing.B) {
+	bucket := memBucket(b, nil)
+	end := time.Date(2024, 3, 31, 0, 0, 0, 0, time.UTC)
+	if _, err := synth.Generate(context.Background(), bucket, synth.Options{Events: 400_000, Users: 100_000, Items: 20_000, Days: 2, End: end, Seed: 1}); err != nil {
+		b.Fatal(err)
+	}
+	for _, dec := range []struct {
+		name    string
+		records bool
+	}{{"pages", false}, {"arrow", true}} {
+		b.Run(dec.name, func(b *testing.B) {
+			opts := Options{Config: synth.EventsConfig(), Skip: []string{synth.CatalogKey}, Start: end.AddDate(0, 0, -1), End: end.AddDate(0, 0, 1), ArrowRecords: dec.records}
+			var rows int64
+			for b.Loop() {
+				_, acct, err := Read(context.Background(), bucket, opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rows += acct.Read
+			}
+			b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
 }
 
 // TestReadSharedDatasets reads the full UCI dumps when SHELF_DATASETS points
