@@ -199,6 +199,10 @@ type cursor struct {
 	dictI64 []int64
 	dictF32 []float32
 	dictF64 []float64
+	xI32    []int32 // dictionary pages' values looked up (owned, reused)
+	xI64    []int64
+	xF32    []float32
+	xF64    []float64
 	strs    []string // plain string values of the page
 	types   map[string]uint8
 }
@@ -307,13 +311,13 @@ func (c *cursor) load(pg pq.Page) error {
 			got = len(c.strs)
 		}
 	case pageInt32:
-		c.i32, got = pick(d != nil, idx, c.dictI32, data.Int32, c.i32)
+		c.i32, got = pick(d != nil, idx, c.dictI32, data.Int32, &c.xI32)
 	case pageInt64:
-		c.i64, got = pick(d != nil, idx, c.dictI64, data.Int64, c.i64)
+		c.i64, got = pick(d != nil, idx, c.dictI64, data.Int64, &c.xI64)
 	case pageFloat:
-		c.f32, got = pick(d != nil, idx, c.dictF32, data.Float, c.f32)
+		c.f32, got = pick(d != nil, idx, c.dictF32, data.Float, &c.xF32)
 	case pageDouble:
-		c.f64, got = pick(d != nil, idx, c.dictF64, data.Double, c.f64)
+		c.f64, got = pick(d != nil, idx, c.dictF64, data.Double, &c.xF64)
 	}
 	if got != nv {
 		return fmt.Errorf("page holds %d values for %d non-null rows", got, nv)
@@ -322,17 +326,19 @@ func (c *cursor) load(pg pq.Page) error {
 	return nil
 }
 
-// pick is a numeric page's values: the page's own, or its dictionary
-// indices looked up (into buf).
-func pick[T any](indexed bool, idx []int32, dict []T, plain func() []T, buf []T) ([]T, int) {
+// pick is a numeric page's values: the page's own (parquet-go memory, valid
+// until the page is released), or its dictionary indices looked up into
+// *own, a buffer of the cursor's that never aliases a page.
+func pick[T any](indexed bool, idx []int32, dict []T, plain func() []T, own *[]T) ([]T, int) {
 	if !indexed {
 		v := plain()
 		return v, len(v)
 	}
-	buf = buf[:0]
+	buf := (*own)[:0]
 	for _, j := range idx {
 		buf = append(buf, dict[j])
 	}
+	*own = buf
 	return buf, len(buf)
 }
 
