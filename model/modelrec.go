@@ -3,6 +3,7 @@ package model
 import (
 	"math"
 	"math/bits"
+	"slices"
 	"sync"
 
 	"github.com/shelfml/shelf/internal/f32"
@@ -47,12 +48,19 @@ type mrScratch struct {
 	slot   []int   // their index in the caller's block
 	sorted []Scored
 	upack  []float32 // 4 users packed for the kernel
-	scores []float32 // a tile's scores, 64 per item group
-	masks  []uint64  // a tile's candidate flags, one word per item group
-	items  []int32
-	logits []float32
-	mlp    Scratch
-	top    *TopK
+	floor  []float32 // per user, the sampled floor of the scan (−Inf: none)
+	sample []float32 // per user, the sampled scores
+	// noSample turns the sampled floor off (a rescan after it fell short).
+	noSample bool
+	// floored and rescanned count the users scanned with a sampled floor
+	// and those scanned again without it (read by tests).
+	floored, rescanned int
+	scores             []float32 // a tile's scores, 64 per item group
+	masks              []uint64  // a tile's candidate flags, one word per item group
+	items              []int32
+	logits             []float32
+	mlp                Scratch
+	top                *TopK
 }
 
 // NewModelRecommender prepares m for serving. history (users × items) gives
@@ -233,6 +241,7 @@ func (r *ModelRecommender) retrieve(us []int32, ex [][]int32, heaps []*selector,
 		}
 		f32.PackUsers(s.upack[q*f32.MR*d:(q+1)*f32.MR*d], d, rows[:n]...)
 	}
+	floor := r.sampledBars(us, heaps, s)
 	var thr [f32.MR]float32
 	for g0 := 0; g0 < ng; g0 += r.tile {
 		tg := min(r.tile, ng-g0)
@@ -243,7 +252,7 @@ func (r *ModelRecommender) retrieve(us []int32, ex [][]int32, heaps []*selector,
 			for j := range f32.MR {
 				thr[j] = float32(math.Inf(1)) // padding rows: never flagged
 				if j < nw {
-					thr[j] = heaps[w0+j].bar()
+					thr[j] = max(heaps[w0+j].bar(), floor[w0+j])
 				}
 			}
 			f32.ScoreTile(d, tg, s.upack[q*f32.MR*d:(q+1)*f32.MR*d], r.packed[g0*f32.NR*d:], r.bias[g0*f32.NR:], &thr, s.scores, masks)
@@ -261,6 +270,91 @@ func (r *ModelRecommender) retrieve(us []int32, ex [][]int32, heaps []*selector,
 			}
 		}
 	}
+	// A sampled floor is exact only if at least C items reached it: users
+	// left with fewer are scanned again without one.
+	var again []int32
+	var slots []int
+	for w := range us {
+		if floor[w] > float32(math.Inf(-1)) {
+			s.floored++
+			if len(heaps[w].kept()) < heaps[w].k {
+				again, slots = append(again, us[w]), append(slots, w)
+			}
+		}
+	}
+	if len(again) > 0 {
+		s.rescanned += len(again)
+		r.rescan(again, slots, ex, heaps)
+	}
+}
+
+// sampleGroups is how many 16-item groups the sampled floor scores.
+const sampleGroups = 64
+
+// sampledBars returns per user of us a floor for the scan: the score a
+// strided sample of item groups (1,024 items) puts at about twice the
+// candidate depth C, so that roughly 2C items pass instead of the ~C·ln(N/C)
+// that a bar rising from −∞ lets through. −∞ where the catalog is too
+// small for it to pay or C is a large share of it.
+func (r *ModelRecommender) sampledBars(us []int32, heaps []*selector, s *mrScratch) []float32 {
+	s.floor = slices.Grow(s.floor[:0], len(us))[:len(us)]
+	for w := range us {
+		s.floor[w] = float32(math.Inf(-1))
+	}
+	ng := len(r.bias) / f32.NR
+	if s.noSample || ng < 8*sampleGroups || len(us) == 0 || heaps[0].k*4 > r.m.NItems {
+		return s.floor
+	}
+	d, stride := r.m.Dim, ng/sampleGroups
+	quads := (len(us) + f32.MR - 1) / f32.MR
+	inf := [f32.MR]float32{float32(math.Inf(1)), float32(math.Inf(1)), float32(math.Inf(1)), float32(math.Inf(1))}
+	s.sample = grow(s.sample, len(us)*sampleGroups*f32.NR)
+	var mask [1]uint64
+	var sc [f32.MR * f32.NR]float32
+	for q := range quads {
+		for k := range sampleGroups {
+			g := k * stride
+			f32.ScoreTile(d, 1, s.upack[q*f32.MR*d:(q+1)*f32.MR*d], r.packed[g*f32.NR*d:], r.bias[g*f32.NR:], &inf, sc[:], mask[:])
+			for j := range f32.MR {
+				if w := q*f32.MR + j; w < len(us) {
+					copy(s.sample[(w*sampleGroups+k)*f32.NR:], sc[j*f32.NR:(j+1)*f32.NR])
+				}
+			}
+		}
+	}
+	for w := range us {
+		c := heaps[w].k
+		if c == 0 {
+			continue
+		}
+		vals := s.sample[w*sampleGroups*f32.NR : (w+1)*sampleGroups*f32.NR]
+		n := 0
+		for _, v := range vals { // NaN (padding) out
+			if v == v {
+				vals[n] = v
+				n++
+			}
+		}
+		rank := 2*c*sampleGroups*f32.NR/r.m.NItems + 8
+		if rank < n {
+			s.floor[w] = kthLargest(vals[:n], rank)
+		}
+	}
+	return s.floor
+}
+
+// rescan runs the retrieval again, without a sampled floor, for the users
+// of a block whose floor let fewer than C items through (slots: their
+// places in heaps and ex).
+func (r *ModelRecommender) rescan(users []int32, slots []int, ex [][]int32, heaps []*selector) {
+	sub := &mrScratch{noSample: true}
+	hs := make([]*selector, len(users))
+	exs := make([][]int32, len(users))
+	for i, w := range slots {
+		heaps[w].ResetK(heaps[w].k)
+		hs[i], exs[i] = heaps[w], ex[w]
+	}
+	r.retrieve(users, exs, hs, make([]int, len(users)), sub)
 }
 
 // offer pushes item unless it is excluded; ex is ascending and items arrive

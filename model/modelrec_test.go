@@ -237,3 +237,59 @@ func BenchmarkModelRecommendBlock(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(users))*float64(b.N)/b.Elapsed().Seconds(), "users/s")
 }
+
+// TestModelRetrievalSampledFloor: on a catalog large enough for the sampled
+// floor, retrieval still returns the brute-force top C, including users
+// whose exclusions leave fewer than C items (their floor falls short and
+// they are scanned again without it).
+func TestModelRetrievalSampledFloor(t *testing.T) {
+	const nUsers, nItems = 40, 9000
+	f := newModelFixture(11, nUsers, nItems, 8)
+	rng := rand.New(rand.NewPCG(12, 12))
+	for u := range 3 { // all but 60 items excluded
+		keep := map[int32]bool{}
+		for len(keep) < 60 {
+			keep[int32(rng.IntN(nItems))] = true
+		}
+		f.ex[u] = f.ex[u][:0]
+		for i := range int32(nItems) {
+			if !keep[i] {
+				f.ex[u] = append(f.ex[u], i)
+			}
+		}
+	}
+	for _, c := range []int{10, 100} {
+		rec := NewModelRecommender(f.m, f.hist, c, f.pop)
+		s := rec.pool.Get().(*mrScratch)
+		s.floored, s.rescanned = 0, 0
+		us := make([]int32, nUsers)
+		for u := range us {
+			us[u] = int32(u)
+			s.ex[u] = f.ex[u]
+			s.heaps[u].ResetK(c)
+		}
+		rec.retrieve(us, s.ex, s.heaps, s.ptr, s)
+		if s.floored != nUsers || s.rescanned < 3 {
+			t.Fatalf("C %d: %d users with a sampled floor, %d rescanned; want %d and ≥ 3", c, s.floored, s.rescanned, nUsers)
+		}
+		for w, u := range us {
+			bf := make([]float32, nItems)
+			for i := range bf {
+				bf[i] = f.m.Retrieval(u, int32(i))
+			}
+			want := bruteTop(bf, f.ex[u], c)
+			got := s.heaps[w].Sorted(nil)
+			if len(got) != len(want) {
+				t.Fatalf("user %d C %d: %d candidates, want %d", u, c, len(got), len(want))
+			}
+			cut := want[len(want)-1].Score
+			for q := range got {
+				if got[q].Item != want[q].Item && math.Abs(float64(want[q].Score-cut)) > 1e-4 &&
+					math.Abs(float64(want[q].Score-got[q].Score)) > 1e-4 {
+					t.Fatalf("user %d C %d rank %d: got %+v, want %+v", u, c, q, got[q], want[q])
+				}
+			}
+		}
+		rec.pool.Put(s)
+	}
+}
