@@ -292,13 +292,7 @@ func (c *idColumn) bind(arr arrow.Array) (func(int) (id, reason string), error) 
 		}
 		return func(i int) (string, string) {
 			s, ok := get(i)
-			switch {
-			case !ok || s == "":
-				return "", c.null
-			case len(s) > MaxIDLen:
-				return s, ReasonIDTooLong
-			}
-			return s, ""
+			return checkStringID(s, ok, c.null)
 		}, nil
 	case kindInt:
 		get, err := intAccessor(arr)
@@ -338,6 +332,18 @@ func (c *idColumn) bind(arr arrow.Array) (func(int) (id, reason string), error) 
 		}, nil
 	}
 	return nil, errAccessor(arr)
+}
+
+// checkStringID returns a string id, or the reject reason with the value to
+// report: null (absent or empty) or longer than MaxIDLen.
+func checkStringID(s string, ok bool, null string) (id, reason string) {
+	switch {
+	case !ok || s == "":
+		return "", null
+	case len(s) > MaxIDLen:
+		return s, ReasonIDTooLong
+	}
+	return s, ""
 }
 
 // tsColumn decodes the ts column to unix seconds.

@@ -107,6 +107,26 @@ func (r *reader) project(fcol *fileColumns) (*projection, error) {
 	return p, nil
 }
 
+// timeReason is why a row at unix second sec is rejected: before 1970 or
+// after the wall clock ("" when neither).
+func (r *reader) timeReason(sec int64) string {
+	switch {
+	case sec < 0:
+		return ReasonTSBefore1970
+	case r.hasNow && sec > r.nowSec:
+		return ReasonFutureTS
+	}
+	return ""
+}
+
+// outsideWindow reports whether sec falls outside [Start, End).
+func (r *reader) outsideWindow(sec int64) bool {
+	return (r.hasStart && sec < r.startSec) || (r.hasEnd && sec >= r.endSec)
+}
+
+// formatSec is a rejected timestamp's reported value.
+func formatSec(sec int64) string { return time.Unix(sec, 0).UTC().Format(time.RFC3339) }
+
 // decodeBatch validates one record batch; start is its first row in the file.
 func (r *reader) decodeBatch(fi int, key string, rec arrow.Record, p *projection, start int64) (b *batch, err error) {
 	cols := r.opts.Config.Columns
@@ -169,26 +189,20 @@ func (r *reader) decodeBatch(fi int, key string, rec arrow.Record, p *projection
 		}
 		b.rejects = append(b.rejects, rj)
 	}
-	fmtSec := func(sec int64) string { return time.Unix(sec, 0).UTC().Format(time.RFC3339) }
 rows:
 	for i := 0; i < n; i++ {
 		sec, reason, raw := ts(i)
 		if reason == "" {
-			switch {
-			case sec < 0:
-				reason = ReasonTSBefore1970
-			case r.hasNow && sec > r.nowSec:
-				reason = ReasonFutureTS
-			}
+			reason = r.timeReason(sec)
 		}
 		if reason != "" {
 			if values && raw == "" && reason != ReasonNullTS {
-				raw = fmtSec(sec)
+				raw = formatSec(sec)
 			}
 			reject(i, cols.TS, reason, raw)
 			continue
 		}
-		if (r.hasStart && sec < r.startSec) || (r.hasEnd && sec >= r.endSec) {
+		if r.outsideWindow(sec) {
 			b.outside++
 			continue
 		}

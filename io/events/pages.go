@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/parquet"
@@ -488,7 +487,6 @@ func (r *reader) decodeRowGroup(ctx context.Context, fi int, key string, g int, 
 	cols := r.opts.Config.Columns
 	values := r.opts.Rejects != nil
 	limit := r.scan.limits.MaxValueBytes
-	fmtSec := func(sec int64) string { return time.Unix(sec, 0).UTC().Format(time.RFC3339) }
 	for left := n; left > 0; {
 		b := &batch{file: fi, cands: newCands(int(min(left, batchRows)))}
 		reject := func(i int64, col, reason, value string) {
@@ -559,39 +557,24 @@ func (r *reader) decodeRowGroup(ctx context.Context, fi int, key string, g int, 
 					continue
 				}
 				sec := floorDiv(ts.i64[tv], plan.tsPer)
-				reason := ""
-				switch {
-				case sec < 0:
-					reason = ReasonTSBefore1970
-				case r.hasNow && sec > r.nowSec:
-					reason = ReasonFutureTS
-				}
-				if reason != "" {
+				if reason := r.timeReason(sec); reason != "" {
 					raw := ""
 					if values {
-						raw = fmtSec(sec)
+						raw = formatSec(sec)
 					}
 					reject(i, cols.TS, reason, raw)
 					continue
 				}
-				if (r.hasStart && sec < r.startSec) || (r.hasEnd && sec >= r.endSec) {
+				if r.outsideWindow(sec) {
 					b.outside++
 					continue
 				}
-				switch {
-				case !uok || us == "":
-					reject(i, cols.User, ReasonNullUser, "")
-					continue
-				case len(us) > MaxIDLen:
-					reject(i, cols.User, ReasonIDTooLong, us)
+				if v, reason := checkStringID(us, uok, ReasonNullUser); reason != "" {
+					reject(i, cols.User, reason, v)
 					continue
 				}
-				switch {
-				case !iok || is == "":
-					reject(i, cols.Item, ReasonNullItem, "")
-					continue
-				case len(is) > MaxIDLen:
-					reject(i, cols.Item, ReasonIDTooLong, is)
+				if v, reason := checkStringID(is, iok, ReasonNullItem); reason != "" {
+					reject(i, cols.Item, reason, v)
 					continue
 				}
 				if evType != nil {
