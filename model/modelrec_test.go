@@ -128,32 +128,38 @@ func TestModelRetrievalTopC(t *testing.T) {
 			}
 			rec.retrieve(us, s.ex, s.heaps, s.ptr, s)
 			for w, u := range us {
-				bf := make([]float32, f.m.NItems)
-				for i := range bf {
-					bf[i] = f.m.Retrieval(u, int32(i))
-				}
-				want := bruteTop(bf, f.ex[u], c)
-				got := s.heaps[w].Sorted(nil)
-				if len(got) != len(want) {
-					t.Fatalf("user %d C %d: %d candidates, want %d", u, c, len(got), len(want))
-				}
-				cut := want[len(want)-1].Score
-				for q := range got {
-					// summation order differs from Dot: allow ulp-level swaps at the cut only
-					if math.Abs(float64(got[q].Score-bf[got[q].Item])) > 1e-4 {
-						t.Fatalf("user %d item %d: retrieval %v, brute force %v", u, got[q].Item, got[q].Score, bf[got[q].Item])
-					}
-					if got[q].Item != want[q].Item && math.Abs(float64(want[q].Score-cut)) > 1e-4 &&
-						math.Abs(float64(want[q].Score-got[q].Score)) > 1e-4 {
-						t.Fatalf("user %d C %d rank %d: got %+v, want %+v", u, c, q, got[q], want[q])
-					}
-					if slices.Contains(f.ex[u], got[q].Item) {
-						t.Fatalf("user %d: excluded item %d retrieved", u, got[q].Item)
-					}
-				}
+				checkTopC(t, f, u, c, s.heaps[w].Sorted(nil))
 			}
 		}
 		rec.pool.Put(s)
+	}
+}
+
+// checkTopC fails t unless got (best first) is user u's brute-force top c
+// of the retrieval scores, excluded items left out.
+func checkTopC(t *testing.T, f modelFixture, u int32, c int, got []Scored) {
+	t.Helper()
+	bf := make([]float32, f.m.NItems)
+	for i := range bf {
+		bf[i] = f.m.Retrieval(u, int32(i))
+	}
+	want := bruteTop(bf, f.ex[u], c)
+	if len(got) != len(want) {
+		t.Fatalf("user %d C %d: %d candidates, want %d", u, c, len(got), len(want))
+	}
+	cut := want[len(want)-1].Score
+	for q := range got {
+		// summation order differs from Dot: allow ulp-level swaps at the cut only
+		if math.Abs(float64(got[q].Score-bf[got[q].Item])) > 1e-4 {
+			t.Fatalf("user %d item %d: retrieval %v, brute force %v", u, got[q].Item, got[q].Score, bf[got[q].Item])
+		}
+		if got[q].Item != want[q].Item && math.Abs(float64(want[q].Score-cut)) > 1e-4 &&
+			math.Abs(float64(want[q].Score-got[q].Score)) > 1e-4 {
+			t.Fatalf("user %d C %d rank %d: got %+v, want %+v", u, c, q, got[q], want[q])
+		}
+		if slices.Contains(f.ex[u], got[q].Item) {
+			t.Fatalf("user %d: excluded item %d retrieved", u, got[q].Item)
+		}
 	}
 }
 
@@ -273,22 +279,7 @@ func TestModelRetrievalSampledFloor(t *testing.T) {
 			t.Fatalf("C %d: %d users with a sampled floor, %d rescanned; want %d and ≥ 3", c, s.floored, s.rescanned, nUsers)
 		}
 		for w, u := range us {
-			bf := make([]float32, nItems)
-			for i := range bf {
-				bf[i] = f.m.Retrieval(u, int32(i))
-			}
-			want := bruteTop(bf, f.ex[u], c)
-			got := s.heaps[w].Sorted(nil)
-			if len(got) != len(want) {
-				t.Fatalf("user %d C %d: %d candidates, want %d", u, c, len(got), len(want))
-			}
-			cut := want[len(want)-1].Score
-			for q := range got {
-				if got[q].Item != want[q].Item && math.Abs(float64(want[q].Score-cut)) > 1e-4 &&
-					math.Abs(float64(want[q].Score-got[q].Score)) > 1e-4 {
-					t.Fatalf("user %d C %d rank %d: got %+v, want %+v", u, c, q, got[q], want[q])
-				}
-			}
+			checkTopC(t, f, u, c, s.heaps[w].Sorted(nil))
 		}
 		rec.pool.Put(s)
 	}
