@@ -77,32 +77,21 @@ func newMLPNodes(g *G.ExprGraph, layers []model.Dense, split ...int) mlpNodes {
 }
 
 // forward applies Dense, ReLU, …, Dense(→1) to the input blocks xs (rows ×
-// layer 0's split widths) and returns the rows-long output vector. masks,
-// when given, multiply each hidden layer's activations (dropout with masks
-// drawn in Go from the trainer's seeded RNG, so training stays reproducible).
+// layer 0's split widths) and returns the rows-long output vector. Each
+// layer is one denseOp (see ops.go). masks, when given, multiply each hidden
+// layer's activations (dropout with masks drawn in Go from the trainer's
+// seeded RNG, so training stays reproducible).
 func (m mlpNodes) forward(xs []*G.Node, masks []*G.Node) *G.Node {
-	var h *G.Node
-	for p, x := range xs {
-		t := G.Must(G.Mul(x, m.w[0][p]))
-		if h == nil {
-			h = t
-		} else {
-			h = G.Must(G.Add(h, t))
-		}
-	}
+	h := xs
 	for i := range m.w {
-		if i > 0 {
-			h = G.Must(G.Mul(h, m.w[i][0]))
+		last := i == len(m.w)-1
+		y := G.Must(dense(h, m.w[i], m.b[i], !last))
+		if !last && masks != nil {
+			y = G.Must(G.HadamardProd(y, masks[i]))
 		}
-		h = G.Must(G.BroadcastAdd(h, m.b[i], nil, []byte{0}))
-		if i < len(m.w)-1 {
-			h = G.Must(G.Rectify(h))
-			if masks != nil {
-				h = G.Must(G.HadamardProd(h, masks[i]))
-			}
-		}
+		h = []*G.Node{y}
 	}
-	return G.Must(G.Reshape(h, tensor.Shape{xs[0].Shape()[0]}))
+	return G.Must(G.Reshape(h[0], tensor.Shape{xs[0].Shape()[0]}))
 }
 
 // params are the trainable nodes: per layer its weight blocks, then its bias.

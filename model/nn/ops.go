@@ -1,0 +1,328 @@
+package nn
+
+import (
+	"fmt"
+	"hash"
+	"hash/fnv"
+	"math"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/shelfml/shelf/internal/f32"
+)
+
+// Shelf's own Gorgonia ops for the MLP head. Gorgonia still differentiates
+// the graph: denseOp tells it, through SymDiff, which nodes make up its
+// gradient, and those are the other ops here. They exist because the
+// generic ops cost several times the matrix products at these sizes:
+// Rectify is a branchy ≥ comparison plus a product, BroadcastAdd
+// materialises the bias as a B×n matrix, and every op result is allocated
+// afresh on each run (vm.Reset drops the VM's registers). These ops fuse the
+// layer, keep their result buffers across runs (shapes are fixed per graph)
+// and run the products on f32.Gemm directly.
+
+var (
+	tyA   = hm.TypeVariable('a')
+	tyMat = &G.TensorType{Dims: 2, Of: tyA}
+	tyVec = &G.TensorType{Dims: 1, Of: tyA}
+)
+
+// buf is an op's result, allocated on first use and reused by later runs.
+type buf struct{ t *tensor.Dense }
+
+func (b *buf) get(shape ...int) (*tensor.Dense, []float32) {
+	if b.t == nil || !b.t.Shape().Eq(tensor.Shape(shape)) {
+		b.t = tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32))
+	}
+	return b.t, b.t.Data().([]float32)
+}
+
+// matrixArg unpacks a float32 matrix input.
+func matrixArg(op string, v G.Value) (rows, cols int, data []float32, err error) {
+	t, ok := v.(*tensor.Dense)
+	if !ok || t.Dtype() != tensor.Float32 || t.Dims() != 2 {
+		return 0, 0, nil, fmt.Errorf("%s: want a float32 matrix, got %v", op, v)
+	}
+	s := t.Shape()
+	return s[0], s[1], t.Data().([]float32), nil
+}
+
+// vectorArg unpacks a float32 vector (or any tensor, read flat).
+func vectorArg(op string, v G.Value) ([]float32, error) {
+	t, ok := v.(*tensor.Dense)
+	if !ok || t.Dtype() != tensor.Float32 {
+		return nil, fmt.Errorf("%s: want a float32 tensor, got %v", op, v)
+	}
+	return t.Data().([]float32), nil
+}
+
+// opBase holds the parts of the Op interface that are the same for every
+// op here.
+type opBase struct{}
+
+func (opBase) ReturnsPtr() bool       { return false }
+func (opBase) CallsExtern() bool      { return false }
+func (opBase) OverwritesInput() int   { return -1 }
+func hashOf(s fmt.Stringer) uint32    { h := fnv.New32a(); fmt.Fprint(h, s.String()); return h.Sum32() }
+func writeHash(h hash.Hash, s string) { fmt.Fprint(h, s) }
+
+// denseOp is one dense layer, y = act(Σₚ xₚ·Wₚ + b), over P input blocks
+// xₚ (B×inₚ) with their weight row blocks Wₚ (inₚ×out) and bias b (out).
+// Its inputs are x₀…x_{P−1}, W₀…W_{P−1}, b; act is ReLU or the identity.
+type denseOp struct {
+	opBase
+	P    int
+	relu bool
+	out  buf
+}
+
+// dense applies a denseOp to the input blocks xs, weights ws and bias b.
+func dense(xs, ws []*G.Node, b *G.Node, relu bool) (*G.Node, error) {
+	in := append(append(append([]*G.Node{}, xs...), ws...), b)
+	return G.ApplyOp(&denseOp{P: len(xs), relu: relu}, in...)
+}
+
+func (op *denseOp) Arity() int { return 2*op.P + 1 }
+func (op *denseOp) Type() hm.Type {
+	ts := make([]hm.Type, 0, 2*op.P+2)
+	for range 2 * op.P {
+		ts = append(ts, tyMat)
+	}
+	return hm.NewFnType(append(ts, tyVec, tyMat)...)
+}
+func (op *denseOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	if len(in) != op.Arity() {
+		return nil, fmt.Errorf("%v: %d inputs, want %d", op, len(in), op.Arity())
+	}
+	rows, err := in[0].DimSize(0)
+	if err != nil {
+		return nil, err
+	}
+	cols, err := in[op.P].DimSize(1)
+	if err != nil {
+		return nil, err
+	}
+	return tensor.Shape{rows, cols}, nil
+}
+func (op *denseOp) String() string {
+	if op.relu {
+		return fmt.Sprintf("DenseReLU%d", op.P)
+	}
+	return fmt.Sprintf("Dense%d", op.P)
+}
+func (op *denseOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
+func (op *denseOp) Hashcode() uint32      { return hashOf(op) }
+
+func (op *denseOp) Do(in ...G.Value) (G.Value, error) {
+	if len(in) != op.Arity() {
+		return nil, fmt.Errorf("%v: %d inputs, want %d", op, len(in), op.Arity())
+	}
+	b, err := vectorArg(op.String(), in[2*op.P])
+	if err != nil {
+		return nil, err
+	}
+	B, n := 0, len(b)
+	for p := range op.P {
+		rows, k, x, err := matrixArg(op.String(), in[p])
+		if err != nil {
+			return nil, err
+		}
+		wk, wn, w, err := matrixArg(op.String(), in[op.P+p])
+		if err != nil {
+			return nil, err
+		}
+		if p == 0 {
+			B = rows
+		}
+		if rows != B || wk != k || wn != n {
+			return nil, fmt.Errorf("%v: block %d is %d×%d by %d×%d, want %d×k by k×%d", op, p, rows, k, wk, wn, B, n)
+		}
+		_, y := op.out.get(B, n)
+		if p == 0 {
+			for r := range B {
+				copy(y[r*n:(r+1)*n], b)
+			}
+		}
+		f32.Gemm(false, false, B, n, k, 1, x, k, w, n, 1, y, n)
+	}
+	t, y := op.out.get(B, n)
+	if op.relu {
+		for i, v := range y {
+			y[i] = max(v, 0) // max keeps NaN and turns −0 into +0, which reluGradOp relies on
+		}
+	}
+	return t, nil
+}
+
+func (op *denseOp) DiffWRT(n int) []bool {
+	d := make([]bool, n)
+	for i := range d {
+		d[i] = true
+	}
+	return d
+}
+
+// SymDiff: with dz = ∂/∂(pre-activation), ∂xₚ = dz·Wₚᵀ, ∂Wₚ = xₚᵀ·dz and
+// ∂b = Σ_rows dz.
+func (op *denseOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if len(in) != op.Arity() {
+		return nil, fmt.Errorf("%v: %d inputs, want %d", op, len(in), op.Arity())
+	}
+	dz := grad
+	if op.relu {
+		var err error
+		if dz, err = G.ApplyOp(&reluGradOp{}, output, grad); err != nil {
+			return nil, err
+		}
+	}
+	out := make(G.Nodes, op.Arity())
+	for p := range op.P {
+		x, w := in[p], in[op.P+p]
+		var err error
+		if out[p], err = G.ApplyOp(&matMulOp{transB: true}, dz, w); err != nil {
+			return nil, err
+		}
+		if out[op.P+p], err = G.ApplyOp(&matMulOp{transA: true}, x, dz); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	out[2*op.P], err = G.ApplyOp(&colSumOp{}, dz)
+	return out, err
+}
+
+// reluGradOp is g where the ReLU output y is positive, else 0: inputs y, g.
+type reluGradOp struct {
+	opBase
+	out buf
+}
+
+func (*reluGradOp) Arity() int     { return 2 }
+func (*reluGradOp) Type() hm.Type  { return hm.NewFnType(tyA, tyA, tyA) }
+func (*reluGradOp) String() string { return "ReLUGrad" }
+func (op *reluGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, ok := in[0].(tensor.Shape)
+	if !ok {
+		return nil, fmt.Errorf("ReLUGrad: input shape %v", in[0])
+	}
+	return s.Clone(), nil
+}
+func (op *reluGradOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
+func (op *reluGradOp) Hashcode() uint32      { return hashOf(op) }
+
+// Do masks without a branch: about half the units are active, so a
+// compare-and-jump would mispredict often (Gorgonia's Rectify mask did).
+func (op *reluGradOp) Do(in ...G.Value) (G.Value, error) {
+	y, err := vectorArg("ReLUGrad", in[0])
+	if err != nil {
+		return nil, err
+	}
+	g, err := vectorArg("ReLUGrad", in[1])
+	if err != nil {
+		return nil, err
+	}
+	if len(y) != len(g) {
+		return nil, fmt.Errorf("ReLUGrad: %d outputs, %d gradients", len(y), len(g))
+	}
+	t, out := op.out.get(in[1].Shape()...)
+	for i, v := range y {
+		// v ≥ +0 or NaN: int32(bits) − 1 is negative exactly when v is +0
+		// (or a negative NaN), which the shift turns into an all-ones mask.
+		off := uint32((int32(math.Float32bits(v)) - 1) >> 31)
+		out[i] = math.Float32frombits(math.Float32bits(g[i]) &^ off)
+	}
+	return t, nil
+}
+
+// matMulOp is op(A)·op(B) on f32.Gemm into a buffer kept across runs.
+type matMulOp struct {
+	opBase
+	transA, transB bool
+	out            buf
+}
+
+func (op *matMulOp) Arity() int    { return 2 }
+func (op *matMulOp) Type() hm.Type { return hm.NewFnType(tyMat, tyMat, tyMat) }
+func (op *matMulOp) String() string {
+	return fmt.Sprintf("MatMul(tA=%v,tB=%v)", op.transA, op.transB)
+}
+func (op *matMulOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
+func (op *matMulOp) Hashcode() uint32      { return hashOf(op) }
+func (op *matMulOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	dim := func(d G.DimSizer, i int, t bool) (int, error) {
+		if t {
+			i = 1 - i
+		}
+		return d.DimSize(i)
+	}
+	m, err := dim(in[0], 0, op.transA)
+	if err != nil {
+		return nil, err
+	}
+	n, err := dim(in[1], 1, op.transB)
+	if err != nil {
+		return nil, err
+	}
+	return tensor.Shape{m, n}, nil
+}
+
+func (op *matMulOp) Do(in ...G.Value) (G.Value, error) {
+	ar, ac, a, err := matrixArg(op.String(), in[0])
+	if err != nil {
+		return nil, err
+	}
+	br, bc, b, err := matrixArg(op.String(), in[1])
+	if err != nil {
+		return nil, err
+	}
+	m, k := ar, ac
+	if op.transA {
+		m, k = ac, ar
+	}
+	kb, n := br, bc
+	if op.transB {
+		kb, n = bc, br
+	}
+	if k != kb {
+		return nil, fmt.Errorf("%v: inner sizes %d and %d differ", op, k, kb)
+	}
+	t, c := op.out.get(m, n)
+	f32.Gemm(op.transA, op.transB, m, n, k, 1, a, ac, b, bc, 0, c, n)
+	return t, nil
+}
+
+// colSumOp sums a B×n matrix over its rows into an n-vector.
+type colSumOp struct {
+	opBase
+	out buf
+}
+
+func (op *colSumOp) Arity() int            { return 1 }
+func (op *colSumOp) Type() hm.Type         { return hm.NewFnType(tyMat, tyVec) }
+func (op *colSumOp) String() string        { return "ColSum" }
+func (op *colSumOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
+func (op *colSumOp) Hashcode() uint32      { return hashOf(op) }
+func (op *colSumOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	n, err := in[0].DimSize(1)
+	if err != nil {
+		return nil, err
+	}
+	return tensor.Shape{n}, nil
+}
+
+func (op *colSumOp) Do(in ...G.Value) (G.Value, error) {
+	rows, n, x, err := matrixArg(op.String(), in[0])
+	if err != nil {
+		return nil, err
+	}
+	t, s := op.out.get(n)
+	copy(s, x[:n])
+	for r := 1; r < rows; r++ {
+		for j, v := range x[r*n : (r+1)*n] {
+			s[j] += v
+		}
+	}
+	return t, nil
+}
