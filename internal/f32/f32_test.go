@@ -217,6 +217,69 @@ func BenchmarkGemm(b *testing.B) {
 	}
 }
 
+// BenchmarkGemmTraining runs the products of one training step's graph
+// (per worker: 256 rows, a 96 → 64 → 64 → 1 head), transposes included.
+func BenchmarkGemmTraining(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, sz := range []struct {
+		m, n, k int
+		tA, tB  bool
+	}{{256, 64, 32, false, false}, {256, 64, 64, false, false}, {256, 32, 64, false, true}, {64, 64, 256, true, false},
+		{256, 1, 64, false, false}, {256, 64, 1, false, true}, {64, 1, 256, true, false}} {
+		m, n, k := sz.m, sz.n, sz.k
+		b.Run(fmt.Sprintf("%dx%dx%d/tA=%v/tB=%v", m, n, k, sz.tA, sz.tB), func(b *testing.B) {
+			x, y, c := randSlice(rng, m*k), randSlice(rng, k*n), make([]float32, m*n)
+			lda, ldb := k, n
+			if sz.tA {
+				lda = m
+			}
+			if sz.tB {
+				ldb = k
+			}
+			for b.Loop() {
+				Gemm(sz.tA, sz.tB, m, n, k, 1, x, lda, y, ldb, 0, c, n)
+			}
+			b.ReportMetric(2*float64(m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
+
+// The in-place kernel reads a row-major or a transposed block and gives the
+// packed kernel's bits.
+func TestKernelInPlaceMatchesPacked(t *testing.T) {
+	if !HasAVX512 {
+		t.Skip("no in-place kernel on this CPU")
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, k := range []int{1, 2, 7, 32, 96} {
+		for _, tA := range []bool{false, true} {
+			lda := k + 3
+			if tA {
+				lda = 4 + 5
+			}
+			a := randSlice(rng, max(4, k)*lda)
+			packed := make([]float32, 4*k)
+			packA(packed, tA, 0, 4, k, a, lda, 1)
+			rs, cs := lda, 1
+			if tA {
+				rs, cs = 1, lda
+			}
+			b := randSlice(rng, 16*k)
+			for _, accum := range []bool{false, true} {
+				init := randSlice(rng, 4*20)
+				got, want := slices.Clone(init), slices.Clone(init)
+				if !kern4x16s(k, a, rs, cs, b, got, 20, accum) {
+					t.Fatal("in-place kernel did not run")
+				}
+				kern4x16(k, packed, b, want, 20, accum)
+				if !slices.Equal(got, want) {
+					t.Fatalf("k=%d tA=%v accum=%v: in place %v, packed %v", k, tA, accum, got, want)
+				}
+			}
+		}
+	}
+}
+
 // BenchmarkScoreTile: 4 users against 100k items at dim 32.
 func BenchmarkScoreTile(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 1))

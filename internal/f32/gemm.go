@@ -178,20 +178,41 @@ func emptyProduct(m, n int, accum bool, c []float32, ldc int) {
 func gemmPacked(s *gemmScratch, tA bool, m, n, k int, alpha float32, a []float32, lda int, bp []float32, accum bool, c []float32, ldc int) {
 	s.a = grow(s.a, MR*k)
 	np := (n + NR - 1) / NR
+	// A full block of 4 rows is read in place where a kernel can (packing
+	// cost as much as a quarter of the products at training sizes); edge
+	// rows and alpha ≠ 1 are packed.
+	rs, cs := lda, 1
+	if tA {
+		rs, cs = 1, lda
+	}
 	for i0 := 0; i0 < m; i0 += MR {
-		packA(s.a, tA, i0, m, k, a, lda, alpha)
 		h := min(MR, m-i0)
+		ablk, inPlace := []float32(nil), h == MR && alpha == 1 && HasAVX512
+		if inPlace {
+			ablk = a[i0*rs:]
+		} else {
+			packA(s.a, tA, i0, m, k, a, lda, alpha)
+		}
+		kern := func(panel, c []float32, ldc int, accum bool) {
+			if !inPlace || !kern4x16s(k, ablk, rs, cs, panel, c, ldc, accum) {
+				if inPlace { // k == 0 is handled by the callers; be safe
+					packA(s.a, tA, i0, m, k, a, lda, alpha)
+					inPlace = false
+				}
+				kern4x16(k, s.a, panel, c, ldc, accum)
+			}
+		}
 		for jp := range np {
 			j0 := jp * NR
 			w := min(NR, n-j0)
 			panel := bp[jp*k*NR : (jp+1)*k*NR]
 			if h == MR && w == NR && len(c) >= (i0+MR-1)*ldc+j0+NR {
-				kern4x16(k, s.a, panel, c[i0*ldc+j0:], ldc, accum)
+				kern(panel, c[i0*ldc+j0:], ldc, accum)
 				continue
 			}
 			// Edge tile: the same kernel into a scratch tile, then the valid
 			// part (one add per element, as the kernel's accumulate does).
-			kern4x16(k, s.a, panel, s.tile[:], NR, false)
+			kern(panel, s.tile[:], NR, false)
 			for r := range h {
 				cr := c[(i0+r)*ldc+j0 : (i0+r)*ldc+j0+w]
 				tr := s.tile[r*NR : r*NR+w]

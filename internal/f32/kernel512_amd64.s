@@ -174,3 +174,77 @@ f5loop:
 f5done:
 	VZEROUPPER
 	RET
+
+// func kern4x16sAVX512(k int, a *float32, rs, cs int, b, c *float32, ldc int, accum bool)
+// kern4x16avx512 with A read in place instead of packed: element (i, p) of
+// the 4×k block at a + 4·(i·rs + p·cs), so a row-major block (rs = lda,
+// cs = 1) and a transposed one (rs = 1, cs = lda) need no packing. Same
+// operations in the same order as the packed kernel, so the same bits.
+TEXT ·kern4x16sAVX512(SB), NOSPLIT, $0-57
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ rs+16(FP), R11
+	SHLQ $2, R11
+	MOVQ cs+24(FP), R12
+	SHLQ $2, R12
+	MOVQ b+32(FP), DI
+	MOVQ c+40(FP), DX
+	MOVQ ldc+48(FP), BX
+	SHLQ $2, BX
+	LEAQ (R11)(R11*2), R13
+	LEAQ (SI)(R12*1), R8
+	LEAQ (R12)(R12*1), R9
+	ZERO8
+	MOVQ CX, AX
+	SHRQ $1, AX
+	JEQ  xtail
+
+xpair:
+	VMOVUPS          (DI), Z8
+	VMOVUPS          64(DI), Z9
+	VFMADD231PS.BCST (SI), Z8, Z0
+	VFMADD231PS.BCST (SI)(R11*1), Z8, Z1
+	VFMADD231PS.BCST (SI)(R11*2), Z8, Z2
+	VFMADD231PS.BCST (SI)(R13*1), Z8, Z3
+	VFMADD231PS.BCST (R8), Z9, Z4
+	VFMADD231PS.BCST (R8)(R11*1), Z9, Z5
+	VFMADD231PS.BCST (R8)(R11*2), Z9, Z6
+	VFMADD231PS.BCST (R8)(R13*1), Z9, Z7
+	ADDQ             R9, SI
+	ADDQ             R9, R8
+	ADDQ             $128, DI
+	DECQ             AX
+	JNZ              xpair
+
+xtail:
+	TESTQ            $1, CX
+	JEQ              xdone
+	VMOVUPS          (DI), Z8
+	VFMADD231PS.BCST (SI), Z8, Z0
+	VFMADD231PS.BCST (SI)(R11*1), Z8, Z1
+	VFMADD231PS.BCST (SI)(R11*2), Z8, Z2
+	VFMADD231PS.BCST (SI)(R13*1), Z8, Z3
+
+xdone:
+	VADDPS  Z4, Z0, Z0
+	VADDPS  Z5, Z1, Z1
+	VADDPS  Z6, Z2, Z2
+	VADDPS  Z7, Z3, Z3
+	LEAQ    (DX)(BX*1), R8
+	LEAQ    (R8)(BX*1), R9
+	LEAQ    (R9)(BX*1), R10
+	MOVBQZX accum+56(FP), AX
+	TESTQ   AX, AX
+	JEQ     xput
+	VADDPS  (DX), Z0, Z0
+	VADDPS  (R8), Z1, Z1
+	VADDPS  (R9), Z2, Z2
+	VADDPS  (R10), Z3, Z3
+
+xput:
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, (R8)
+	VMOVUPS Z2, (R9)
+	VMOVUPS Z3, (R10)
+	VZEROUPPER
+	RET

@@ -14,6 +14,12 @@ var HasAVX512 = HasAVX2FMA && cpu.X86.HasAVX512F
 //go:noescape
 func kern4x16avx512(k int, a, b, c *float32, ldc int, accum bool)
 
+// kern4x16sAVX512 is kern4x16avx512 reading A in place: element (i, p) of
+// the 4×k block at a[i·rs + p·cs].
+//
+//go:noescape
+func kern4x16sAVX512(k int, a *float32, rs, cs int, b, c *float32, ldc int, accum bool)
+
 //go:noescape
 func scoreTileAVX512(k, ng int, a, b, bias, thr, out *float32, masks *uint64)
 
@@ -43,6 +49,20 @@ func kern4x16(k int, a, b, c []float32, ldc int, accum bool) {
 		return
 	}
 	kern4x16asm(k, &a[0], &b[0], &c[0], ldc, accum)
+}
+
+// kern4x16s is kern4x16 on a 4×k block of A read in place (element (i, p)
+// at a[i·rs + p·cs]), where the CPU has a kernel for that; it reports
+// whether it ran.
+func kern4x16s(k int, a []float32, rs, cs int, b, c []float32, ldc int, accum bool) bool {
+	if !HasAVX512 || k == 0 {
+		return false
+	}
+	_ = a[3*rs+(k-1)*cs]
+	_ = b[16*k-1]
+	_ = c[3*ldc+15]
+	kern4x16sAVX512(k, &a[0], rs, cs, &b[0], &c[0], ldc, accum)
+	return true
 }
 
 func scoreTile(k, ng int, a, b, bias, thr, out []float32, masks []uint64) {
