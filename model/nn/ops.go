@@ -149,9 +149,7 @@ func (op *denseOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	t, y := op.out.get(B, n)
 	if op.relu {
-		for i, v := range y {
-			y[i] = max(v, 0) // max keeps NaN and turns −0 into +0, which reluGradOp relies on
-		}
+		f32.Relu(y)
 	}
 	return t, nil
 }
@@ -228,10 +226,10 @@ func (op *reluGradOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	t, out := op.out.get(in[1].Shape()...)
 	for i, v := range y {
-		// v ≥ +0 or NaN: int32(bits) − 1 is negative exactly when v is +0
-		// (or a negative NaN), which the shift turns into an all-ones mask.
-		off := uint32((int32(math.Float32bits(v)) - 1) >> 31)
-		out[i] = math.Float32frombits(math.Float32bits(g[i]) &^ off)
+		// keep is all ones when v > 0 as an int32 (positive, not ±0, not a
+		// negative NaN), else 0; int64 keeps −0 (MinInt32) from overflowing.
+		keep := uint32(-int64(int32(math.Float32bits(v))) >> 63)
+		out[i] = math.Float32frombits(math.Float32bits(g[i]) & keep)
 	}
 	return t, nil
 }
