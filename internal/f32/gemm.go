@@ -286,6 +286,16 @@ func reluGo(x []float32) {
 	}
 }
 
+func reluGradGo(out, y, g []float32) {
+	for i, v := range y[:len(out)] {
+		if v > 0 {
+			out[i] = g[i]
+		} else {
+			out[i] = 0
+		}
+	}
+}
+
 func adamGo(p, g, m, v []float32, c *[6]float32) {
 	step, b1, c1, b2, c2, eps := c[0], c[1], c[2], c[3], c[4], c[5]
 	p, m, v = p[:len(g)], m[:len(g)], v[:len(g)]

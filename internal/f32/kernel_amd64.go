@@ -97,6 +97,21 @@ func Relu(x []float32) {
 }
 
 //go:noescape
+func reluGradAsm(out, y, grad *float32, n int)
+
+// ReluGrad sets out[i] to g[i] where y[i] > 0 and to 0 elsewhere (NaN and
+// ±0 included): the gradient through a ReLU whose output is y. All three
+// have the same length.
+func ReluGrad(out, y, g []float32) {
+	n := len(out) &^ 7
+	if HasAVX2FMA && n > 0 {
+		_, _ = y[n-1], g[n-1]
+		reluGradAsm(&out[0], &y[0], &g[0], n)
+	}
+	reluGradGo(out[n:], y[n:], g[n:])
+}
+
+//go:noescape
 func fmaLoop(n int)
 
 //go:noescape

@@ -166,6 +166,32 @@ rdone:
 	VZEROUPPER
 	RET
 
+// func reluGradAsm(out, y, grad *float32, n int) — out[i] = grad[i] where
+// y[i] > 0 (ordered: NaN fails), else 0; n a multiple of 8
+TEXT ·reluGradAsm(SB), NOSPLIT, $0-32
+	MOVQ   out+0(FP), DI
+	MOVQ   y+8(FP), SI
+	MOVQ   grad+16(FP), DX
+	MOVQ   n+24(FP), CX
+	SHRQ   $3, CX
+	JEQ    gdone
+	VXORPS Y1, Y1, Y1
+
+gloop:
+	VMOVUPS (SI), Y0
+	VCMPPS  $0x1e, Y1, Y0, Y2
+	VANDPS  (DX), Y2, Y3
+	VMOVUPS Y3, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DX
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     gloop
+
+gdone:
+	VZEROUPPER
+	RET
+
 // func fmaLoop(n int) — n iterations of 12 independent 8-wide FMAs on
 // registers (192 float32 FLOPs each): the core's FMA throughput, no memory.
 TEXT ·fmaLoop(SB), NOSPLIT, $0-8

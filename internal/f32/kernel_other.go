@@ -19,6 +19,9 @@ func scoreTile(k, ng int, a, b, bias, thr, out []float32, masks []uint64) {
 // Relu sets every negative element of x to zero.
 func Relu(x []float32) { reluGo(x) }
 
+// ReluGrad sets out[i] to g[i] where y[i] > 0 and to 0 elsewhere.
+func ReluGrad(out, y, g []float32) { reluGradGo(out, y, g) }
+
 func fmaBurst(int, bool) float64 { return 0 }
 
 // Adam applies one Adam step to p with gradient g and moments m, v (equal

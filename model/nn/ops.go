@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"hash"
 	"hash/fnv"
-	"math"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -210,8 +209,9 @@ func (op *reluGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 func (op *reluGradOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
 func (op *reluGradOp) Hashcode() uint32      { return hashOf(op) }
 
-// Do masks without a branch: about half the units are active, so a
-// compare-and-jump would mispredict often (Gorgonia's Rectify mask did).
+// Do masks without a branch (f32.ReluGrad compares 8 at a time): about half
+// the units are active, so a compare-and-jump would mispredict often
+// (Gorgonia's Rectify mask did).
 func (op *reluGradOp) Do(in ...G.Value) (G.Value, error) {
 	y, err := vectorArg("ReLUGrad", in[0])
 	if err != nil {
@@ -225,12 +225,7 @@ func (op *reluGradOp) Do(in ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("ReLUGrad: %d outputs, %d gradients", len(y), len(g))
 	}
 	t, out := op.out.get(in[1].Shape()...)
-	for i, v := range y {
-		// keep is all ones when v > 0 as an int32 (positive, not ±0, not a
-		// negative NaN), else 0; int64 keeps −0 (MinInt32) from overflowing.
-		keep := uint32(-int64(int32(math.Float32bits(v))) >> 63)
-		out[i] = math.Float32frombits(math.Float32bits(g[i]) & keep)
-	}
+	f32.ReluGrad(out, y, g)
 	return t, nil
 }
 

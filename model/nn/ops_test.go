@@ -8,16 +8,15 @@ import (
 )
 
 // The ReLU gradient passes g exactly where the ReLU output is positive;
-// f32.Relu leaves −0 as it is, which must not pass. (A NaN output already
-// makes the loss NaN; its gradient passes by its sign bit.)
+// f32.Relu leaves −0 and NaN as they are, and neither may pass.
 func TestReLUGradMask(t *testing.T) {
 	negZero := float32(math.Copysign(0, -1))
 	nan := float32(math.NaN())
 	negNaN := math.Float32frombits(math.Float32bits(nan) | 1<<31)
-	y := []float32{0, negZero, 1, 1e-40, float32(math.Inf(1)), nan, negNaN, 3}
-	want := []float32{0, 0, 1, 1, 1, 1, 0, 1}
-	g := []float32{1, 1, 1, 1, 1, 1, 1, 1}
-	mk := func(x []float32) *tensor.Dense { return tensor.New(tensor.WithShape(2, 4), tensor.WithBacking(x)) }
+	y := []float32{0, negZero, 1, 1e-40, float32(math.Inf(1)), nan, negNaN, 3, -1, 2, nan, 0.5}
+	want := []float32{0, 0, 1, 1, 1, 0, 0, 1, 0, 1, 0, 1} // 8 in the vector loop, 4 in the tail
+	g := []float32{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}
+	mk := func(x []float32) *tensor.Dense { return tensor.New(tensor.WithShape(3, 4), tensor.WithBacking(x)) }
 	var op reluGradOp
 	v, err := op.Do(mk(y), mk(g))
 	if err != nil {
