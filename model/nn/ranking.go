@@ -475,6 +475,7 @@ type stepper struct {
 	bpr              bool
 	rowU, rowI, rowN []int32
 	rowY, wRaw       []float32
+	rowLoss          []float64 // per row: weight × loss, written by the workers
 	sgU, sgI, sgB    *sparseGrad
 	sgSide           []*sparseGrad  // per side feature
 	dense            []model.Tensor // MLP params in graph order
@@ -488,7 +489,7 @@ func newStepper(t *rankTrainer, rows, workers int) (s *stepper, err error) {
 	bw := (rows + workers - 1) / workers
 	B := bw * workers
 	s = &stepper{t: t, bw: bw, bpr: t.o.Loss == "bpr",
-		rowU: make([]int32, B), rowI: make([]int32, B), rowN: make([]int32, B), rowY: make([]float32, B), wRaw: make([]float32, B),
+		rowU: make([]int32, B), rowI: make([]int32, B), rowN: make([]int32, B), rowY: make([]float32, B), wRaw: make([]float32, B), rowLoss: make([]float64, B),
 		sgU: newSparseGrad(t.m.NUsers, t.m.Dim), sgI: newSparseGrad(t.m.NItems, t.m.Dim), sgB: newSparseGrad(t.m.NItems, 1),
 		denseSum: newDenseGrads(t.m.Layers), errs: make([]error, workers)}
 	for _, f := range t.d.Side {
@@ -545,28 +546,6 @@ func (s *stepper) step(idx []int32, rng *rand.Rand) error {
 	for r := range rows {
 		wsum += float64(s.wRaw[r])
 	}
-	m, D := t.m, t.m.Dim
-	for r := range s.bw * len(s.graphs) {
-		rg, q := s.at(r)
-		if r >= rows {
-			rg.w[q], rg.y[q], rg.bias[q] = 0, 0, 0
-			clear(rg.u[q*D : (q+1)*D])
-			clear(rg.v[q*D : (q+1)*D])
-			if bpr {
-				rg.biasN[q] = 0
-				clear(rg.vn[q*D : (q+1)*D])
-			}
-			continue
-		}
-		rg.w[q], rg.y[q] = float32(float64(s.wRaw[r])/wsum), s.rowY[r]
-		copy(rg.u[q*D:(q+1)*D], m.UserVec(s.rowU[r]))
-		t.itemVec(rg.v[q*D:(q+1)*D], s.rowI[r])
-		rg.bias[q] = m.ItemBias[s.rowI[r]]
-		if bpr {
-			t.itemVec(rg.vn[q*D:(q+1)*D], s.rowN[r])
-			rg.biasN[q] = m.ItemBias[s.rowN[r]]
-		}
-	}
 	if t.o.Dropout > 0 {
 		for _, rg := range s.graphs {
 			for _, mask := range rg.masks {
@@ -574,13 +553,16 @@ func (s *stepper) step(idx []int32, rng *rand.Rand) error {
 			}
 		}
 	}
-	if err := s.runGraphs(); err != nil {
+	if err := s.runGraphs(rows, wsum); err != nil {
 		return err
 	}
 	var loss float64
 	for r := range rows {
+		loss += s.rowLoss[r]
+	}
+	D := t.m.Dim
+	for r := range rows {
 		rg, q := s.at(r)
-		loss += float64(rg.w[q]) * rowLoss(rg, q)
 		s.sgU.add(s.rowU[r], rg.gU[q*D:(q+1)*D])
 		s.sgI.add(s.rowI[r], rg.gV[q*D:(q+1)*D])
 		s.sgB.add(s.rowI[r], rg.gBias[q:q+1])
@@ -611,6 +593,7 @@ func (s *stepper) step(idx []int32, rng *rand.Rand) error {
 	ss := adamRates(t.o.LearningRate, t.step)
 	l2 := float32(t.o.L2)
 	mom := func(name string) ([]float32, []float32) { mv := t.mom[name]; return mv[0], mv[1] }
+	m := t.m
 	mu, vu := mom("user_emb")
 	s.sgU.apply(m.User, mu, vu, l2, ss)
 	mi, vi := mom("item_emb")
@@ -657,22 +640,63 @@ func (s *stepper) addSide(item int32, g []float32) {
 	}
 }
 
-// runGraphs runs every worker's graph, concurrently when there are several.
-func (s *stepper) runGraphs() error {
+// runGraphs has every worker gather its rows, run its graph and weigh its
+// rows' losses, concurrently when there are several (worker 0 on this
+// goroutine: one wake-up fewer per step).
+func (s *stepper) runGraphs(rows int, wsum float64) error {
+	work := func(k int) error {
+		s.gather(k, rows, wsum)
+		rg := s.graphs[k]
+		if err := rg.run(); err != nil {
+			return err
+		}
+		for q := range max(0, min(s.bw, rows-k*s.bw)) {
+			s.rowLoss[k*s.bw+q] = float64(rg.w[q]) * rowLoss(rg, q)
+		}
+		return nil
+	}
 	if len(s.graphs) == 1 {
-		return s.graphs[0].run()
+		return work(0)
 	}
 	var wg sync.WaitGroup
-	for k, rg := range s.graphs[1:] {
+	for k := 1; k < len(s.graphs); k++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.errs[k+1] = rg.run()
+			s.errs[k] = work(k)
 		}()
 	}
-	s.errs[0] = s.graphs[0].run() // on this goroutine: one wake-up fewer per step
+	s.errs[0] = work(0)
 	wg.Wait()
 	return errors.Join(s.errs...)
+}
+
+// gather fills graph k's inputs with its share of the batch's rows, zeros
+// past the last row.
+func (s *stepper) gather(k, rows int, wsum float64) {
+	t, rg := s.t, s.graphs[k]
+	m, D := t.m, t.m.Dim
+	for q := range s.bw {
+		r := k*s.bw + q
+		if r >= rows {
+			rg.w[q], rg.y[q], rg.bias[q] = 0, 0, 0
+			clear(rg.u[q*D : (q+1)*D])
+			clear(rg.v[q*D : (q+1)*D])
+			if s.bpr {
+				rg.biasN[q] = 0
+				clear(rg.vn[q*D : (q+1)*D])
+			}
+			continue
+		}
+		rg.w[q], rg.y[q] = float32(float64(s.wRaw[r])/wsum), s.rowY[r]
+		copy(rg.u[q*D:(q+1)*D], m.UserVec(s.rowU[r]))
+		t.itemVec(rg.v[q*D:(q+1)*D], s.rowI[r])
+		rg.bias[q] = m.ItemBias[s.rowI[r]]
+		if s.bpr {
+			t.itemVec(rg.vn[q*D:(q+1)*D], s.rowN[r])
+			rg.biasN[q] = m.ItemBias[s.rowN[r]]
+		}
+	}
 }
 
 // rowLoss is row r's unweighted loss from the graph's logits.
