@@ -1,6 +1,8 @@
 package model
 
 import (
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -27,11 +29,22 @@ func TestSelectorKeepsTopK(t *testing.T) {
 
 func TestKthLargest(t *testing.T) {
 	rng := rand.New(rand.NewPCG(43, 44))
-	for range 300 {
-		n := 1 + rng.IntN(300)
+	inf := float32(math.Inf(1))
+	for range 3000 {
+		n := 1 + rng.IntN(600)
 		a := make([]float32, n)
 		for i := range a {
-			a[i] = float32(rng.IntN(1 + rng.IntN(40)))
+			switch rng.IntN(4) {
+			case 0: // few levels: ties
+				a[i] = float32(rng.IntN(1 + rng.IntN(40)))
+			case 1:
+				a[i] = float32(rng.NormFloat64())
+			default:
+				a[i] = []float32{inf, -inf, 0, float32(math.Copysign(0, -1)), 1e-40, -3}[rng.IntN(6)]
+			}
+		}
+		if rng.IntN(3) == 0 {
+			slices.Sort(a) // sorted input: the median-of-three pivot's case
 		}
 		k := 1 + rng.IntN(n)
 		want := slices.Clone(a)
@@ -39,5 +52,29 @@ func TestKthLargest(t *testing.T) {
 		if got := kthLargest(a, k); got != want[n-k] {
 			t.Fatalf("k=%d of %d: %v, want %v", k, n, got, want[n-k])
 		}
+	}
+}
+
+// BenchmarkKthLargest selects from a pool of distinct arrays: on one array
+// again and again the branch predictor learns the data.
+func BenchmarkKthLargest(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, tc := range []struct{ n, k int }{{464, 200}, {1024, 28}} {
+		pool := make([][]float32, 256)
+		for p := range pool {
+			pool[p] = make([]float32, tc.n)
+			for i := range pool[p] {
+				pool[p][i] = float32(rng.NormFloat64())
+			}
+		}
+		a := make([]float32, tc.n)
+		b.Run(fmt.Sprintf("n=%d/k=%d", tc.n, tc.k), func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				copy(a, pool[i%len(pool)])
+				i++
+				kthLargest(a, tc.k)
+			}
+		})
 	}
 }
