@@ -164,23 +164,8 @@ func grow(b []float32, n int) []float32 {
 	return b[:n]
 }
 
-// Dot is the inner product of equal-length vectors.
-func Dot(a, b []float32) float32 {
-	var s0, s1, s2, s3 float32
-	n := len(a)
-	b = b[:n]
-	i := 0
-	for ; i+4 <= n; i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < n; i++ {
-		s0 += a[i] * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
+// Dot is the inner product of equal-length vectors (internal/f32.Dot).
+func Dot(a, b []float32) float32 { return f32.Dot(a, b) }
 
 // Axpy computes y += a·x.
 func Axpy(a float32, x, y []float32) {

@@ -280,6 +280,26 @@ func TestKernelInPlaceMatchesPacked(t *testing.T) {
 	}
 }
 
+func TestDot(t *testing.T) { variants(t, testDot) }
+
+func testDot(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 48, 64, 100, 1000} {
+		a, b := randSlice(rng, n), randSlice(rng, n+5)
+		var want float64
+		for i := range n {
+			want += float64(a[i]) * float64(b[i])
+		}
+		got := Dot(a, b)
+		if math.Abs(float64(got)-want) > 1e-5*float64(n+1) {
+			t.Fatalf("n=%d: %v, want %v", n, got, want)
+		}
+		if again := Dot(slices.Clone(a), b[:n]); again != got {
+			t.Fatalf("n=%d: %v, then %v", n, got, again)
+		}
+	}
+}
+
 // BenchmarkScoreTile: 4 users against 100k items at dim 32.
 func BenchmarkScoreTile(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 1))

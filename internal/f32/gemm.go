@@ -286,6 +286,23 @@ func reluGo(x []float32) {
 	}
 }
 
+// dotGo: four running sums, as model.Dot had.
+func dotGo(a, b []float32) float32 {
+	var s0, s1, s2, s3 float32
+	b = b[:len(a)]
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
 func reluGradGo(out, y, g []float32) {
 	for i, v := range y[:len(out)] {
 		if v > 0 {

@@ -248,3 +248,46 @@ xput:
 	VMOVUPS Z3, (R10)
 	VZEROUPPER
 	RET
+
+// func dotAVX512(a, b *float32, n int) float32 — n a multiple of 16: two
+// 16-wide accumulators (32 floats per step), a 16-float tail, then a fixed
+// reduction order.
+TEXT ·dotAVX512(SB), NOSPLIT, $0-28
+	MOVQ   a+0(FP), SI
+	MOVQ   b+8(FP), DI
+	MOVQ   n+16(FP), CX
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	MOVQ   CX, AX
+	SHRQ   $5, AX
+	JEQ    dtail
+
+dloop:
+	VMOVUPS     (SI), Z2
+	VMOVUPS     64(SI), Z3
+	VFMADD231PS (DI), Z2, Z0
+	VFMADD231PS 64(DI), Z3, Z1
+	ADDQ        $128, SI
+	ADDQ        $128, DI
+	DECQ        AX
+	JNZ         dloop
+
+dtail:
+	TESTQ       $16, CX
+	JEQ         dsum
+	VMOVUPS     (SI), Z2
+	VFMADD231PS (DI), Z2, Z0
+
+dsum:
+	VADDPS        Z1, Z0, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF128  $1, Y0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VADDSS        X1, X0, X0
+	VMOVSS        X0, ret+24(FP)
+	VZEROUPPER
+	RET

@@ -97,6 +97,20 @@ func Relu(x []float32) {
 }
 
 //go:noescape
+func dotAVX512(a, b *float32, n int) float32
+
+// Dot is the inner product of a and b[:len(a)]: 16 lanes at a time where the
+// CPU has AVX-512, the rest in Go. Its sum order depends on len(a) only.
+func Dot(a, b []float32) float32 {
+	n := len(a)
+	b = b[:n]
+	if m := n &^ 15; HasAVX512 && m > 0 {
+		return dotAVX512(&a[0], &b[0], m) + dotGo(a[m:], b[m:])
+	}
+	return dotGo(a, b)
+}
+
+//go:noescape
 func reluGradAsm(out, y, grad *float32, n int)
 
 // ReluGrad sets out[i] to g[i] where y[i] > 0 and to 0 elsewhere (NaN and

@@ -22,6 +22,9 @@ func Relu(x []float32) { reluGo(x) }
 // ReluGrad sets out[i] to g[i] where y[i] > 0 and to 0 elsewhere.
 func ReluGrad(out, y, g []float32) { reluGradGo(out, y, g) }
 
+// Dot is the inner product of a and b[:len(a)].
+func Dot(a, b []float32) float32 { return dotGo(a, b[:len(a)]) }
+
 func fmaBurst(int, bool) float64 { return 0 }
 
 // Adam applies one Adam step to p with gradient g and moments m, v (equal
