@@ -59,13 +59,14 @@ func (c *selector) compact() {
 		c.sc = append(c.sc, s.Score)
 	}
 	f := kthLargest(c.sc, c.k)
+	fo := floatOrd(f)
 	n := 0
 	c.tie = c.tie[:0]
 	for _, s := range c.buf { // in place: the write index never passes the read one
-		if s.Score > f {
-			c.buf[n] = s
-			n++
-		} else if s.Score == f {
+		o := floatOrd(s.Score)
+		c.buf[n] = s
+		n += int(uint64(fo-o) >> 63) // kept when above f, without a branch
+		if o == fo {
 			c.tie = append(c.tie, s)
 		}
 	}
@@ -81,7 +82,7 @@ func (c *selector) compact() {
 // kthLargest is the k-th largest of a (1 ≤ k ≤ len(a), no NaN), reordering
 // a. A quickselect whose partitions are branch-free: on scores, whose order
 // a branch cannot predict, a compare-and-jump partition mispredicted about
-// once per element and was 4–6× slower. −0 counts as below +0.
+// once per element and was 4–6× slower.
 func kthLargest(a []float32, k int) float32 {
 	t := k - 1 // position in descending order
 	for {
@@ -116,10 +117,10 @@ func kthLargest(a []float32, k int) float32 {
 	}
 }
 
-// floatOrd maps a non-NaN float32 to an integer of the same order (−0 just
-// below +0; infinities included).
+// floatOrd maps a non-NaN float32 to an integer of the same order
+// (infinities included, −0 equal to +0).
 func floatOrd(f float32) int64 {
-	b := int32(math.Float32bits(f))
+	b := int32(math.Float32bits(f + 0)) // −0 + 0 = +0
 	return int64(b ^ (b >> 31 & 0x7fffffff))
 }
 

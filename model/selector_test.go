@@ -25,6 +25,25 @@ func TestSelectorKeepsTopK(t *testing.T) {
 			t.Fatalf("n=%d k=%d levels=%d:\n got %v\nwant %v", tc.n, tc.k, tc.levels, got, want)
 		}
 	}
+	// −0 and +0 are the same score: ties broken by item, as in TopK.
+	var sel selector
+	sel.ResetK(50)
+	top := NewTopK(50)
+	for i := range 2000 {
+		sc := []float32{0, float32(math.Copysign(0, -1)), -1, float32(math.Inf(-1))}[rng.IntN(4)]
+		if i%97 == 0 {
+			sc = float32(math.Inf(1))
+		}
+		s := Scored{Item: int32(i), Score: sc, Reason: -1}
+		top.PushScored(s)
+		sel.PushScored(s)
+	}
+	got, want := sel.Sorted(nil), top.Sorted(nil)
+	for i := range want {
+		if got[i].Item != want[i].Item || got[i].Score != want[i].Score {
+			t.Fatalf("signed zeros: got %v, want %v", got, want)
+		}
+	}
 }
 
 func TestKthLargest(t *testing.T) {
