@@ -300,6 +300,49 @@ func testDot(t *testing.T) {
 	}
 }
 
+// The 8×32 kernel: against its Go form, and the same bits from a block read
+// in place (row-major or transposed) as from the block packed.
+func TestWideKernel(t *testing.T) {
+	if !HasAVX512 {
+		t.Skip("no 8×32 kernel on this CPU")
+	}
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, k := range []int{1, 2, 7, 64, 200} {
+		for _, tA := range []bool{false, true} {
+			lda := k + 3
+			if tA {
+				lda = 8 + 5
+			}
+			a := randSlice(rng, max(8, k)*lda)
+			rs, cs := lda, 1
+			if tA {
+				rs, cs = 1, lda
+			}
+			packed := make([]float32, 8*k)
+			packRows(packed, 8, tA, 0, 8, k, a, lda, 1)
+			b0, b1 := randSlice(rng, 16*k), randSlice(rng, 16*k)
+			for _, accum := range []bool{false, true} {
+				init := randSlice(rng, 8*40)
+				got, fromPacked, want := slices.Clone(init), slices.Clone(init), slices.Clone(init)
+				kern8x32(k, a, rs, cs, b0, b1, got, 40, accum)
+				kern8x32(k, packed, 1, 8, b0, b1, fromPacked, 40, accum)
+				kern8x32Go(k, a, rs, cs, b0, b1, want, 40, accum)
+				if !slices.Equal(got, fromPacked) {
+					t.Fatalf("k=%d tA=%v accum=%v: in place and packed differ", k, tA, accum)
+				}
+				for i := range got {
+					if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*float64(k)*(1+math.Abs(float64(want[i]))) {
+						t.Fatalf("k=%d tA=%v accum=%v [%d]: asm %v, go %v", k, tA, accum, i, got[i], want[i])
+					}
+					if i%40 >= 32 && got[i] != init[i] {
+						t.Fatalf("k=%d: wrote outside the tile at %d", k, i)
+					}
+				}
+			}
+		}
+	}
+}
+
 // BenchmarkScoreTile: 4 users against 100k items at dim 32.
 func BenchmarkScoreTile(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 1))

@@ -38,6 +38,28 @@ func kern4x16Go(k int, a, b, c []float32, ldc int, accum bool) {
 	}
 }
 
+// kern8x32Go is the wide kernel in Go: C[8][32] (rows ldc apart) = A·[B0 B1]
+// (or += when accum), A's element (i, p) at a[i·rs + p·cs], B0 and B1
+// packed k×16; each element one FMA chain over p, as the assembly.
+func kern8x32Go(k int, a []float32, rs, cs int, b0, b1, c []float32, ldc int, accum bool) {
+	for i := range 8 {
+		for j := range 32 {
+			b, jj := b0, j
+			if j >= 16 {
+				b, jj = b1, j-16
+			}
+			var acc float32
+			for p := range k {
+				acc = float32(math.FMA(float64(a[i*rs+p*cs]), float64(b[p*16+jj]), float64(acc)))
+			}
+			if accum {
+				acc += c[i*ldc+j]
+			}
+			c[i*ldc+j] = acc
+		}
+	}
+}
+
 func scoreTileGo(k, ng int, a, b, bias, thr, out []float32, masks []uint64) {
 	for g := range ng {
 		o := out[g*MR*NR : (g+1)*MR*NR]
@@ -122,8 +144,9 @@ func packA(dst []float32, trans bool, i0, m, k int, a []float32, lda int, alpha 
 var scratchPool = sync.Pool{New: func() any { return new(gemmScratch) }}
 
 type gemmScratch struct {
-	a, b []float32
-	tile [MR * NR]float32
+	a, b, zero []float32
+	tile       [MR * NR]float32
+	wide       [8 * 2 * NR]float32
 }
 
 // Gemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices (m×k
@@ -176,6 +199,10 @@ func emptyProduct(m, n int, accum bool, c []float32, ldc int) {
 }
 
 func gemmPacked(s *gemmScratch, tA bool, m, n, k int, alpha float32, a []float32, lda int, bp []float32, accum bool, c []float32, ldc int) {
+	if HasAVX512 && n > NR {
+		gemmWide(s, tA, m, n, k, alpha, a, lda, bp, accum, c, ldc)
+		return
+	}
 	s.a = grow(s.a, MR*k)
 	np := (n + NR - 1) / NR
 	// A full block of 4 rows is read in place where a kernel can (packing
@@ -213,18 +240,84 @@ func gemmPacked(s *gemmScratch, tA bool, m, n, k int, alpha float32, a []float32
 			// Edge tile: the same kernel into a scratch tile, then the valid
 			// part (one add per element, as the kernel's accumulate does).
 			kern(panel, s.tile[:], NR, false)
-			for r := range h {
-				cr := c[(i0+r)*ldc+j0 : (i0+r)*ldc+j0+w]
-				tr := s.tile[r*NR : r*NR+w]
-				if accum {
-					for j := range w {
-						cr[j] += tr[j]
-					}
-				} else {
-					copy(cr, tr)
-				}
+			addTile(c[i0*ldc+j0:], ldc, s.tile[:], NR, h, w, accum)
+		}
+	}
+}
+
+// gemmWide runs products wider than one panel on the 8×32 kernel. Every
+// tile goes through it, edge tiles too (into a scratch tile from zero-padded
+// rows and a zero panel), so each element of C gets the same operations
+// whatever its position: a row's result does not depend on its block.
+func gemmWide(s *gemmScratch, tA bool, m, n, k int, alpha float32, a []float32, lda int, bp []float32, accum bool, c []float32, ldc int) {
+	const wr, wc = 8, 2 * NR
+	np := (n + NR - 1) / NR
+	if np%2 == 1 {
+		s.zero = grow(s.zero, k*NR)
+		clear(s.zero)
+	}
+	rs, cs := lda, 1
+	if tA {
+		rs, cs = 1, lda
+	}
+	for i0 := 0; i0 < m; i0 += wr {
+		h := min(wr, m-i0)
+		ab, ars, acs := []float32(nil), rs, cs
+		if h == wr && alpha == 1 {
+			ab = a[i0*rs:]
+		} else {
+			s.a = grow(s.a, wr*k)
+			packRows(s.a, wr, tA, i0, m, k, a, lda, alpha)
+			ab, ars, acs = s.a, 1, wr
+		}
+		for jp := 0; jp < np; jp += 2 {
+			b0, b1 := bp[jp*k*NR:(jp+1)*k*NR], s.zero
+			if jp+1 < np {
+				b1 = bp[(jp+1)*k*NR : (jp+2)*k*NR]
+			}
+			j0 := jp * NR
+			w := min(wc, n-j0)
+			if h == wr && w == wc && len(c) >= (i0+wr-1)*ldc+j0+wc {
+				kern8x32(k, ab, ars, acs, b0, b1, c[i0*ldc+j0:], ldc, accum)
+				continue
+			}
+			kern8x32(k, ab, ars, acs, b0, b1, s.wide[:], wc, false)
+			addTile(c[i0*ldc+j0:], ldc, s.wide[:], wc, h, w, accum)
+		}
+	}
+}
+
+// addTile copies (or adds, one add per element as the kernels' accumulate
+// does) the h×w top-left part of a tile into C.
+func addTile(c []float32, ldc int, tile []float32, ldt, h, w int, accum bool) {
+	for r := range h {
+		cr := c[r*ldc : r*ldc+w]
+		tr := tile[r*ldt : r*ldt+w]
+		if accum {
+			for j := range w {
+				cr[j] += tr[j]
+			}
+		} else {
+			copy(cr, tr)
+		}
+	}
+}
+
+// packRows packs rows i0… of the m×k matrix alpha·op(A) into k×rows,
+// zero-padding rows past m.
+func packRows(dst []float32, rows int, trans bool, i0, m, k int, a []float32, lda int, alpha float32) {
+	dst = dst[:rows*k]
+	h := min(rows, m-i0)
+	for p := range k {
+		col := dst[p*rows : (p+1)*rows]
+		for r := range h {
+			if trans {
+				col[r] = alpha * a[p*lda+i0+r]
+			} else {
+				col[r] = alpha * a[(i0+r)*lda+p]
 			}
 		}
+		clear(col[h:])
 	}
 }
 
