@@ -343,6 +343,28 @@ func TestWideKernel(t *testing.T) {
 	}
 }
 
+func TestAxpy(t *testing.T) { variants(t, testAxpy) }
+
+func testAxpy(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	const alpha = float32(0.7)
+	for _, n := range []int{0, 1, 15, 16, 17, 33, 64, 100} {
+		x, y := randSlice(rng, n), randSlice(rng, n+3)
+		want := slices.Clone(y)
+		for i := range n {
+			want[i] = float32(math.FMA(float64(alpha), float64(x[i]), float64(want[i])))
+		}
+		Axpy(alpha, x, y)
+		for i := range y {
+			// the Go form rounds twice (float64 FMA, then float32): at most
+			// an ulp from the single rounding of the hardware's FMA
+			if d := math.Abs(float64(y[i] - want[i])); d > 1e-6*(1+math.Abs(float64(want[i]))) || (i >= n && y[i] != want[i]) {
+				t.Fatalf("n=%d [%d]: %v, want %v", n, i, y[i], want[i])
+			}
+		}
+	}
+}
+
 // BenchmarkScoreTile: 4 users against 100k items at dim 32.
 func BenchmarkScoreTile(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 1))

@@ -169,8 +169,48 @@ func Gemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []flo
 	}
 	s := scratchPool.Get().(*gemmScratch)
 	defer scratchPool.Put(s)
+	if n == 1 && HasAVX512 {
+		gemv(s, tA, m, k, alpha, a, lda, b, ldb, tB, accum, c, ldc)
+		return
+	}
 	s.b = PackB(s.b, tB, k, n, b, ldb)
 	gemmPacked(s, tA, m, n, k, alpha, a, lda, s.b, accum, c, ldc)
+}
+
+// gemv is Gemm for a single column (n = 1, as a network's output layer):
+// a panel would be 15/16 padding. Rows of A are dotted with the column;
+// a transposed A is summed row by row into the result (one FMA chain per
+// element over p, as the kernels). Either way an element's bits do not
+// depend on m.
+func gemv(s *gemmScratch, tA bool, m, k int, alpha float32, a []float32, lda int, b []float32, ldb int, tB bool, accum bool, c []float32, ldc int) {
+	s.b = grow(s.b, k)
+	col := s.b
+	for p := range k {
+		if tB {
+			col[p] = b[p] // op(B) = Bᵀ, B is 1×k
+		} else {
+			col[p] = b[p*ldb]
+		}
+	}
+	s.a = grow(s.a, m)
+	acc := s.a
+	if tA {
+		clear(acc)
+		for p := range k {
+			Axpy(col[p], a[p*lda:p*lda+m], acc)
+		}
+	} else {
+		for i := range m {
+			acc[i] = Dot(a[i*lda:i*lda+k], col)
+		}
+	}
+	for i := range m {
+		v := alpha * acc[i]
+		if accum {
+			v += c[i*ldc]
+		}
+		c[i*ldc] = v
+	}
 }
 
 // GemmPackedB is Gemm without transposes, alpha 1 and beta 0 (accum false)
@@ -376,6 +416,13 @@ func reluGo(x []float32) {
 		if v < 0 {
 			x[i] = 0
 		}
+	}
+}
+
+func axpyGo(alpha float32, x, y []float32) {
+	y = y[:len(x)]
+	for i, v := range x {
+		y[i] = float32(math.FMA(float64(alpha), float64(v), float64(y[i])))
 	}
 }
 

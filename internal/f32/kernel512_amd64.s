@@ -442,3 +442,26 @@ yput:
 	ADDQ    BX, R10
 	VZEROUPPER
 	RET
+
+// func axpyAVX512(alpha float32, x, y *float32, n int) — y += alpha·x by
+// FMA, n a multiple of 16
+TEXT ·axpyAVX512(SB), NOSPLIT, $0-32
+	VBROADCASTSS alpha+0(FP), Z0
+	MOVQ         x+8(FP), SI
+	MOVQ         y+16(FP), DI
+	MOVQ         n+24(FP), CX
+	SHRQ         $4, CX
+	JEQ          xdone
+
+xloop:
+	VMOVUPS     (DI), Z1
+	VFMADD231PS (SI), Z0, Z1
+	VMOVUPS     Z1, (DI)
+	ADDQ        $64, SI
+	ADDQ        $64, DI
+	DECQ        CX
+	JNZ         xloop
+
+xdone:
+	VZEROUPPER
+	RET

@@ -128,6 +128,22 @@ func Dot(a, b []float32) float32 {
 }
 
 //go:noescape
+func axpyAVX512(alpha float32, x, y *float32, n int)
+
+// Axpy sets y[i] = fma(alpha, x[i], y[i]) for i < len(x): 16 lanes at a
+// time with AVX-512, the rest in Go.
+func Axpy(alpha float32, x, y []float32) {
+	n := len(x)
+	y = y[:n]
+	if m := n &^ 15; HasAVX512 && m > 0 {
+		axpyAVX512(alpha, &x[0], &y[0], m)
+		axpyGo(alpha, x[m:], y[m:])
+		return
+	}
+	axpyGo(alpha, x, y)
+}
+
+//go:noescape
 func reluGradAsm(out, y, grad *float32, n int)
 
 // ReluGrad sets out[i] to g[i] where y[i] > 0 and to 0 elsewhere (NaN and

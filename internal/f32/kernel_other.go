@@ -29,6 +29,9 @@ func ReluGrad(out, y, g []float32) { reluGradGo(out, y, g) }
 // Dot is the inner product of a and b[:len(a)].
 func Dot(a, b []float32) float32 { return dotGo(a, b[:len(a)]) }
 
+// Axpy sets y[i] = fma(alpha, x[i], y[i]) for i < len(x).
+func Axpy(alpha float32, x, y []float32) { axpyGo(alpha, x, y[:len(x)]) }
+
 func fmaBurst(int, bool) float64 { return 0 }
 
 // Adam applies one Adam step to p with gradient g and moments m, v (equal
