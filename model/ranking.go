@@ -48,9 +48,9 @@ func (m *RankingModel) Retrieval(u, i int32) float32 {
 
 // Scratch holds reusable buffers for Logits; one per goroutine.
 type Scratch struct {
-	a, b  []float32
-	base  []float32 // first layer's bias plus the user part, shared by all rows
-	touch float32   // keeps the prefetching loads of Logits alive
+	a, b []float32
+	base []float32 // first layer's bias plus the user part, shared by all rows
+	dots []float32 // per row, the tower's dot product
 }
 
 // PackedHead is the MLP head's weights packed for the matrix-multiply
@@ -99,22 +99,12 @@ func (m *RankingModel) LogitsPacked(u int32, items []int32, out []float32, s *Sc
 	in := 2 * d
 	s.a = grow(s.a, n*in)
 	x := s.a
-	// Touch every item's row first: independent loads overlap their cache
-	// misses, where the copies below would wait for one at a time.
+	// The rows and, in the same pass, the tower's <U[u], V[i]> as Σ U⊙V.
+	s.dots = grow(s.dots, n)
 	if d > 0 {
-		var touch float32
-		for _, it := range items {
-			touch += m.Item[int(it)*d]
-		}
-		s.touch = touch
-	}
-	for r, it := range items {
-		iv := m.ItemVec(it)
-		row := x[r*in : (r+1)*in]
-		copy(row[:d], iv)
-		for k := 0; k < d; k++ {
-			row[d+k] = uv[k] * iv[k]
-		}
+		f32.GatherProd(x, m.Item, items, d, uv, s.dots)
+	} else {
+		clear(s.dots)
 	}
 	cur, curW := x, in
 	for li, l := range m.Layers {
@@ -153,7 +143,7 @@ func (m *RankingModel) LogitsPacked(u int32, items []int32, out []float32, s *Sc
 		cur, curW = s.a, l.Out
 	}
 	for r, it := range items {
-		out[r] = cur[r] + Dot(uv, m.ItemVec(it)) + m.ItemBias[it]
+		out[r] = cur[r] + s.dots[r] + m.ItemBias[it]
 	}
 }
 

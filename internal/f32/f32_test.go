@@ -365,6 +365,32 @@ func testAxpy(t *testing.T) {
 	}
 }
 
+func TestGatherProd(t *testing.T) { variants(t, testGatherProd) }
+
+func testGatherProd(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 18))
+	for _, d := range []int{16, 32, 48, 64, 8, 20} {
+		const rows = 50
+		table, u := randSlice(rng, rows*d), randSlice(rng, d)
+		items := []int32{7, 0, 49, 7, 13}
+		dst, dots := make([]float32, 2*d*len(items)), make([]float32, len(items))
+		GatherProd(dst, table, items, d, u, dots)
+		for r, it := range items {
+			var want float64
+			for k := range d {
+				v := table[int(it)*d+k]
+				if dst[r*2*d+k] != v || dst[r*2*d+d+k] != u[k]*v {
+					t.Fatalf("d=%d row %d col %d: %v, %v; want %v, %v", d, r, k, dst[r*2*d+k], dst[r*2*d+d+k], v, u[k]*v)
+				}
+				want += float64(u[k] * v)
+			}
+			if math.Abs(float64(dots[r])-want) > 1e-5*float64(d) {
+				t.Fatalf("d=%d row %d: dot %v, want %v", d, r, dots[r], want)
+			}
+		}
+	}
+}
+
 // BenchmarkScoreTile: 4 users against 100k items at dim 32.
 func BenchmarkScoreTile(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 1))

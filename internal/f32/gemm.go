@@ -419,6 +419,21 @@ func reluGo(x []float32) {
 	}
 }
 
+func gatherProdGo(dst, table []float32, items []int32, d int, u, dots []float32) {
+	for r, it := range items {
+		v := table[int(it)*d : int(it+1)*d]
+		row := dst[r*2*d : (r+1)*2*d]
+		copy(row[:d], v)
+		var s float32
+		for k := range d {
+			p := u[k] * v[k]
+			row[d+k] = p
+			s += p
+		}
+		dots[r] = s
+	}
+}
+
 func axpyGo(alpha float32, x, y []float32) {
 	y = y[:len(x)]
 	for i, v := range x {

@@ -465,3 +465,62 @@ xloop:
 xdone:
 	VZEROUPPER
 	RET
+
+// func gatherProdAVX512(dst, table *float32, items *int32, n, d int, u, dots *float32)
+// For each r < n, with v the d floats of row items[r] of table (d a multiple
+// of 16): dst row r (2d floats) = [v, u⊙v], dots[r] = Σ u⊙v (16 lanes over
+// the chunks, then a fixed reduction).
+TEXT ·gatherProdAVX512(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DI
+	MOVQ table+8(FP), R8
+	MOVQ items+16(FP), R9
+	MOVQ n+24(FP), R10
+	MOVQ d+32(FP), R11
+	MOVQ u+40(FP), R12
+	MOVQ dots+48(FP), R13
+	MOVQ R11, R14
+	SHLQ $2, R14 // d in bytes
+	TESTQ R10, R10
+	JEQ   pdone
+
+prow:
+	MOVLQSX (R9), AX
+	IMULQ   R14, AX
+	LEAQ    (R8)(AX*1), SI // source row
+	LEAQ    (DI)(R14*1), DX // second half of the destination row
+	MOVQ    R12, BX
+	MOVQ    R11, CX
+	SHRQ    $4, CX
+	VXORPS  Z2, Z2, Z2
+
+pchunk:
+	VMOVUPS (SI), Z0
+	VMOVUPS Z0, (DI)
+	VMULPS  (BX), Z0, Z1
+	VMOVUPS Z1, (DX)
+	VADDPS  Z1, Z2, Z2
+	ADDQ    $64, SI
+	ADDQ    $64, DI
+	ADDQ    $64, DX
+	ADDQ    $64, BX
+	DECQ    CX
+	JNZ     pchunk
+
+	VEXTRACTF64X4 $1, Z2, Y3
+	VADDPS        Y3, Y2, Y2
+	VEXTRACTF128  $1, Y2, X3
+	VADDPS        X3, X2, X2
+	VPERMILPS     $0x4e, X2, X3
+	VADDPS        X3, X2, X2
+	VMOVSHDUP     X2, X3
+	VADDSS        X3, X2, X2
+	VMOVSS        X2, (R13)
+	MOVQ          DX, DI // next row starts after the second half
+	ADDQ          $4, R9
+	ADDQ          $4, R13
+	DECQ          R10
+	JNZ           prow
+
+pdone:
+	VZEROUPPER
+	RET

@@ -144,6 +144,33 @@ func Axpy(alpha float32, x, y []float32) {
 }
 
 //go:noescape
+func gatherProdAVX512(dst, table *float32, items *int32, n, d int, u, dots *float32)
+
+// GatherProd writes, for each r, row r of dst (2d floats) as [v, u⊙v] where
+// v is row items[r] of table (d floats per row), and dots[r] = Σ u⊙v: the
+// re-rank's layer-0 input and the tower's dot product in one pass.
+func GatherProd(dst, table []float32, items []int32, d int, u, dots []float32) {
+	n := len(items)
+	if n == 0 {
+		return
+	}
+	_ = dst[2*d*n-1]
+	_ = dots[n-1]
+	_ = u[d-1]
+	if HasAVX512 && d%16 == 0 && d > 0 {
+		rows := len(table) / d
+		for _, it := range items {
+			if uint(it) >= uint(rows) {
+				panic("f32.GatherProd: row out of range")
+			}
+		}
+		gatherProdAVX512(&dst[0], &table[0], &items[0], n, d, &u[0], &dots[0])
+		return
+	}
+	gatherProdGo(dst, table, items, d, u, dots)
+}
+
+//go:noescape
 func reluGradAsm(out, y, grad *float32, n int)
 
 // ReluGrad sets out[i] to g[i] where y[i] > 0 and to 0 elsewhere (NaN and

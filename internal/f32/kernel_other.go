@@ -32,6 +32,12 @@ func Dot(a, b []float32) float32 { return dotGo(a, b[:len(a)]) }
 // Axpy sets y[i] = fma(alpha, x[i], y[i]) for i < len(x).
 func Axpy(alpha float32, x, y []float32) { axpyGo(alpha, x, y[:len(x)]) }
 
+// GatherProd writes, for each r, row r of dst (2d floats) as [v, u⊙v] where
+// v is row items[r] of table, and dots[r] = Σ u⊙v.
+func GatherProd(dst, table []float32, items []int32, d int, u, dots []float32) {
+	gatherProdGo(dst, table, items, d, u, dots)
+}
+
 func fmaBurst(int, bool) float64 { return 0 }
 
 // Adam applies one Adam step to p with gradient g and moments m, v (equal
