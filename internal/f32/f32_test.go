@@ -46,7 +46,7 @@ func TestGemmMatchesReference(t *testing.T) { variants(t, testGemmMatchesReferen
 
 func testGemmMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, sz := range [][3]int{{1, 1, 1}, {4, 16, 8}, {5, 17, 3}, {33, 70, 96}, {3, 40, 0}, {64, 64, 1024}, {130, 7, 13}, {512, 1, 64}, {64, 1, 512}, {2, 64, 9}} {
+	for _, sz := range [][3]int{{1, 1, 1}, {4, 16, 8}, {5, 17, 3}, {33, 70, 96}, {3, 40, 0}, {64, 64, 1024}, {130, 7, 13}, {512, 1, 64}, {64, 1, 512}, {2, 64, 9}, {9, 48, 5}, {17, 32, 40}} {
 		for _, tA := range []bool{false, true} {
 			for _, tB := range []bool{false, true} {
 				for _, ab := range [][2]float32{{1, 0}, {1, 1}, {0.5, -2}} {
@@ -324,11 +324,23 @@ func TestWideKernel(t *testing.T) {
 			for _, accum := range []bool{false, true} {
 				init := randSlice(rng, 8*40)
 				got, fromPacked, want := slices.Clone(init), slices.Clone(init), slices.Clone(init)
-				kern8x32(k, a, rs, cs, b0, b1, got, 40, accum)
-				kern8x32(k, packed, 1, 8, b0, b1, fromPacked, 40, accum)
-				kern8x32Go(k, a, rs, cs, b0, b1, want, 40, accum)
+				kern8x32(k, a, rs, cs, b0, b1, 16, 16, got, 40, accum)
+				kern8x32(k, packed, 1, 8, b0, b1, 16, 16, fromPacked, 40, accum)
+				kern8x32Go(k, a, rs, cs, b0, b1, 16, 16, want, 40, accum)
 				if !slices.Equal(got, fromPacked) {
 					t.Fatalf("k=%d tA=%v accum=%v: in place and packed differ", k, tA, accum)
+				}
+				// B read in place from a row-major k×40 matrix
+				bm := randSlice(rng, k*40)
+				for p := range k {
+					copy(b0[p*16:(p+1)*16], bm[p*40:])
+					copy(b1[p*16:(p+1)*16], bm[p*40+16:])
+				}
+				inB, packedB := slices.Clone(init), slices.Clone(init)
+				kern8x32(k, a, rs, cs, bm, bm[16:], 40, 40, inB, 40, accum)
+				kern8x32(k, a, rs, cs, b0, b1, 16, 16, packedB, 40, accum)
+				if !slices.Equal(inB, packedB) {
+					t.Fatalf("k=%d tA=%v accum=%v: B in place and packed differ", k, tA, accum)
 				}
 				for i := range got {
 					if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*float64(k)*(1+math.Abs(float64(want[i]))) {

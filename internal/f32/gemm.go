@@ -39,18 +39,19 @@ func kern4x16Go(k int, a, b, c []float32, ldc int, accum bool) {
 }
 
 // kern8x32Go is the wide kernel in Go: C[8][32] (rows ldc apart) = A·[B0 B1]
-// (or += when accum), A's element (i, p) at a[i·rs + p·cs], B0 and B1
-// packed k×16; each element one FMA chain over p, as the assembly.
-func kern8x32Go(k int, a []float32, rs, cs int, b0, b1, c []float32, ldc int, accum bool) {
+// (or += when accum), A's element (i, p) at a[i·rs + p·cs], B0 and B1 the
+// 16 columns each with rows bs0 and bs1 apart (16: packed); each element one
+// FMA chain over p, as the assembly.
+func kern8x32Go(k int, a []float32, rs, cs int, b0, b1 []float32, bs0, bs1 int, c []float32, ldc int, accum bool) {
 	for i := range 8 {
 		for j := range 32 {
-			b, jj := b0, j
+			b, jj, bs := b0, j, bs0
 			if j >= 16 {
-				b, jj = b1, j-16
+				b, jj, bs = b1, j-16, bs1
 			}
 			var acc float32
 			for p := range k {
-				acc = float32(math.FMA(float64(a[i*rs+p*cs]), float64(b[p*16+jj]), float64(acc)))
+				acc = float32(math.FMA(float64(a[i*rs+p*cs]), float64(b[p*bs+jj]), float64(acc)))
 			}
 			if accum {
 				acc += c[i*ldc+j]
@@ -173,6 +174,11 @@ func Gemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []flo
 		gemv(s, tA, m, k, alpha, a, lda, b, ldb, tB, accum, c, ldc)
 		return
 	}
+	if HasAVX512 && n > NR && n%NR == 0 && !tB {
+		// the wide kernel reads a row-major B in place, 16 columns at a time
+		gemmWide(s, tA, m, n, k, alpha, a, lda, b, ldb, accum, c, ldc)
+		return
+	}
 	s.b = PackB(s.b, tB, k, n, b, ldb)
 	gemmPacked(s, tA, m, n, k, alpha, a, lda, s.b, accum, c, ldc)
 }
@@ -240,7 +246,7 @@ func emptyProduct(m, n int, accum bool, c []float32, ldc int) {
 
 func gemmPacked(s *gemmScratch, tA bool, m, n, k int, alpha float32, a []float32, lda int, bp []float32, accum bool, c []float32, ldc int) {
 	if HasAVX512 && n > NR {
-		gemmWide(s, tA, m, n, k, alpha, a, lda, bp, accum, c, ldc)
+		gemmWide(s, tA, m, n, k, alpha, a, lda, bp, 0, accum, c, ldc)
 		return
 	}
 	s.a = grow(s.a, MR*k)
@@ -285,16 +291,25 @@ func gemmPacked(s *gemmScratch, tA bool, m, n, k int, alpha float32, a []float32
 	}
 }
 
-// gemmWide runs products wider than one panel on the 8×32 kernel. Every
-// tile goes through it, edge tiles too (into a scratch tile from zero-padded
-// rows and a zero panel), so each element of C gets the same operations
-// whatever its position: a row's result does not depend on its block.
-func gemmWide(s *gemmScratch, tA bool, m, n, k int, alpha float32, a []float32, lda int, bp []float32, accum bool, c []float32, ldc int) {
+// gemmWide runs products wider than one panel on the 8×32 kernel. B is
+// packed by PackB (ldb 0) or, when n is a multiple of 16, row-major with
+// leading dimension ldb, read in place. Every tile goes through the kernel,
+// edge tiles too (into a scratch tile from zero-padded rows and a zero
+// panel), so each element of C gets the same operations whatever its
+// position: a row's result does not depend on its block.
+func gemmWide(s *gemmScratch, tA bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, accum bool, c []float32, ldc int) {
 	const wr, wc = 8, 2 * NR
 	np := (n + NR - 1) / NR
 	if np%2 == 1 {
 		s.zero = grow(s.zero, k*NR)
 		clear(s.zero)
+	}
+	// panel jp: its first element and row stride
+	panel := func(jp int) ([]float32, int) {
+		if ldb == 0 {
+			return b[jp*k*NR : (jp+1)*k*NR], NR
+		}
+		return b[jp*NR:], ldb
 	}
 	rs, cs := lda, 1
 	if tA {
@@ -311,17 +326,18 @@ func gemmWide(s *gemmScratch, tA bool, m, n, k int, alpha float32, a []float32, 
 			ab, ars, acs = s.a, 1, wr
 		}
 		for jp := 0; jp < np; jp += 2 {
-			b0, b1 := bp[jp*k*NR:(jp+1)*k*NR], s.zero
+			b0, bs0 := panel(jp)
+			b1, bs1 := s.zero, NR
 			if jp+1 < np {
-				b1 = bp[(jp+1)*k*NR : (jp+2)*k*NR]
+				b1, bs1 = panel(jp + 1)
 			}
 			j0 := jp * NR
 			w := min(wc, n-j0)
 			if h == wr && w == wc && len(c) >= (i0+wr-1)*ldc+j0+wc {
-				kern8x32(k, ab, ars, acs, b0, b1, c[i0*ldc+j0:], ldc, accum)
+				kern8x32(k, ab, ars, acs, b0, b1, bs0, bs1, c[i0*ldc+j0:], ldc, accum)
 				continue
 			}
-			kern8x32(k, ab, ars, acs, b0, b1, s.wide[:], wc, false)
+			kern8x32(k, ab, ars, acs, b0, b1, bs0, bs1, s.wide[:], wc, false)
 			addTile(c[i0*ldc+j0:], ldc, s.wide[:], wc, h, w, accum)
 		}
 	}

@@ -292,15 +292,16 @@ dsum:
 	VZEROUPPER
 	RET
 
-// func kern8x32AVX512(k int, a *float32, rs, cs int, b0, b1, c *float32, ldc int, accum bool)
+// func kern8x32AVX512(k int, a *float32, rs, cs int, b0, b1 *float32, bs0, bs1 int, c *float32, ldc int, accum bool)
 // C[8][32] (rows ldc apart) = A·[B0 B1], or C += when accum. A's element
 // (i, p) at a + 4·(i·rs + p·cs) (in place, or packed with rs 1, cs 8);
-// B0 and B1 packed k×16 (columns 0–15 and 16–31). Sixteen accumulators, one
+// B0 and B1 hold columns 0–15 and 16–31, their rows bs0 and bs1 floats
+// apart (16 when packed; a row-major B is read in place). Sixteen accumulators, one
 // per row and half, each a plain chain of FMAs over p = 0, 1, …: every
 // element gets the same operations in the same order wherever its tile
 // sits. Per k: 2 loads of B, 8 broadcasts, 16 FMAs (the 4×16 kernel needs
 // 5 loads per 4 FMAs).
-TEXT ·kern8x32AVX512(SB), NOSPLIT, $0-65
+TEXT ·kern8x32AVX512(SB), NOSPLIT, $0-81
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ rs+16(FP), R11
@@ -309,8 +310,12 @@ TEXT ·kern8x32AVX512(SB), NOSPLIT, $0-65
 	SHLQ $2, R12
 	MOVQ b0+32(FP), DI
 	MOVQ b1+40(FP), R9
-	MOVQ c+48(FP), DX
-	MOVQ ldc+56(FP), BX
+	MOVQ bs0+48(FP), AX
+	SHLQ $2, AX
+	MOVQ bs1+56(FP), R10
+	SHLQ $2, R10
+	MOVQ c+64(FP), DX
+	MOVQ ldc+72(FP), BX
 	SHLQ $2, BX
 	LEAQ (R11)(R11*2), R13
 	LEAQ (SI)(R11*4), R8
@@ -362,14 +367,14 @@ yloop:
 	VFMADD231PS  Z21, Z17, Z15
 	ADDQ    R12, SI
 	ADDQ    R12, R8
-	ADDQ    $64, DI
-	ADDQ    $64, R9
+	ADDQ    AX, DI
+	ADDQ    R10, R9
 	DECQ    CX
 	JNZ     yloop
 
 ydone:
 	MOVQ    DX, R10
-	MOVBQZX accum+64(FP), AX
+	MOVBQZX accum+80(FP), AX
 	TESTQ   AX, AX
 	JEQ     yput
 	VADDPS  (R10), Z0, Z0
