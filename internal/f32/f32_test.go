@@ -403,6 +403,23 @@ func testGatherProd(t *testing.T) {
 	}
 }
 
+func TestAddScaled(t *testing.T) { variants(t, testAddScaled) }
+
+func testAddScaled(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	for _, n := range []int{0, 1, 16, 31, 32, 33, 100} {
+		for _, alpha := range []float32{1, 0.37} {
+			x, dst := randSlice(rng, n), randSlice(rng, n+2)
+			want := slices.Clone(dst)
+			addScaledGo(want[:n], alpha, x)
+			AddScaled(dst, alpha, x)
+			if !slices.Equal(dst, want) {
+				t.Fatalf("n=%d alpha=%v: %v, want %v", n, alpha, dst, want)
+			}
+		}
+	}
+}
+
 // BenchmarkScoreTile: 4 users against 100k items at dim 32.
 func BenchmarkScoreTile(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 1))

@@ -450,6 +450,13 @@ func gatherProdGo(dst, table []float32, items []int32, d int, u, dots []float32)
 	}
 }
 
+func addScaledGo(dst []float32, alpha float32, x []float32) {
+	dst = dst[:len(x)]
+	for i, v := range x {
+		dst[i] += alpha * v
+	}
+}
+
 func axpyGo(alpha float32, x, y []float32) {
 	y = y[:len(x)]
 	for i, v := range x {

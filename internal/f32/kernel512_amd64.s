@@ -529,3 +529,74 @@ pchunk:
 pdone:
 	VZEROUPPER
 	RET
+
+// func adamAVX512(p, grad, m, v *float32, n int, c *[6]float32) — adamAsm
+// 16 lanes at a time (n a multiple of 16), the same operations in the same
+// order.
+TEXT ·adamAVX512(SB), NOSPLIT, $0-48
+	MOVQ         p+0(FP), DI
+	MOVQ         grad+8(FP), SI
+	MOVQ         m+16(FP), R8
+	MOVQ         v+24(FP), R9
+	MOVQ         n+32(FP), CX
+	MOVQ         c+40(FP), AX
+	VBROADCASTSS (AX), Z10
+	VBROADCASTSS 4(AX), Z11
+	VBROADCASTSS 8(AX), Z12
+	VBROADCASTSS 12(AX), Z13
+	VBROADCASTSS 16(AX), Z14
+	VBROADCASTSS 20(AX), Z15
+	SHRQ         $4, CX
+	JEQ          zadone
+
+zaloop:
+	VMOVUPS (SI), Z0
+	VMULPS  (R8), Z11, Z1
+	VMULPS  Z0, Z12, Z2
+	VADDPS  Z2, Z1, Z1
+	VMOVUPS Z1, (R8)
+	VMULPS  (R9), Z13, Z3
+	VMULPS  Z0, Z14, Z4
+	VMULPS  Z0, Z4, Z4
+	VADDPS  Z4, Z3, Z3
+	VMOVUPS Z3, (R9)
+	VSQRTPS Z3, Z5
+	VADDPS  Z15, Z5, Z5
+	VMULPS  Z1, Z10, Z6
+	VDIVPS  Z5, Z6, Z6
+	VMOVUPS (DI), Z7
+	VSUBPS  Z6, Z7, Z7
+	VMOVUPS Z7, (DI)
+	ADDQ    $64, SI
+	ADDQ    $64, DI
+	ADDQ    $64, R8
+	ADDQ    $64, R9
+	DECQ    CX
+	JNZ     zaloop
+
+zadone:
+	VZEROUPPER
+	RET
+
+// func addScaledAVX512(dst, x *float32, alpha float32, n int) — dst += alpha·x
+// as a product then a sum (no FMA: the Go loop's bits), n a multiple of 16
+TEXT ·addScaledAVX512(SB), NOSPLIT, $0-32
+	MOVQ         dst+0(FP), DI
+	MOVQ         x+8(FP), SI
+	VBROADCASTSS alpha+16(FP), Z0
+	MOVQ         n+24(FP), CX
+	SHRQ         $4, CX
+	JEQ          sdone2
+
+sloop2:
+	VMULPS  (SI), Z0, Z1
+	VADDPS  (DI), Z1, Z1
+	VMOVUPS Z1, (DI)
+	ADDQ    $64, SI
+	ADDQ    $64, DI
+	DECQ    CX
+	JNZ     sloop2
+
+sdone2:
+	VZEROUPPER
+	RET

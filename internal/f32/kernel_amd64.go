@@ -211,10 +211,33 @@ func adamAsm(p, grad, m, v *float32, n int, c *[6]float32)
 // Adam applies one Adam step to p with gradient g and moments m, v (equal
 // lengths): c = step, b1, 1−b1, b2, 1−b2, eps. Bit for bit the Go loop.
 func Adam(p, g, m, v []float32, c *[6]float32) {
+	if n := len(g) &^ 15; HasAVX512 && n > 0 {
+		_, _, _ = p[n-1], m[n-1], v[n-1]
+		adamAVX512(&p[0], &g[0], &m[0], &v[0], n, c)
+		p, g, m, v = p[n:], g[n:], m[n:], v[n:]
+	}
 	n := len(g) &^ 7
 	if HasAVX2FMA && n > 0 {
 		_, _, _ = p[n-1], m[n-1], v[n-1]
 		adamAsm(&p[0], &g[0], &m[0], &v[0], n, c)
 	}
 	adamGo(p[n:], g[n:], m[n:], v[n:], c)
+}
+
+//go:noescape
+func adamAVX512(p, grad, m, v *float32, n int, c *[6]float32)
+
+//go:noescape
+func addScaledAVX512(dst, x *float32, alpha float32, n int)
+
+// AddScaled sets dst[i] += alpha·x[i] for i < len(x), as a product then a
+// sum (the bits of the Go loop; alpha 1 is a plain sum).
+func AddScaled(dst []float32, alpha float32, x []float32) {
+	n := len(x)
+	dst = dst[:n]
+	if m := n &^ 15; HasAVX512 && m > 0 {
+		addScaledAVX512(&dst[0], &x[0], alpha, m)
+		dst, x = dst[m:], x[m:]
+	}
+	addScaledGo(dst, alpha, x)
 }

@@ -38,6 +38,9 @@ func GatherProd(dst, table []float32, items []int32, d int, u, dots []float32) {
 	gatherProdGo(dst, table, items, d, u, dots)
 }
 
+// AddScaled sets dst[i] += alpha·x[i] for i < len(x), as a product then a sum.
+func AddScaled(dst []float32, alpha float32, x []float32) { addScaledGo(dst[:len(x)], alpha, x) }
+
 func fmaBurst(int, bool) float64 { return 0 }
 
 // Adam applies one Adam step to p with gradient g and moments m, v (equal

@@ -2,6 +2,7 @@ package nn
 
 import (
 	"math"
+	"slices"
 
 	"github.com/shelfml/shelf/internal/f32"
 )
@@ -56,14 +57,10 @@ func (s *sparseGrad) add(r int32, g []float32) {
 		k = int32(len(s.rows))
 		s.slot[r] = k
 		s.rows = append(s.rows, r)
-		for range s.dim {
-			s.grad = append(s.grad, 0)
-		}
+		s.grad = slices.Grow(s.grad, s.dim)[:len(s.grad)+s.dim]
+		clear(s.grad[int(k)*s.dim:])
 	}
-	dst := s.grad[int(k)*s.dim : int(k+1)*s.dim]
-	for j, v := range g[:s.dim] {
-		dst[j] += v
-	}
+	f32.AddScaled(s.grad[int(k)*s.dim:int(k+1)*s.dim], 1, g[:s.dim])
 }
 
 // apply runs lazy Adam on every touched row of table (with moments m, v),
@@ -74,9 +71,7 @@ func (s *sparseGrad) apply(table, m, v []float32, l2, stepSize float32) {
 		g := s.grad[k*d : (k+1)*d]
 		lo, hi := int(r)*d, int(r+1)*d
 		if l2 != 0 {
-			for j, p := range table[lo:hi] {
-				g[j] += l2 * p
-			}
+			f32.AddScaled(g, l2, table[lo:hi])
 		}
 		adamUpdate(table[lo:hi], g, m[lo:hi], v[lo:hi], stepSize)
 		s.slot[r] = -1
