@@ -172,8 +172,7 @@ func newClassGraph(layers []model.Dense, B, f int) (cg *classGraph, err error) {
 	w := input(g, "w", cg.w, B)
 	z := mlp.forward([]*G.Node{x}, nil)
 	readInto(z, cg.z)
-	perRow := G.Must(G.Sub(G.Must(G.Softplus(z)), G.Must(G.HadamardProd(y, z))))
-	cost := G.Must(G.Sum(G.Must(G.HadamardProd(w, perRow))))
+	cost := G.Must(G.ApplyOp(&lossOp{}, z, y, w)) // Σ w·(softplus(z) − y·z)
 	grads, err := G.Grad(cost, mlp.params()...)
 	if err != nil {
 		return nil, fmt.Errorf("build classifier graph: gradients: %w", err)

@@ -157,8 +157,7 @@ type rankGraph struct {
 // logitNode builds <U,V> + b + MLP([U, V, U⊙V]).
 func logitNode(u, v, bias *G.Node, mlp mlpNodes, masks []*G.Node) *G.Node {
 	uv := G.Must(G.HadamardProd(u, v))
-	dot := G.Must(G.Sum(uv, 1))
-	return G.Must(G.Add(G.Must(G.Add(mlp.forward([]*G.Node{u, v, uv}, masks), dot)), bias))
+	return G.Must(tower(mlp.forward([]*G.Node{u, v, uv}, masks), u, v, bias))
 }
 
 // newRankGraph builds the graph and its VM for batches of B rows over m's
@@ -191,7 +190,7 @@ func newRankGraph(m *model.RankingModel, B int, bpr, dropout bool) (rg *rankGrap
 	readInto(z, rg.z)
 	wrt := []*G.Node{u, v, b}
 	outs := [][]float32{rg.gU, rg.gV, rg.gBias}
-	var perRow *G.Node
+	var cost *G.Node
 	if bpr {
 		rg.vn, rg.biasN = make([]float32, B*D), make([]float32, B)
 		rg.zn, rg.gVn, rg.gBiasN = make([]float32, B), make([]float32, B*D), make([]float32, B)
@@ -200,15 +199,14 @@ func newRankGraph(m *model.RankingModel, B int, bpr, dropout bool) (rg *rankGrap
 		zn := logitNode(u, vn, bn, mlp, masks) // the same units dropped for the pair
 		readInto(zn, rg.zn)
 		// −log σ(z⁺ − z⁻) = softplus(z⁻ − z⁺)
-		perRow = G.Must(G.Softplus(G.Must(G.Sub(zn, z))))
+		cost = G.Must(G.ApplyOp(&lossOp{bpr: true}, z, zn, w))
 		wrt = append(wrt, vn, bn)
 		outs = append(outs, rg.gVn, rg.gBiasN)
 	} else {
 		y := input(g, "y", rg.y, B)
 		// BCE with logits: softplus(z) − y·z, stable for any z
-		perRow = G.Must(G.Sub(G.Must(G.Softplus(z)), G.Must(G.HadamardProd(y, z))))
+		cost = G.Must(G.ApplyOp(&lossOp{}, z, y, w))
 	}
-	cost := G.Must(G.Sum(G.Must(G.HadamardProd(w, perRow))))
 	wrt = append(wrt, mlp.params()...)
 	outs = append(outs, mlp.outputs(rg.gDense)...)
 	grads, err := G.Grad(cost, wrt...)

@@ -319,3 +319,242 @@ func (op *colSumOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	return t, nil
 }
+
+// scalarArg reads a float32 scalar (the gradient seed of the cost).
+func scalarArg(op string, v G.Value) (float32, error) {
+	switch x := v.(type) {
+	case *G.F32:
+		return float32(*x), nil
+	case *tensor.Dense:
+		if d, ok := x.Data().([]float32); ok && len(d) == 1 {
+			return d[0], nil
+		}
+		if d, ok := x.Data().(float32); ok {
+			return d, nil
+		}
+	}
+	return 0, fmt.Errorf("%s: want a float32 scalar, got %v", op, v)
+}
+
+// towerOp is a ranking row's logit: z = h + <u, v> + b, from the MLP head's
+// output h (B), the gathered rows u, v (B×D) and item biases b (B). One op
+// for what took a product, a row sum, two additions and their gradients.
+type towerOp struct {
+	opBase
+	out buf
+}
+
+func tower(h, u, v, b *G.Node) (*G.Node, error) { return G.ApplyOp(&towerOp{}, h, u, v, b) }
+
+func (*towerOp) Arity() int               { return 4 }
+func (*towerOp) Type() hm.Type            { return hm.NewFnType(tyVec, tyMat, tyMat, tyVec, tyVec) }
+func (*towerOp) String() string           { return "Tower" }
+func (op *towerOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
+func (op *towerOp) Hashcode() uint32      { return hashOf(op) }
+func (op *towerOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	n, err := in[0].DimSize(0)
+	if err != nil {
+		return nil, err
+	}
+	return tensor.Shape{n}, nil
+}
+
+func (op *towerOp) Do(in ...G.Value) (G.Value, error) {
+	h, err := vectorArg("Tower", in[0])
+	if err != nil {
+		return nil, err
+	}
+	B, D, u, err := matrixArg("Tower", in[1])
+	if err != nil {
+		return nil, err
+	}
+	vb, vd, v, err := matrixArg("Tower", in[2])
+	if err != nil {
+		return nil, err
+	}
+	b, err := vectorArg("Tower", in[3])
+	if err != nil {
+		return nil, err
+	}
+	if len(h) != B || vb != B || vd != D || len(b) != B {
+		return nil, fmt.Errorf("Tower: head %d, u %d×%d, v %d×%d, bias %d", len(h), B, D, vb, vd, len(b))
+	}
+	t, z := op.out.get(B)
+	for r := range B {
+		z[r] = h[r] + f32.Dot(u[r*D:(r+1)*D], v[r*D:(r+1)*D]) + b[r]
+	}
+	return t, nil
+}
+
+func (*towerOp) DiffWRT(int) []bool { return []bool{true, true, true, true} }
+
+// SymDiff: ∂h = ∂b = g, ∂u = g·v and ∂v = g·u row by row.
+func (op *towerOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	du, err := G.ApplyOp(&rowScaleOp{}, grad, in[2])
+	if err != nil {
+		return nil, err
+	}
+	dv, err := G.ApplyOp(&rowScaleOp{}, grad, in[1])
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{grad, du, dv, grad}, nil
+}
+
+// rowScaleOp is x with row r scaled by g[r]: inputs g (B), x (B×D).
+type rowScaleOp struct {
+	opBase
+	out buf
+}
+
+func (*rowScaleOp) Arity() int               { return 2 }
+func (*rowScaleOp) Type() hm.Type            { return hm.NewFnType(tyVec, tyMat, tyMat) }
+func (*rowScaleOp) String() string           { return "RowScale" }
+func (op *rowScaleOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
+func (op *rowScaleOp) Hashcode() uint32      { return hashOf(op) }
+func (op *rowScaleOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, ok := in[1].(tensor.Shape)
+	if !ok {
+		return nil, fmt.Errorf("RowScale: input shape %v", in[1])
+	}
+	return s.Clone(), nil
+}
+
+func (op *rowScaleOp) Do(in ...G.Value) (G.Value, error) {
+	g, err := vectorArg("RowScale", in[0])
+	if err != nil {
+		return nil, err
+	}
+	B, D, x, err := matrixArg("RowScale", in[1])
+	if err != nil {
+		return nil, err
+	}
+	if len(g) != B {
+		return nil, fmt.Errorf("RowScale: %d scales for %d rows", len(g), B)
+	}
+	t, y := op.out.get(B, D)
+	clear(y)
+	for r := range B {
+		f32.AddScaled(y[r*D:(r+1)*D], g[r], x[r*D:(r+1)*D])
+	}
+	return t, nil
+}
+
+// lossOp is the batch's cost from the logits: with bce, inputs z, y, w and
+// Σ w·(softplus(z) − y·z); with bpr, inputs z (positives), zn (negatives),
+// w and Σ w·softplus(zn − z). Both are stable for any z, and their gradients
+// come in one op (lossGradOp) instead of a chain of element-wise ones.
+type lossOp struct {
+	opBase
+	bpr bool
+}
+
+func (*lossOp) Arity() int    { return 3 }
+func (*lossOp) Type() hm.Type { return hm.NewFnType(tyVec, tyVec, tyVec, tyA) }
+func (op *lossOp) String() string {
+	if op.bpr {
+		return "LossBPR"
+	}
+	return "LossBCE"
+}
+func (op *lossOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
+func (op *lossOp) Hashcode() uint32      { return hashOf(op) }
+func (*lossOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.ScalarShape(), nil
+}
+
+func lossInputs(op string, in []G.Value) (z, y, w []float32, err error) {
+	if z, err = vectorArg(op, in[0]); err != nil {
+		return
+	}
+	if y, err = vectorArg(op, in[1]); err != nil {
+		return
+	}
+	if w, err = vectorArg(op, in[2]); err != nil {
+		return
+	}
+	if len(y) != len(z) || len(w) != len(z) {
+		err = fmt.Errorf("%s: %d logits, %d, %d weights", op, len(z), len(y), len(w))
+	}
+	return
+}
+
+func (op *lossOp) Do(in ...G.Value) (G.Value, error) {
+	z, y, w, err := lossInputs(op.String(), in)
+	if err != nil {
+		return nil, err
+	}
+	var c float64
+	for r := range z {
+		if op.bpr {
+			c += float64(w[r]) * softplus(float64(y[r])-float64(z[r]))
+		} else {
+			c += float64(w[r]) * (softplus(float64(z[r])) - float64(y[r])*float64(z[r]))
+		}
+	}
+	return G.NewF32(float32(c)), nil
+}
+
+func (op *lossOp) DiffWRT(int) []bool { return []bool{true, op.bpr, false} }
+
+func (op *lossOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	dz, err := G.ApplyOp(&lossGradOp{bpr: op.bpr}, in[0], in[1], in[2], grad)
+	if err != nil {
+		return nil, err
+	}
+	if !op.bpr {
+		return G.Nodes{dz, nil, nil}, nil
+	}
+	dzn, err := G.ApplyOp(&lossGradOp{bpr: true, neg: true}, in[0], in[1], in[2], grad)
+	return G.Nodes{dz, dzn, nil}, err
+}
+
+// lossGradOp is lossOp's gradient with respect to z (or, with neg, to zn),
+// scaled by the incoming gradient g: inputs z, y or zn, w, g.
+//   - bce: ∂/∂z = g·w·(σ(z) − y)
+//   - bpr: ∂/∂z = −g·w·σ(zn − z), ∂/∂zn = +g·w·σ(zn − z)
+type lossGradOp struct {
+	opBase
+	bpr, neg bool
+	out      buf
+}
+
+func (*lossGradOp) Arity() int    { return 4 }
+func (*lossGradOp) Type() hm.Type { return hm.NewFnType(tyVec, tyVec, tyVec, tyA, tyVec) }
+func (op *lossGradOp) String() string {
+	return fmt.Sprintf("LossGrad(bpr=%v,neg=%v)", op.bpr, op.neg)
+}
+func (op *lossGradOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
+func (op *lossGradOp) Hashcode() uint32      { return hashOf(op) }
+func (*lossGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	n, err := in[0].DimSize(0)
+	if err != nil {
+		return nil, err
+	}
+	return tensor.Shape{n}, nil
+}
+
+func (op *lossGradOp) Do(in ...G.Value) (G.Value, error) {
+	z, y, w, err := lossInputs(op.String(), in[:3])
+	if err != nil {
+		return nil, err
+	}
+	g, err := scalarArg(op.String(), in[3])
+	if err != nil {
+		return nil, err
+	}
+	t, d := op.out.get(len(z))
+	for r := range z {
+		var v float64
+		switch {
+		case !op.bpr:
+			v = sigmoid(float64(z[r])) - float64(y[r])
+		case op.neg:
+			v = sigmoid(float64(y[r]) - float64(z[r]))
+		default:
+			v = -sigmoid(float64(y[r]) - float64(z[r]))
+		}
+		d[r] = float32(float64(g) * float64(w[r]) * v)
+	}
+	return t, nil
+}
