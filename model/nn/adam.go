@@ -36,10 +36,11 @@ func adamUpdate(p, g, m, v []float32, stepSize float32) {
 // Adam touches each row once per step). Rows are kept in order of first
 // appearance, which makes the update order deterministic.
 type sparseGrad struct {
-	dim  int
-	slot []int32 // row → index into rows, -1 when untouched this step
-	rows []int32
-	grad []float32 // len(rows)×dim
+	dim   int
+	slot  []int32 // row → index into rows, -1 when untouched this step
+	rows  []int32
+	grad  []float32 // len(rows)×dim
+	touch float32   // keeps apply's prefetching loads alive
 }
 
 func newSparseGrad(nRows, dim int) *sparseGrad {
@@ -67,6 +68,15 @@ func (s *sparseGrad) add(r int32, g []float32) {
 // adding l2·row to each row's gradient first, then clears the accumulator.
 func (s *sparseGrad) apply(table, m, v []float32, l2, stepSize float32) {
 	d := s.dim
+	// Rows are scattered over tables larger than the caches: load a word of
+	// each row's moments first, so that their misses overlap instead of
+	// coming one row at a time inside the update loop.
+	var touch float32
+	for _, r := range s.rows {
+		lo := int(r) * d
+		touch += m[lo] + v[lo] + m[lo+d-1] + v[lo+d-1]
+	}
+	s.touch = touch
 	for k, r := range s.rows {
 		g := s.grad[k*d : (k+1)*d]
 		lo, hi := int(r)*d, int(r+1)*d

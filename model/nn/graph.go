@@ -152,6 +152,7 @@ type rankGraph struct {
 	z, zn                      []float32 // logits of v (and vn) rows
 	gU, gV, gVn, gBias, gBiasN []float32
 	gDense                     denseGrads
+	touch                      float32 // keeps the gather's prefetching loads alive
 }
 
 // logitNode builds <U,V> + b + MLP([U, V, U⊙V]).

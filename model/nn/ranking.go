@@ -676,6 +676,13 @@ func (s *stepper) runGraphs(rows int, wsum float64) error {
 func (s *stepper) gather(k, rows int, wsum float64) {
 	t, rg := s.t, s.graphs[k]
 	m, D := t.m, t.m.Dim
+	// Load a word of every row first so that the cache misses overlap (see
+	// sparseGrad.apply).
+	var touch float32
+	for r := k * s.bw; r < min(rows, (k+1)*s.bw) && D > 0; r++ {
+		touch += m.User[int(s.rowU[r])*D] + m.Item[int(s.rowI[r])*D] + m.User[int(s.rowU[r])*D+D-1] + m.Item[int(s.rowI[r])*D+D-1]
+	}
+	rg.touch = touch
 	for q := range s.bw {
 		r := k*s.bw + q
 		if r >= rows {
