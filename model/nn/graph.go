@@ -153,6 +153,7 @@ type rankGraph struct {
 	gU, gV, gVn, gBias, gBiasN []float32
 	gDense                     denseGrads
 	touch                      float32 // keeps the gather's prefetching loads alive
+	loss                       *lossOp // its sum is the batch's weighted loss after a run
 }
 
 // logitNode builds <U,V> + b + MLP([U, V, U⊙V]).
@@ -200,13 +201,15 @@ func newRankGraph(m *model.RankingModel, B int, bpr, dropout bool) (rg *rankGrap
 		zn := logitNode(u, vn, bn, mlp, masks) // the same units dropped for the pair
 		readInto(zn, rg.zn)
 		// −log σ(z⁺ − z⁻) = softplus(z⁻ − z⁺)
-		cost = G.Must(G.ApplyOp(&lossOp{bpr: true}, z, zn, w))
+		rg.loss = &lossOp{bpr: true}
+		cost = G.Must(G.ApplyOp(rg.loss, z, zn, w))
 		wrt = append(wrt, vn, bn)
 		outs = append(outs, rg.gVn, rg.gBiasN)
 	} else {
 		y := input(g, "y", rg.y, B)
 		// BCE with logits: softplus(z) − y·z, stable for any z
-		cost = G.Must(G.ApplyOp(&lossOp{}, z, y, w))
+		rg.loss = &lossOp{}
+		cost = G.Must(G.ApplyOp(rg.loss, z, y, w))
 	}
 	wrt = append(wrt, mlp.params()...)
 	outs = append(outs, mlp.outputs(rg.gDense)...)

@@ -145,6 +145,9 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 			for _, mask := range rg.masks {
 				rb.masks = append(rb.masks, f64(mask))
 			}
+			if want := rb.loss(); math.Abs(rg.loss.sum-want) > 1e-5*(1+math.Abs(want)) {
+				t.Errorf("batch loss %v, reference %v", rg.loss.sum, want)
+			}
 			if tc.dropout && (len(rb.masks) != len(m.Layers)-1 || !slices.Contains(rb.masks[0], 0) || !slices.Contains(rb.masks[0], 2)) {
 				t.Fatalf("dropout masks %v: want one per hidden layer with zeros and 2s", rb.masks)
 			}

@@ -447,6 +447,7 @@ func (op *rowScaleOp) Do(in ...G.Value) (G.Value, error) {
 type lossOp struct {
 	opBase
 	bpr bool
+	sum float64 // the cost of the last run, before rounding to float32
 }
 
 func (*lossOp) Arity() int    { return 3 }
@@ -492,6 +493,7 @@ func (op *lossOp) Do(in ...G.Value) (G.Value, error) {
 			c += float64(w[r]) * (softplus(float64(z[r])) - float64(y[r])*float64(z[r]))
 		}
 	}
+	op.sum = c
 	return G.NewF32(float32(c)), nil
 }
 

@@ -475,7 +475,6 @@ type stepper struct {
 	bpr              bool
 	rowU, rowI, rowN []int32
 	rowY, wRaw       []float32
-	rowLoss          []float64 // per row: weight × loss, written by the workers
 	sgU, sgI, sgB    *sparseGrad
 	sgSide           []*sparseGrad  // per side feature
 	dense            []model.Tensor // MLP params in graph order
@@ -489,7 +488,7 @@ func newStepper(t *rankTrainer, rows, workers int) (s *stepper, err error) {
 	bw := (rows + workers - 1) / workers
 	B := bw * workers
 	s = &stepper{t: t, bw: bw, bpr: t.o.Loss == "bpr",
-		rowU: make([]int32, B), rowI: make([]int32, B), rowN: make([]int32, B), rowY: make([]float32, B), wRaw: make([]float32, B), rowLoss: make([]float64, B),
+		rowU: make([]int32, B), rowI: make([]int32, B), rowN: make([]int32, B), rowY: make([]float32, B), wRaw: make([]float32, B),
 		sgU: newSparseGrad(t.m.NUsers, t.m.Dim), sgI: newSparseGrad(t.m.NItems, t.m.Dim), sgB: newSparseGrad(t.m.NItems, 1),
 		denseSum: newDenseGrads(t.m.Layers), errs: make([]error, workers)}
 	for _, f := range t.d.Side {
@@ -556,9 +555,9 @@ func (s *stepper) step(idx []int32, rng *rand.Rand) error {
 	if err := s.runGraphs(rows, wsum); err != nil {
 		return err
 	}
-	var loss float64
-	for r := range rows {
-		loss += s.rowLoss[r]
+	var loss float64 // Σ w·loss over the batch (w sums to 1), in worker order
+	for _, rg := range s.graphs {
+		loss += rg.loss.sum
 	}
 	D := t.m.Dim
 	for r := range rows {
@@ -650,9 +649,6 @@ func (s *stepper) runGraphs(rows int, wsum float64) error {
 		if err := rg.run(); err != nil {
 			return err
 		}
-		for q := range max(0, min(s.bw, rows-k*s.bw)) {
-			s.rowLoss[k*s.bw+q] = float64(rg.w[q]) * rowLoss(rg, q)
-		}
 		return nil
 	}
 	if len(s.graphs) == 1 {
@@ -704,15 +700,6 @@ func (s *stepper) gather(k, rows int, wsum float64) {
 			rg.biasN[q] = m.ItemBias[s.rowN[r]]
 		}
 	}
-}
-
-// rowLoss is row r's unweighted loss from the graph's logits.
-func rowLoss(rg *rankGraph, r int) float64 {
-	if rg.bpr {
-		return softplus(float64(rg.zn[r]) - float64(rg.z[r]))
-	}
-	z := float64(rg.z[r])
-	return softplus(z) - float64(rg.y[r])*z
 }
 
 func softplus(x float64) float64 { return max(x, 0) + math.Log1p(math.Exp(-math.Abs(x))) }
