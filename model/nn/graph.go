@@ -158,7 +158,7 @@ type rankGraph struct {
 
 // logitNode builds <U,V> + b + MLP([U, V, U⊙V]).
 func logitNode(u, v, bias *G.Node, mlp mlpNodes, masks []*G.Node) *G.Node {
-	uv := G.Must(G.HadamardProd(u, v))
+	uv := G.Must(G.ApplyOp(&hadamardOp{}, u, v))
 	return G.Must(tower(mlp.forward([]*G.Node{u, v, uv}, masks), u, v, bias))
 }
 

@@ -313,9 +313,7 @@ func (op *colSumOp) Do(in ...G.Value) (G.Value, error) {
 	t, s := op.out.get(n)
 	copy(s, x[:n])
 	for r := 1; r < rows; r++ {
-		for j, v := range x[r*n : (r+1)*n] {
-			s[j] += v
-		}
+		f32.AddScaled(s, 1, x[r*n:(r+1)*n]) // row by row: the same sums as a Go loop
 	}
 	return t, nil
 }
@@ -559,4 +557,54 @@ func (op *lossGradOp) Do(in ...G.Value) (G.Value, error) {
 		d[r] = float32(float64(g) * float64(w[r]) * v)
 	}
 	return t, nil
+}
+
+// hadamardOp is u⊙v (both B×D) into a buffer kept across runs; its gradient
+// is g⊙v and g⊙u, two more of these.
+type hadamardOp struct {
+	opBase
+	out buf
+}
+
+func (*hadamardOp) Arity() int               { return 2 }
+func (*hadamardOp) Type() hm.Type            { return hm.NewFnType(tyMat, tyMat, tyMat) }
+func (*hadamardOp) String() string           { return "Hadamard" }
+func (op *hadamardOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
+func (op *hadamardOp) Hashcode() uint32      { return hashOf(op) }
+func (op *hadamardOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, ok := in[0].(tensor.Shape)
+	if !ok {
+		return nil, fmt.Errorf("Hadamard: input shape %v", in[0])
+	}
+	return s.Clone(), nil
+}
+
+func (op *hadamardOp) Do(in ...G.Value) (G.Value, error) {
+	B, D, a, err := matrixArg("Hadamard", in[0])
+	if err != nil {
+		return nil, err
+	}
+	b2, d2, b, err := matrixArg("Hadamard", in[1])
+	if err != nil {
+		return nil, err
+	}
+	if b2 != B || d2 != D {
+		return nil, fmt.Errorf("Hadamard: %d×%d and %d×%d", B, D, b2, d2)
+	}
+	t, y := op.out.get(B, D)
+	for i, v := range a {
+		y[i] = v * b[i]
+	}
+	return t, nil
+}
+
+func (*hadamardOp) DiffWRT(int) []bool { return []bool{true, true} }
+
+func (op *hadamardOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	du, err := G.ApplyOp(&hadamardOp{}, grad, in[1])
+	if err != nil {
+		return nil, err
+	}
+	dv, err := G.ApplyOp(&hadamardOp{}, grad, in[0])
+	return G.Nodes{du, dv}, err
 }
