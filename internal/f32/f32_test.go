@@ -405,6 +405,23 @@ func testGatherProd(t *testing.T) {
 
 func TestAddScaled(t *testing.T) { variants(t, testAddScaled) }
 
+func TestMul(t *testing.T) { variants(t, testMul) }
+
+func testMul(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	for _, n := range []int{0, 1, 16, 33, 100} {
+		a, b, dst := randSlice(rng, n), randSlice(rng, n), randSlice(rng, n+2)
+		want := slices.Clone(dst)
+		for i := range n {
+			want[i] = a[i] * b[i]
+		}
+		Mul(dst, a, b)
+		if !slices.Equal(dst, want) {
+			t.Fatalf("n=%d: %v, want %v", n, dst, want)
+		}
+	}
+}
+
 func testAddScaled(t *testing.T) {
 	rng := rand.New(rand.NewPCG(19, 20))
 	for _, n := range []int{0, 1, 16, 31, 32, 33, 100} {

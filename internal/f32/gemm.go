@@ -457,6 +457,12 @@ func addScaledGo(dst []float32, alpha float32, x []float32) {
 	}
 }
 
+func mulGo(dst, a, b []float32) {
+	for i, v := range a {
+		dst[i] = v * b[i]
+	}
+}
+
 func axpyGo(alpha float32, x, y []float32) {
 	y = y[:len(x)]
 	for i, v := range x {

@@ -241,3 +241,17 @@ func AddScaled(dst []float32, alpha float32, x []float32) {
 	}
 	addScaledGo(dst, alpha, x)
 }
+
+//go:noescape
+func mulAVX512(dst, a, b *float32, n int)
+
+// Mul sets dst[i] = a[i]·b[i] for i < len(a).
+func Mul(dst, a, b []float32) {
+	n := len(a)
+	dst, b = dst[:n], b[:n]
+	if m := n &^ 15; HasAVX512 && m > 0 {
+		mulAVX512(&dst[0], &a[0], &b[0], m)
+		dst, a, b = dst[m:], a[m:], b[m:]
+	}
+	mulGo(dst, a, b)
+}

@@ -46,3 +46,6 @@ func fmaBurst(int, bool) float64 { return 0 }
 // Adam applies one Adam step to p with gradient g and moments m, v (equal
 // lengths): c = step, b1, 1−b1, b2, 1−b2, eps.
 func Adam(p, g, m, v []float32, c *[6]float32) { adamGo(p, g, m, v, c) }
+
+// Mul sets dst[i] = a[i]·b[i] for i < len(a).
+func Mul(dst, a, b []float32) { mulGo(dst[:len(a)], a, b[:len(a)]) }

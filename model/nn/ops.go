@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash"
 	"hash/fnv"
+	"unsafe"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -35,7 +36,15 @@ func (b *buf) get(shape ...int) (*tensor.Dense, []float32) {
 	if b.t == nil || !b.t.Shape().Eq(tensor.Shape(shape)) {
 		b.t = tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32))
 	}
-	return b.t, b.t.Data().([]float32)
+	return b.t, f32s(b.t)
+}
+
+// f32s is t's float32 elements (t must be float32). Dense.Data builds the
+// slice through reflect and allocates, on every op's every input; the raw
+// bytes do neither.
+func f32s(t *tensor.Dense) []float32 {
+	raw := t.Raw
+	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(raw))), len(raw)/4)
 }
 
 // matrixArg unpacks a float32 matrix input.
@@ -45,7 +54,7 @@ func matrixArg(op string, v G.Value) (rows, cols int, data []float32, err error)
 		return 0, 0, nil, fmt.Errorf("%s: want a float32 matrix, got %v", op, v)
 	}
 	s := t.Shape()
-	return s[0], s[1], t.Data().([]float32), nil
+	return s[0], s[1], f32s(t), nil
 }
 
 // vectorArg unpacks a float32 vector (or any tensor, read flat).
@@ -54,7 +63,7 @@ func vectorArg(op string, v G.Value) ([]float32, error) {
 	if !ok || t.Dtype() != tensor.Float32 {
 		return nil, fmt.Errorf("%s: want a float32 tensor, got %v", op, v)
 	}
-	return t.Data().([]float32), nil
+	return f32s(t), nil
 }
 
 // opBase holds the parts of the Op interface that are the same for every
@@ -592,9 +601,7 @@ func (op *hadamardOp) Do(in ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("Hadamard: %d×%d and %d×%d", B, D, b2, d2)
 	}
 	t, y := op.out.get(B, D)
-	for i, v := range a {
-		y[i] = v * b[i]
-	}
+	f32.Mul(y, a, b)
 	return t, nil
 }
 
