@@ -115,29 +115,34 @@ func (m *RankingModel) LogitsPacked(u int32, items []int32, out []float32, s *Sc
 			copy(s.base, l.B)
 			for k, xv := range uv {
 				if xv != 0 {
-					Axpy(xv, l.W[k*l.Out:(k+1)*l.Out], s.base)
+					f32.Axpy(xv, l.W[k*l.Out:(k+1)*l.Out], s.base)
 				}
 			}
 			bias, w = s.base, l.W[d*l.Out:]
 		}
 		s.b = grow(s.b, n*l.Out)
 		y := s.b
-		if l.Out == 1 {
+		hidden := li < len(m.Layers)-1 // ReLU after it, fused into the product
+		switch {
+		case l.Out == 1:
 			for r := range n {
 				y[r] = bias[0] + Dot(cur[r*curW:(r+1)*curW], w[:curW])
 			}
-		} else {
+			if hidden {
+				f32.Relu(y[:n])
+			}
+		default:
 			for r := range n {
 				copy(y[r*l.Out:(r+1)*l.Out], bias)
 			}
-			if head != nil {
-				f32.GemmPackedB(n, l.Out, curW, cur, curW, head.w[li], true, y, l.Out)
-			} else {
+			switch {
+			case head != nil:
+				f32.GemmPackedB(n, l.Out, curW, cur, curW, head.w[li], true, hidden, y, l.Out)
+			case hidden:
+				f32.GemmReLU(false, false, n, l.Out, curW, 1, cur, curW, w, l.Out, 1, y, l.Out)
+			default:
 				f32.Gemm(false, false, n, l.Out, curW, 1, cur, curW, w, l.Out, 1, y, l.Out)
 			}
-		}
-		if li < len(m.Layers)-1 {
-			f32.Relu(y)
 		}
 		s.a, s.b = s.b, s.a
 		cur, curW = s.a, l.Out

@@ -244,6 +244,40 @@ func BenchmarkGemmTraining(b *testing.B) {
 	}
 }
 
+// GemmReLU gives Gemm's bits followed by Relu's, on every path (fused into
+// the wide kernel's stores, or after an edge tile, a narrow product or a
+// single column).
+func TestGemmReLUMatchesGemmThenRelu(t *testing.T) { variants(t, testGemmReLU) }
+
+func testGemmReLU(t *testing.T) {
+	rng := rand.New(rand.NewPCG(23, 24))
+	for _, sz := range [][3]int{{200, 64, 64}, {13, 64, 30}, {9, 48, 5}, {7, 16, 9}, {33, 1, 20}, {5, 70, 11}} {
+		for _, beta := range []float32{0, 1} {
+			m, n, k := sz[0], sz[1], sz[2]
+			a, b, c := randSlice(rng, m*k), randSlice(rng, k*n), randSlice(rng, m*n)
+			want, got := slices.Clone(c), slices.Clone(c)
+			Gemm(false, false, m, n, k, 1, a, k, b, n, beta, want, n)
+			Relu(want)
+			GemmReLU(false, false, m, n, k, 1, a, k, b, n, beta, got, n)
+			if !slices.Equal(got, want) {
+				t.Fatalf("%v beta=%v: fused ReLU differs", sz, beta)
+			}
+			got2 := slices.Clone(c)
+			bp := PackB(nil, false, k, n, b, n)
+			if beta == 0 {
+				clear(got2)
+			}
+			want2 := slices.Clone(got2)
+			GemmPackedB(m, n, k, a, k, bp, beta != 0, false, want2, n)
+			Relu(want2)
+			GemmPackedB(m, n, k, a, k, bp, beta != 0, true, got2, n)
+			if !slices.Equal(got2, want2) {
+				t.Fatalf("%v beta=%v: packed fused ReLU differs", sz, beta)
+			}
+		}
+	}
+}
+
 // The in-place kernel reads a row-major or a transposed block and gives the
 // packed kernel's bits.
 func TestKernelInPlaceMatchesPacked(t *testing.T) {
@@ -324,9 +358,9 @@ func TestWideKernel(t *testing.T) {
 			for _, accum := range []bool{false, true} {
 				init := randSlice(rng, 8*40)
 				got, fromPacked, want := slices.Clone(init), slices.Clone(init), slices.Clone(init)
-				kern8x32(k, a, rs, cs, b0, b1, 16, 16, got, 40, accum)
-				kern8x32(k, packed, 1, 8, b0, b1, 16, 16, fromPacked, 40, accum)
-				kern8x32Go(k, a, rs, cs, b0, b1, 16, 16, want, 40, accum)
+				kern8x32(k, a, rs, cs, b0, b1, 16, 16, got, 40, accum, false)
+				kern8x32(k, packed, 1, 8, b0, b1, 16, 16, fromPacked, 40, accum, false)
+				kern8x32Go(k, a, rs, cs, b0, b1, 16, 16, want, 40, accum, false)
 				if !slices.Equal(got, fromPacked) {
 					t.Fatalf("k=%d tA=%v accum=%v: in place and packed differ", k, tA, accum)
 				}
@@ -337,8 +371,8 @@ func TestWideKernel(t *testing.T) {
 					copy(b1[p*16:(p+1)*16], bm[p*40+16:])
 				}
 				inB, packedB := slices.Clone(init), slices.Clone(init)
-				kern8x32(k, a, rs, cs, bm, bm[16:], 40, 40, inB, 40, accum)
-				kern8x32(k, a, rs, cs, b0, b1, 16, 16, packedB, 40, accum)
+				kern8x32(k, a, rs, cs, bm, bm[16:], 40, 40, inB, 40, accum, false)
+				kern8x32(k, a, rs, cs, b0, b1, 16, 16, packedB, 40, accum, false)
 				if !slices.Equal(inB, packedB) {
 					t.Fatalf("k=%d tA=%v accum=%v: B in place and packed differ", k, tA, accum)
 				}

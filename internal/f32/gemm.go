@@ -42,7 +42,7 @@ func kern4x16Go(k int, a, b, c []float32, ldc int, accum bool) {
 // (or += when accum), A's element (i, p) at a[i·rs + p·cs], B0 and B1 the
 // 16 columns each with rows bs0 and bs1 apart (16: packed); each element one
 // FMA chain over p, as the assembly.
-func kern8x32Go(k int, a []float32, rs, cs int, b0, b1 []float32, bs0, bs1 int, c []float32, ldc int, accum bool) {
+func kern8x32Go(k int, a []float32, rs, cs int, b0, b1 []float32, bs0, bs1 int, c []float32, ldc int, accum, relu bool) {
 	for i := range 8 {
 		for j := range 32 {
 			b, jj, bs := b0, j, bs0
@@ -55,6 +55,9 @@ func kern8x32Go(k int, a []float32, rs, cs int, b0, b1 []float32, bs0, bs1 int, 
 			}
 			if accum {
 				acc += c[i*ldc+j]
+			}
+			if relu && acc < 0 {
+				acc = 0
 			}
 			c[i*ldc+j] = acc
 		}
@@ -153,6 +156,17 @@ type gemmScratch struct {
 // Gemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices (m×k
 // times k×n into m×n), with op transposing when tA / tB.
 func Gemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	gemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false)
+}
+
+// GemmReLU is Gemm followed by C = max(C, 0) (f32.Relu), fused into the
+// kernel's stores where it can be: a layer's product, bias and activation
+// in one pass over C.
+func GemmReLU(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	gemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, true)
+}
+
+func gemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, relu bool) {
 	if m == 0 || n == 0 {
 		return
 	}
@@ -166,21 +180,32 @@ func Gemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []flo
 	accum := beta != 0
 	if k == 0 || alpha == 0 {
 		emptyProduct(m, n, accum, c, ldc)
+		reluRows(relu, m, n, c, ldc)
 		return
 	}
 	s := scratchPool.Get().(*gemmScratch)
 	defer scratchPool.Put(s)
 	if n == 1 && HasAVX512 {
 		gemv(s, tA, m, k, alpha, a, lda, b, ldb, tB, accum, c, ldc)
+		reluRows(relu, m, n, c, ldc)
 		return
 	}
 	if HasAVX512 && n > NR && n%NR == 0 && !tB {
 		// the wide kernel reads a row-major B in place, 16 columns at a time
-		gemmWide(s, tA, m, n, k, alpha, a, lda, b, ldb, accum, c, ldc)
+		gemmWide(s, tA, m, n, k, alpha, a, lda, b, ldb, accum, relu, c, ldc)
 		return
 	}
 	s.b = PackB(s.b, tB, k, n, b, ldb)
-	gemmPacked(s, tA, m, n, k, alpha, a, lda, s.b, accum, c, ldc)
+	gemmPacked(s, tA, m, n, k, alpha, a, lda, s.b, accum, relu, c, ldc)
+}
+
+// reluRows applies Relu to the m×n block of C when relu is set.
+func reluRows(relu bool, m, n int, c []float32, ldc int) {
+	if relu {
+		for i := range m {
+			Relu(c[i*ldc : i*ldc+n])
+		}
+	}
 }
 
 // gemv is Gemm for a single column (n = 1, as a network's output layer):
@@ -221,18 +246,20 @@ func gemv(s *gemmScratch, tA bool, m, k int, alpha float32, a []float32, lda int
 
 // GemmPackedB is Gemm without transposes, alpha 1 and beta 0 (accum false)
 // or 1 (accum true), with B already packed by PackB: for a B used many
-// times, like a layer's weights.
-func GemmPackedB(m, n, k int, a []float32, lda int, bp []float32, accum bool, c []float32, ldc int) {
+// times, like a layer's weights. relu applies Relu to C afterwards, fused
+// where it can be (see GemmReLU).
+func GemmPackedB(m, n, k int, a []float32, lda int, bp []float32, accum, relu bool, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
 	if k == 0 {
 		emptyProduct(m, n, accum, c, ldc)
+		reluRows(relu, m, n, c, ldc)
 		return
 	}
 	s := scratchPool.Get().(*gemmScratch)
 	defer scratchPool.Put(s)
-	gemmPacked(s, false, m, n, k, 1, a, lda, bp, accum, c, ldc)
+	gemmPacked(s, false, m, n, k, 1, a, lda, bp, accum, relu, c, ldc)
 }
 
 // emptyProduct is C = 0·…: C unchanged when accumulating, else zeroed.
@@ -244,11 +271,12 @@ func emptyProduct(m, n int, accum bool, c []float32, ldc int) {
 	}
 }
 
-func gemmPacked(s *gemmScratch, tA bool, m, n, k int, alpha float32, a []float32, lda int, bp []float32, accum bool, c []float32, ldc int) {
+func gemmPacked(s *gemmScratch, tA bool, m, n, k int, alpha float32, a []float32, lda int, bp []float32, accum, relu bool, c []float32, ldc int) {
 	if HasAVX512 && n > NR {
-		gemmWide(s, tA, m, n, k, alpha, a, lda, bp, 0, accum, c, ldc)
+		gemmWide(s, tA, m, n, k, alpha, a, lda, bp, 0, accum, relu, c, ldc)
 		return
 	}
+	defer reluRows(relu, m, n, c, ldc)
 	s.a = grow(s.a, MR*k)
 	np := (n + NR - 1) / NR
 	// A full block of 4 rows is read in place where a kernel can (packing
@@ -297,7 +325,7 @@ func gemmPacked(s *gemmScratch, tA bool, m, n, k int, alpha float32, a []float32
 // edge tiles too (into a scratch tile from zero-padded rows and a zero
 // panel), so each element of C gets the same operations whatever its
 // position: a row's result does not depend on its block.
-func gemmWide(s *gemmScratch, tA bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, accum bool, c []float32, ldc int) {
+func gemmWide(s *gemmScratch, tA bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, accum, relu bool, c []float32, ldc int) {
 	const wr, wc = 8, 2 * NR
 	np := (n + NR - 1) / NR
 	if np%2 == 1 {
@@ -334,11 +362,12 @@ func gemmWide(s *gemmScratch, tA bool, m, n, k int, alpha float32, a []float32, 
 			j0 := jp * NR
 			w := min(wc, n-j0)
 			if h == wr && w == wc && len(c) >= (i0+wr-1)*ldc+j0+wc {
-				kern8x32(k, ab, ars, acs, b0, b1, bs0, bs1, c[i0*ldc+j0:], ldc, accum)
+				kern8x32(k, ab, ars, acs, b0, b1, bs0, bs1, c[i0*ldc+j0:], ldc, accum, relu)
 				continue
 			}
-			kern8x32(k, ab, ars, acs, b0, b1, bs0, bs1, s.wide[:], wc, false)
+			kern8x32(k, ab, ars, acs, b0, b1, bs0, bs1, s.wide[:], wc, false, false)
 			addTile(c[i0*ldc+j0:], ldc, s.wide[:], wc, h, w, accum)
+			reluRows(relu, h, w, c[i0*ldc+j0:], ldc)
 		}
 	}
 }

@@ -292,7 +292,7 @@ dsum:
 	VZEROUPPER
 	RET
 
-// func kern8x32AVX512(k int, a *float32, rs, cs int, b0, b1 *float32, bs0, bs1 int, c *float32, ldc int, accum bool)
+// func kern8x32AVX512(k int, a *float32, rs, cs int, b0, b1 *float32, bs0, bs1 int, c *float32, ldc int, flags int)
 // C[8][32] (rows ldc apart) = A·[B0 B1], or C += when accum. A's element
 // (i, p) at a + 4·(i·rs + p·cs) (in place, or packed with rs 1, cs 8);
 // B0 and B1 hold columns 0–15 and 16–31, their rows bs0 and bs1 floats
@@ -300,8 +300,8 @@ dsum:
 // per row and half, each a plain chain of FMAs over p = 0, 1, …: every
 // element gets the same operations in the same order wherever its tile
 // sits. Per k: 2 loads of B, 8 broadcasts, 16 FMAs (the 4×16 kernel needs
-// 5 loads per 4 FMAs).
-TEXT ·kern8x32AVX512(SB), NOSPLIT, $0-81
+// 5 loads per 4 FMAs). flags: 1 accumulate into C, 2 then apply ReLU.
+TEXT ·kern8x32AVX512(SB), NOSPLIT, $0-88
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ rs+16(FP), R11
@@ -374,51 +374,55 @@ yloop:
 
 ydone:
 	MOVQ    DX, R10
-	MOVBQZX accum+80(FP), AX
-	TESTQ   AX, AX
-	JEQ     yput
+	MOVQ    flags+80(FP), AX
+	TESTQ   $1, AX
+	JEQ     yrelu
 	VADDPS  (R10), Z0, Z0
 	VADDPS  64(R10), Z8, Z8
-	VMOVUPS Z0, (R10)
-	VMOVUPS Z8, 64(R10)
 	ADDQ    BX, R10
 	VADDPS  (R10), Z1, Z1
 	VADDPS  64(R10), Z9, Z9
-	VMOVUPS Z1, (R10)
-	VMOVUPS Z9, 64(R10)
 	ADDQ    BX, R10
 	VADDPS  (R10), Z2, Z2
 	VADDPS  64(R10), Z10, Z10
-	VMOVUPS Z2, (R10)
-	VMOVUPS Z10, 64(R10)
 	ADDQ    BX, R10
 	VADDPS  (R10), Z3, Z3
 	VADDPS  64(R10), Z11, Z11
-	VMOVUPS Z3, (R10)
-	VMOVUPS Z11, 64(R10)
 	ADDQ    BX, R10
 	VADDPS  (R10), Z4, Z4
 	VADDPS  64(R10), Z12, Z12
-	VMOVUPS Z4, (R10)
-	VMOVUPS Z12, 64(R10)
 	ADDQ    BX, R10
 	VADDPS  (R10), Z5, Z5
 	VADDPS  64(R10), Z13, Z13
-	VMOVUPS Z5, (R10)
-	VMOVUPS Z13, 64(R10)
 	ADDQ    BX, R10
 	VADDPS  (R10), Z6, Z6
 	VADDPS  64(R10), Z14, Z14
-	VMOVUPS Z6, (R10)
-	VMOVUPS Z14, 64(R10)
 	ADDQ    BX, R10
 	VADDPS  (R10), Z7, Z7
 	VADDPS  64(R10), Z15, Z15
-	VMOVUPS Z7, (R10)
-	VMOVUPS Z15, 64(R10)
 	ADDQ    BX, R10
-	VZEROUPPER
-	RET
+	MOVQ    DX, R10
+
+yrelu:
+	TESTQ   $2, AX
+	JEQ     yput
+	VXORPS  Z31, Z31, Z31
+	VMAXPS  Z0, Z31, Z0 // max(0, x): NaN and −0 kept, as f32.Relu
+	VMAXPS  Z1, Z31, Z1 // max(0, x): NaN and −0 kept, as f32.Relu
+	VMAXPS  Z2, Z31, Z2 // max(0, x): NaN and −0 kept, as f32.Relu
+	VMAXPS  Z3, Z31, Z3 // max(0, x): NaN and −0 kept, as f32.Relu
+	VMAXPS  Z4, Z31, Z4 // max(0, x): NaN and −0 kept, as f32.Relu
+	VMAXPS  Z5, Z31, Z5 // max(0, x): NaN and −0 kept, as f32.Relu
+	VMAXPS  Z6, Z31, Z6 // max(0, x): NaN and −0 kept, as f32.Relu
+	VMAXPS  Z7, Z31, Z7 // max(0, x): NaN and −0 kept, as f32.Relu
+	VMAXPS  Z8, Z31, Z8 // max(0, x): NaN and −0 kept, as f32.Relu
+	VMAXPS  Z9, Z31, Z9 // max(0, x): NaN and −0 kept, as f32.Relu
+	VMAXPS  Z10, Z31, Z10 // max(0, x): NaN and −0 kept, as f32.Relu
+	VMAXPS  Z11, Z31, Z11 // max(0, x): NaN and −0 kept, as f32.Relu
+	VMAXPS  Z12, Z31, Z12 // max(0, x): NaN and −0 kept, as f32.Relu
+	VMAXPS  Z13, Z31, Z13 // max(0, x): NaN and −0 kept, as f32.Relu
+	VMAXPS  Z14, Z31, Z14 // max(0, x): NaN and −0 kept, as f32.Relu
+	VMAXPS  Z15, Z31, Z15 // max(0, x): NaN and −0 kept, as f32.Relu
 
 yput:
 	VMOVUPS Z0, (R10)

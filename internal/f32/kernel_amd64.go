@@ -21,20 +21,27 @@ func kern4x16avx512(k int, a, b, c *float32, ldc int, accum bool)
 func kern4x16sAVX512(k int, a *float32, rs, cs int, b, c *float32, ldc int, accum bool)
 
 //go:noescape
-func kern8x32AVX512(k int, a *float32, rs, cs int, b0, b1 *float32, bs0, bs1 int, c *float32, ldc int, accum bool)
+func kern8x32AVX512(k int, a *float32, rs, cs int, b0, b1 *float32, bs0, bs1 int, c *float32, ldc int, flags int)
 
 // kern8x32 is the wide kernel (AVX-512 only; see kern8x32Go for what it
 // computes).
-func kern8x32(k int, a []float32, rs, cs int, b0, b1 []float32, bs0, bs1 int, c []float32, ldc int, accum bool) {
+func kern8x32(k int, a []float32, rs, cs int, b0, b1 []float32, bs0, bs1 int, c []float32, ldc int, accum, relu bool) {
 	if k == 0 {
-		kern8x32Go(k, a, rs, cs, b0, b1, bs0, bs1, c, ldc, accum)
+		kern8x32Go(k, a, rs, cs, b0, b1, bs0, bs1, c, ldc, accum, relu)
 		return
 	}
 	_ = a[7*rs+(k-1)*cs]
 	_ = b0[(k-1)*bs0+15]
 	_ = b1[(k-1)*bs1+15]
 	_ = c[7*ldc+31]
-	kern8x32AVX512(k, &a[0], rs, cs, &b0[0], &b1[0], bs0, bs1, &c[0], ldc, accum)
+	flags := 0
+	if accum {
+		flags |= 1
+	}
+	if relu {
+		flags |= 2
+	}
+	kern8x32AVX512(k, &a[0], rs, cs, &b0[0], &b1[0], bs0, bs1, &c[0], ldc, flags)
 }
 
 //go:noescape

@@ -10,8 +10,8 @@ var HasAVX512 = false
 
 func kern4x16(k int, a, b, c []float32, ldc int, accum bool) { kern4x16Go(k, a, b, c, ldc, accum) }
 
-func kern8x32(k int, a []float32, rs, cs int, b0, b1 []float32, bs0, bs1 int, c []float32, ldc int, accum bool) {
-	kern8x32Go(k, a, rs, cs, b0, b1, bs0, bs1, c, ldc, accum)
+func kern8x32(k int, a []float32, rs, cs int, b0, b1 []float32, bs0, bs1 int, c []float32, ldc int, accum, relu bool) {
+	kern8x32Go(k, a, rs, cs, b0, b1, bs0, bs1, c, ldc, accum, relu)
 }
 
 func kern4x16s(int, []float32, int, int, []float32, []float32, int, bool) bool { return false }

@@ -153,12 +153,13 @@ func (op *denseOp) Do(in ...G.Value) (G.Value, error) {
 				copy(y[r*n:(r+1)*n], b)
 			}
 		}
-		f32.Gemm(false, false, B, n, k, 1, x, k, w, n, 1, y, n)
+		if op.relu && p == op.P-1 {
+			f32.GemmReLU(false, false, B, n, k, 1, x, k, w, n, 1, y, n) // the ReLU fused into the last product
+		} else {
+			f32.Gemm(false, false, B, n, k, 1, x, k, w, n, 1, y, n)
+		}
 	}
-	t, y := op.out.get(B, n)
-	if op.relu {
-		f32.Relu(y)
-	}
+	t, _ := op.out.get(B, n)
 	return t, nil
 }
 
