@@ -480,6 +480,7 @@ type stepper struct {
 	dense            []model.Tensor // MLP params in graph order
 	denseSum         denseGrads     // gradients summed over graphs
 	errs             []error
+	touch            int32 // keeps step's prefetching loads alive
 }
 
 // newStepper builds workers graphs sharing rows rows per step.
@@ -524,6 +525,18 @@ func (s *stepper) step(idx []int32, rng *rand.Rand) error {
 	t := s.t
 	ps := t.d.Positives
 	bpr := s.bpr
+	if sets := t.neg.pos; sets != nil && t.o.Negatives > 0 {
+		// The negatives below look up each user's positives: load the start
+		// of every user's row first, so that those misses overlap.
+		var touch int32
+		for _, k := range idx {
+			u := ps[k].User
+			if o := sets.Offsets[u]; o < sets.Offsets[u+1] {
+				touch += sets.Items[o]
+			}
+		}
+		s.touch = touch
+	}
 	rows := 0
 	for _, k := range idx {
 		p := ps[k]
