@@ -10,5 +10,12 @@
 // gradients back with a sparse Adam update in Go. The cost per step is then
 // proportional to the batch, not to the vocabulary.
 //
+// The graph's layers, logit and loss are ops of this package (ops.go) with
+// their gradients given to Gorgonia's symbolic differentiation: fused, kept
+// buffers, on internal/f32's kernels. A step's batch is split over Workers
+// graphs run concurrently; their dense gradients are summed in worker order
+// and every embedding row's gradient in batch order, so a fixed seed and
+// worker count give the same model.
+//
 // Gorgonia's Must helpers panic; exported functions recover and return errors.
 package nn

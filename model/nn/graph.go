@@ -10,9 +10,9 @@ import (
 	"github.com/shelfml/shelf/model"
 )
 
-// Gorgonia's float32 matrix products run on Shelf's AVX2 + FMA GEMM where
-// the CPU has it (twice gonum's pure-Go Sgemm at training sizes; see
-// internal/f32's BenchmarkGemm).
+// The graphs' matrix products are Shelf ops on internal/f32 (ops.go); any
+// float32 product Gorgonia runs itself also goes to f32's GEMM where the CPU
+// has the kernels (several times gonum's pure-Go Sgemm; BenchmarkGemm).
 func init() {
 	if f32.HasAVX2FMA {
 		G.Use(f32.BLAS{})

@@ -13,15 +13,18 @@ import (
 	"github.com/shelfml/shelf/internal/f32"
 )
 
-// Shelf's own Gorgonia ops for the MLP head. Gorgonia still differentiates
-// the graph: denseOp tells it, through SymDiff, which nodes make up its
-// gradient, and those are the other ops here. They exist because the
-// generic ops cost several times the matrix products at these sizes:
-// Rectify is a branchy ≥ comparison plus a product, BroadcastAdd
-// materialises the bias as a B×n matrix, and every op result is allocated
-// afresh on each run (vm.Reset drops the VM's registers). These ops fuse the
-// layer, keep their result buffers across runs (shapes are fixed per graph)
-// and run the products on f32.Gemm directly.
+// Shelf's own Gorgonia ops for the ranking and purchase graphs: each MLP
+// layer (denseOp), u⊙v, a row's logit (towerOp) and the loss. Gorgonia still
+// differentiates the graph: each op tells it, through SymDiff, which nodes
+// make up its gradient, and those are more ops from this file. They exist
+// because the generic ops cost several times the matrix products at these
+// sizes: Rectify is a branchy ≥ comparison plus a product, BroadcastAdd
+// materialises the bias as a B×n matrix, a loss is a chain of a dozen
+// element-wise ops each way, and every op result is allocated afresh on
+// each run (vm.Reset drops the VM's registers). These ops fuse that work,
+// keep their result buffers across runs (shapes are fixed per graph) and run
+// on internal/f32's kernels. The finite-difference test in graph_test.go
+// checks every gradient, after a run on other inputs.
 
 var (
 	tyA   = hm.TypeVariable('a')
