@@ -69,6 +69,9 @@ type Stage struct {
 	// RatioStated is GFLOPs over Options.PeakGFLOPs (compute stages only).
 	RatioStated float64   `json:"ratio_to_stated_peak,omitempty"`
 	Runs        []float64 `json:"runs_seconds"` // wall seconds of every repeat
+	// PeakRSSMiB is the process's peak resident set over the stage's runs
+	// (everything resident then: the generated data, earlier stages' results).
+	PeakRSSMiB float64 `json:"peak_rss_mib,omitempty"`
 }
 
 // Report is the benchmark's result.
@@ -106,23 +109,37 @@ func measure(fn func() error) (wall, cpu float64, err error) {
 	return time.Since(t0).Seconds(), cpuSeconds() - c0, err
 }
 
-// median runs fn n times and returns the median run's wall and CPU seconds
-// with every run's wall seconds.
-func median(n int, fn func() error) (wall, cpu float64, runs []float64, err error) {
+// median runs fn n times and returns the median run's wall and CPU seconds,
+// the process's peak RSS over the n runs (see resetPeakRSS) and every run's
+// wall seconds.
+func median(n int, fn func() error) (wall, cpu, peakMiB float64, runs []float64, err error) {
 	type run struct{ wall, cpu float64 }
 	var rs []run
+	resetPeakRSS()
 	for range max(n, 1) {
 		w, c, err := measure(fn)
 		if err != nil {
-			return 0, 0, nil, err
+			return 0, 0, 0, nil, err
 		}
 		rs = append(rs, run{w, c})
 		runs = append(runs, w)
 	}
 	slices.SortFunc(rs, func(a, b run) int { return cmp.Compare(a.wall, b.wall) })
 	m := rs[len(rs)/2]
-	return m.wall, m.cpu, runs, nil
+	return m.wall, m.cpu, peakRSSMiB(), runs, nil
 }
+
+// resetPeakRSS sets the kernel's peak-RSS mark (VmHWM) to the current RSS
+// (Linux: "5" to /proc/self/clear_refs), so that the next reading is the peak
+// of what ran in between. Elsewhere it does nothing and readings are peaks
+// since the start.
+func resetPeakRSS() {
+	processPeakMiB = max(processPeakMiB, peakRSSMiB())
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
+
+// processPeakMiB is the process's peak RSS up to the last resetPeakRSS.
+var processPeakMiB float64
 
 // trainFLOPs is the float32 work of one training sample of the reference
 // model (dim 32, MLP 96→64→64→1): forward 2·(96·64+64·64+64), backward ≈ 2× forward.
@@ -175,7 +192,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 		{"bare page scan (parquet-go, ingest's 6 columns)", barePageScan, "ingest (page decoder: validate, map ids, dedupe)", false},
 		{"bare Arrow record scan (same columns)", bareScan, "ingest (Arrow records, the fallback decoder)", true},
 	} {
-		wall, cpu, runs, err := median(o.Repeats, func() error {
+		wall, cpu, rss, runs, err := median(o.Repeats, func() error {
 			var err error
 			rows, err = sc.scan(data, cols)
 			return err
@@ -185,8 +202,8 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 		}
 		scan := float64(rows) / wall
 		rep.Stages = append(rep.Stages, Stage{Name: sc.name, Seconds: wall, CPUSeconds: cpu, Throughput: scan, Unit: "events/s",
-			PerCPUSecond: float64(rows) / cpu, Ratio: 1, RatioTo: "itself", Runs: runs})
-		wall, cpu, runs, err = median(o.Repeats, func() error {
+			PerCPUSecond: float64(rows) / cpu, Ratio: 1, RatioTo: "itself", Runs: runs, PeakRSSMiB: rss})
+		wall, cpu, rss, runs, err = median(o.Repeats, func() error {
 			var err error
 			in, _, err = events.Read(ctx, b, events.Options{Config: synth.EventsConfig(), Skip: []string{synth.CatalogKey},
 				Start: end.AddDate(0, 0, -o.Days), End: end.AddDate(0, 0, 1), ArrowRecords: sc.records})
@@ -196,7 +213,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 			return nil, err
 		}
 		rep.Stages = append(rep.Stages, Stage{Name: sc.ingest, Seconds: wall, CPUSeconds: cpu, Throughput: float64(rows) / wall, Unit: "events/s",
-			PerCPUSecond: float64(rows) / cpu, Ratio: float64(rows) / wall / scan, RatioTo: sc.name[:strings.Index(sc.name, " (")], Runs: runs})
+			PerCPUSecond: float64(rows) / cpu, Ratio: float64(rows) / wall / scan, RatioTo: sc.name[:strings.Index(sc.name, " (")], Runs: runs, PeakRSSMiB: rss})
 	}
 
 	// Train one epoch of the reference model.
@@ -213,7 +230,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 		Loss: "bce", NegSampling: "popularity", NegAlpha: 0.5, Seed: 1, Workers: o.Threads}
 	var m *model.RankingModel
 	var hist []nn.EpochStats
-	wall, cpu, runs, err := median(o.Repeats, func() error {
+	wall, cpu, rss, runs, err := median(o.Repeats, func() error {
 		var err error
 		m, hist, err = nn.TrainRanking(ctx, nn.RankingData{NUsers: in.Users.Len(), NItems: in.Items.Len(), Positives: pos}, opts, nil, nil)
 		return err
@@ -225,7 +242,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 	rep.GoSamples = samples
 	g := samples * trainFLOPs / 1e9
 	rep.Stages = append(rep.Stages, Stage{Name: fmt.Sprintf("train (batch %d, %d workers)", o.Batch, o.Threads), Seconds: wall, CPUSeconds: cpu,
-		Throughput: samples, Unit: "samples/s", GFLOPs: g, Ratio: g / peak, RatioTo: peakName, RatioStated: g / o.PeakGFLOPs, Runs: runs})
+		Throughput: samples, Unit: "samples/s", GFLOPs: g, Ratio: g / peak, RatioTo: peakName, RatioStated: g / o.PeakGFLOPs, Runs: runs, PeakRSSMiB: rss})
 
 	// Score: retrieval for all users + MLP re-rank of 200 candidates.
 	r, c, v := []int32{}, []int32{}, []float32{}
@@ -238,7 +255,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 	for i := range users {
 		users[i] = int32(i)
 	}
-	wall, cpu, runs, err = median(o.Repeats, func() error {
+	wall, cpu, rss, runs, err = median(o.Repeats, func() error {
 		const blk = 256
 		out := make([][][]model.Scored, o.Threads)
 		done := make(chan struct{}, o.Threads)
@@ -265,13 +282,13 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 	flops := float64(len(users)) * (2*float64(in.Items.Len())*32 + 200*rerankFLOPs + 2*32*64)
 	g = flops / wall / 1e9
 	rep.Stages = append(rep.Stages, Stage{Name: "score (retrieval + re-rank 200)", Seconds: wall, CPUSeconds: cpu,
-		Throughput: float64(len(users)) / wall, Unit: "users/s", GFLOPs: g, Ratio: g / peak, RatioTo: peakName, RatioStated: g / o.PeakGFLOPs, Runs: runs})
+		Throughput: float64(len(users)) / wall, Unit: "users/s", GFLOPs: g, Ratio: g / peak, RatioTo: peakName, RatioStated: g / o.PeakGFLOPs, Runs: runs, PeakRSSMiB: rss})
 
 	rep.TorchSamples, rep.TorchNote = runTorch(ctx, o, in.Users.Len(), in.Items.Len())
 	if rep.TorchSamples > 0 {
 		rep.GoVsTorch = rep.GoSamples / rep.TorchSamples
 	}
-	rep.PeakRSSMiB = peakRSSMiB()
+	rep.PeakRSSMiB = max(processPeakMiB, peakRSSMiB())
 	return rep, nil
 }
 
@@ -459,7 +476,7 @@ func (r *Report) Markdown() string {
 		"float32 peak: measured %.1f GFLOP/s on %d busy cores (register-only FMA loop, widest vectors; %.1f with AVX2 only), stated %.0f GFLOP/s; kernels: %s.\n\n",
 		r.CPU, r.Cores, r.Options.Events, r.Options.Users, r.Options.Items, max(r.Options.Repeats, 1), r.MeasuredPeakGFLOPs, r.Options.Threads,
 		r.MeasuredAVX2GFLOPs, r.Options.PeakGFLOPs, map[bool]string{true: "AVX-512", false: "AVX2 + FMA"}[r.AVX512])
-	b.WriteString("| stage | wall s | CPU s | throughput | per CPU-second | GFLOP/s | ratio | to | vs stated peak |\n|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| stage | wall s | CPU s | peak RSS MiB | throughput | per CPU-second | GFLOP/s | ratio | to | vs stated peak |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range r.Stages {
 		gf, st, pc := "", "", ""
 		if s.GFLOPs > 0 {
@@ -471,7 +488,7 @@ func (r *Report) Markdown() string {
 		if s.RatioStated > 0 {
 			st = fmt.Sprintf("%.3f", s.RatioStated)
 		}
-		fmt.Fprintf(&b, "| %s | %.2f | %.2f | %.0f %s | %s | %s | %.3f | %s | %s |\n", s.Name, s.Seconds, s.CPUSeconds, s.Throughput, s.Unit, pc, gf, s.Ratio, s.RatioTo, st)
+		fmt.Fprintf(&b, "| %s | %.2f | %.2f | %.0f | %.0f %s | %s | %s | %.3f | %s | %s |\n", s.Name, s.Seconds, s.CPUSeconds, s.PeakRSSMiB, s.Throughput, s.Unit, pc, gf, s.Ratio, s.RatioTo, st)
 	}
 	fmt.Fprintf(&b, "\nTraining, same model and batch: Go/Gorgonia %.0f samples/s", r.GoSamples)
 	if r.TorchSamples > 0 {

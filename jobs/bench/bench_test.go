@@ -19,8 +19,9 @@ func TestTinyBench(t *testing.T) {
 		t.Fatalf("%+v", rep)
 	}
 	for _, s := range rep.Stages {
-		if s.Throughput <= 0 || s.Ratio <= 0 || len(s.Runs) != 3 || !slices.Contains(s.Runs, s.Seconds) {
-			t.Fatalf("stage %+v", s)
+		if s.Throughput <= 0 || s.Ratio <= 0 || len(s.Runs) != 3 || !slices.Contains(s.Runs, s.Seconds) ||
+			s.PeakRSSMiB <= 0 || s.PeakRSSMiB > rep.PeakRSSMiB {
+			t.Fatalf("stage %+v (process peak %v MiB)", s, rep.PeakRSSMiB)
 		}
 	}
 	md := rep.Markdown()
