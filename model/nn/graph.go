@@ -149,7 +149,7 @@ type rankGraph struct {
 	y, w        []float32   // B labels (bce) and normalised sample weights
 
 	// outputs, written by the VM on every run
-	z, zn                      []float32 // logits of v (and vn) rows
+	z                          []float32 // logits of the v rows
 	gU, gV, gVn, gBias, gBiasN []float32
 	gDense                     denseGrads
 	touch                      float32 // keeps the gather's prefetching loads alive
@@ -195,11 +195,10 @@ func newRankGraph(m *model.RankingModel, B int, bpr, dropout bool) (rg *rankGrap
 	var cost *G.Node
 	if bpr {
 		rg.vn, rg.biasN = make([]float32, B*D), make([]float32, B)
-		rg.zn, rg.gVn, rg.gBiasN = make([]float32, B), make([]float32, B*D), make([]float32, B)
+		rg.gVn, rg.gBiasN = make([]float32, B*D), make([]float32, B)
 		vn := input(g, "vn", rg.vn, B, D)
 		bn := input(g, "bias_n", rg.biasN, B)
 		zn := logitNode(u, vn, bn, mlp, masks) // the same units dropped for the pair
-		readInto(zn, rg.zn)
 		// −log σ(z⁺ − z⁻) = softplus(z⁻ − z⁺)
 		rg.loss = &lossOp{bpr: true}
 		cost = G.Must(G.ApplyOp(rg.loss, z, zn, w))
