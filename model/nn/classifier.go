@@ -10,6 +10,7 @@ import (
 
 	G "gorgonia.org/gorgonia"
 
+	"github.com/shelfml/shelf/internal/f32"
 	"github.com/shelfml/shelf/model"
 )
 
@@ -82,18 +83,13 @@ func TrainClassifier(ctx context.Context, X []float32, y []float32, f int, o MLP
 			if err := cg.run(); err != nil {
 				return nil, hist, fmt.Errorf("train classifier: epoch %d: %w", epoch+1, err)
 			}
-			for r := range rows {
-				z := float64(cg.z[r])
-				lossSum += softplus(z) - float64(cg.y[r])*z
-			}
+			lossSum += cg.loss.sum * float64(rows) // the loss op's Σ w·loss, w = 1/rows
 			step++
 			ss := adamRates(o.LearningRate, int64(step))
 			for k, p := range params {
 				g := cg.grads[k]
 				if k%2 == 0 && o.L2 != 0 {
-					for j, v := range p {
-						g[j] += float32(o.L2) * v
-					}
+					f32.AddScaled(g, float32(o.L2), p)
 				}
 				adamUpdate(p, g, mom[k][0], mom[k][1], ss)
 			}
@@ -157,22 +153,22 @@ func checkClassifier(X, y []float32, f int, o MLPOptions, validX, validY []float
 type classGraph struct {
 	vm      G.VM
 	x, y, w []float32
-	z       []float32
+	loss    *lossOp     // its sum is the batch's weighted loss after a run
 	grads   [][]float32 // W0, B0, W1, B1, …
 }
 
 func newClassGraph(layers []model.Dense, B, f int) (cg *classGraph, err error) {
 	defer recoverErr(&err, "build classifier graph")
 	g := G.NewGraph()
-	cg = &classGraph{x: make([]float32, B*f), y: make([]float32, B), w: make([]float32, B), z: make([]float32, B),
+	cg = &classGraph{x: make([]float32, B*f), y: make([]float32, B), w: make([]float32, B),
 		grads: newDenseGrads(layers)}
 	mlp := newMLPNodes(g, layers)
 	x := input(g, "x", cg.x, B, f)
 	y := input(g, "y", cg.y, B)
 	w := input(g, "w", cg.w, B)
 	z := mlp.forward([]*G.Node{x}, nil)
-	readInto(z, cg.z)
-	cost := G.Must(G.ApplyOp(&lossOp{}, z, y, w)) // Σ w·(softplus(z) − y·z)
+	cg.loss = &lossOp{}
+	cost := G.Must(G.ApplyOp(cg.loss, z, y, w)) // Σ w·(softplus(z) − y·z)
 	grads, err := G.Grad(cost, mlp.params()...)
 	if err != nil {
 		return nil, fmt.Errorf("build classifier graph: gradients: %w", err)
