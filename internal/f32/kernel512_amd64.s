@@ -54,35 +54,6 @@ done:                                  \
 	VADDPS           Z6, Z2, Z2        \
 	VADDPS           Z7, Z3, Z3
 
-// func kern4x16avx512(k int, a, b, c *float32, ldc int, accum bool)
-TEXT ·kern4x16avx512(SB), NOSPLIT, $0-41
-	MOVQ k+0(FP), CX
-	MOVQ a+8(FP), SI
-	MOVQ b+16(FP), DI
-	MOVQ c+24(FP), DX
-	MOVQ ldc+32(FP), BX
-	SHLQ $2, BX
-	ZERO8
-	KLOOP(kpair, ktail, kdone)
-	LEAQ    (DX)(BX*1), R8
-	LEAQ    (R8)(BX*1), R9
-	LEAQ    (R9)(BX*1), R10
-	MOVBQZX accum+40(FP), AX
-	TESTQ   AX, AX
-	JEQ     kput
-	VADDPS  (DX), Z0, Z0
-	VADDPS  (R8), Z1, Z1
-	VADDPS  (R9), Z2, Z2
-	VADDPS  (R10), Z3, Z3
-
-kput:
-	VMOVUPS Z0, (DX)
-	VMOVUPS Z1, (R8)
-	VMOVUPS Z2, (R9)
-	VMOVUPS Z3, (R10)
-	VZEROUPPER
-	RET
-
 // MASK16 compares row Zr with the threshold at off(R9) and ORs the 16 bits
 // into AX at bit shift.
 #define MASK16(zr, off, shift) \
@@ -176,10 +147,11 @@ f5done:
 	RET
 
 // func kern4x16sAVX512(k int, a *float32, rs, cs int, b, c *float32, ldc int, accum bool)
-// kern4x16avx512 with A read in place instead of packed: element (i, p) of
-// the 4×k block at a + 4·(i·rs + p·cs), so a row-major block (rs = lda,
-// cs = 1) and a transposed one (rs = 1, cs = lda) need no packing. Same
-// operations in the same order as the packed kernel, so the same bits.
+// C[4][16] (rows ldc apart) = A·B, or C += A·B when accum; B packed k×16,
+// A's element (i, p) at a + 4·(i·rs + p·cs): packed (rs 1, cs 4), or a
+// row-major (rs = lda, cs = 1) or transposed (rs = 1, cs = lda) block read
+// in place. Even k into Z0..Z3, odd k into Z4..Z7, as KLOOP: the same bits
+// for every layout.
 TEXT ·kern4x16sAVX512(SB), NOSPLIT, $0-57
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI

@@ -11,11 +11,8 @@ var HasAVX2FMA = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 // per register, two FMA chains per row).
 var HasAVX512 = HasAVX2FMA && cpu.X86.HasAVX512F
 
-//go:noescape
-func kern4x16avx512(k int, a, b, c *float32, ldc int, accum bool)
-
-// kern4x16sAVX512 is kern4x16avx512 reading A in place: element (i, p) of
-// the 4×k block at a[i·rs + p·cs].
+// kern4x16sAVX512 is the 4×16 kernel with A's element (i, p) at
+// a[i·rs + p·cs]: packed A is rs 1, cs 4.
 //
 //go:noescape
 func kern4x16sAVX512(k int, a *float32, rs, cs int, b, c *float32, ldc int, accum bool)
@@ -69,7 +66,7 @@ func kern4x16(k int, a, b, c []float32, ldc int, accum bool) {
 	_ = b[16*k-1]
 	_ = c[3*ldc+15]
 	if HasAVX512 {
-		kern4x16avx512(k, &a[0], &b[0], &c[0], ldc, accum)
+		kern4x16sAVX512(k, &a[0], 1, MR, &b[0], &c[0], ldc, accum)
 		return
 	}
 	kern4x16asm(k, &a[0], &b[0], &c[0], ldc, accum)
