@@ -27,6 +27,7 @@ type Config struct {
 	// LockLeaseSeconds bounds how long a killed run blocks its date: its
 	// lock expires this long after the last refresh (every third of it).
 	LockLeaseSeconds int             `yaml:"lock_lease_seconds"`
+	Storage          StorageConfig   `yaml:"storage"`
 	Events           EventsConfig    `yaml:"events"`
 	Output           OutputConfig    `yaml:"output"`
 	Split            SplitConfig     `yaml:"split"`
@@ -38,6 +39,15 @@ type Config struct {
 	Purchase         PurchaseConfig  `yaml:"purchase"`
 	Metrics          MetricsConfig   `yaml:"metrics"`
 	Catalog          CatalogConfig   `yaml:"catalog"`
+}
+
+// StorageConfig bounds every object-store call: a request gets
+// timeout_seconds plus the time its bytes take at min_bytes_per_second, and
+// is retried (attempts in all) with exponential back-off.
+type StorageConfig struct {
+	TimeoutSeconds    float64 `yaml:"timeout_seconds"`      // floor of every request's deadline
+	MinBytesPerSecond float64 `yaml:"min_bytes_per_second"` // slowest transfer rate tolerated
+	Attempts          int     `yaml:"attempts"`             // tries per call, the first included
 }
 
 // CatalogConfig locates the optional item catalog: one Parquet file, or every
@@ -207,8 +217,12 @@ type TrainConfig struct {
 	Patience       int     `yaml:"patience"`
 	HalfLifeDays   float64 `yaml:"half_life_days"` // time decay of interaction weights; 0 = none
 	Refit          bool    `yaml:"refit"`          // refit on train+test for the published model
-	Workers        int     `yaml:"workers"`
-	CheckpointSec  int     `yaml:"checkpoint_seconds"`
+	// BatchShards splits every training batch into that many shares whose
+	// gradients are summed in a fixed order: it defines the result (and how
+	// many cores one step can use); Workers only schedules the shares.
+	BatchShards   int `yaml:"batch_shards"`
+	Workers       int `yaml:"workers"` // goroutines; 0 = the CPUs this process may use (cgroup quota)
+	CheckpointSec int `yaml:"checkpoint_seconds"`
 	// BlendKNN and BlendPopularity are the weights of ItemKNN and recent
 	// popularity tried (as pairs with a sum < 1) on the validation window for
 	// the published hybrid ranker; [0] and [0] = the neural model alone.
@@ -247,6 +261,7 @@ type ScoreConfig struct {
 	Candidates       int  `yaml:"candidates"`
 	ExcludePurchased bool `yaml:"exclude_purchased"`
 	Shards           int  `yaml:"shards"`
+	Workers          int  `yaml:"workers"` // goroutines scoring blocks; 0 = the CPUs this process may use
 }
 
 // Default returns the defaults every file overrides.
@@ -254,7 +269,8 @@ func Default() Config {
 	return Config{
 		Name:             "ranking",
 		Seed:             42,
-		LockLeaseSeconds: 120,
+		LockLeaseSeconds: 30,
+		Storage:          StorageConfig{TimeoutSeconds: 30, MinBytesPerSecond: 1 << 20, Attempts: 5},
 		Events: EventsConfig{
 			LookbackDays: 365,
 			Columns: ColumnsConfig{User: "user_id", Item: "item_id", EventType: "event_type", TS: "ts",
@@ -269,7 +285,7 @@ func Default() Config {
 		Split: SplitConfig{TestDays: 7, ValidationDays: 7},
 		Train: TrainConfig{Dim: 32, Hidden: []int{64, 64}, Epochs: 20, BatchSize: 512, LearningRate: 0.003,
 			Negatives: 4, NegSampling: "popularity", NegAlpha: 0.5, Loss: "bce", L2: 1e-6, Patience: 3,
-			Refit: true, Workers: 2, CheckpointSec: 60, BlendKNN: []float64{0, 0.25, 0.5, 0.75}, BlendPopularity: []float64{0, 0.15, 0.3},
+			Refit: true, BatchShards: 2, Workers: 0, CheckpointSec: 60, BlendKNN: []float64{0, 0.25, 0.5, 0.75}, BlendPopularity: []float64{0, 0.15, 0.3},
 			KNNHistoryHalfLifeDays: []float64{0, 90, 30, 10}},
 		Baselines: BaselinesConfig{PopularityHalfLifeDays: 14, ItemKNNNeighbors: IntList{10, 20, 50, 100}, ItemKNNWeighting: "binary"},
 		Eval:      EvalConfig{Ks: []int{10, 20}},

@@ -115,8 +115,11 @@ func (c Config) Validate() error {
 			bad("train.hidden[%d] %d: must be > 0", i, h)
 		}
 	}
-	if t.Epochs <= 0 || t.BatchSize <= 0 || t.Negatives <= 0 || t.Workers <= 0 {
-		bad("train: epochs, batch_size, negatives and workers must be > 0")
+	if t.Epochs <= 0 || t.BatchSize <= 0 || t.Negatives <= 0 || t.BatchShards <= 0 {
+		bad("train: epochs, batch_size, negatives and batch_shards must be > 0")
+	}
+	if t.Workers < 0 || c.Score.Workers < 0 {
+		bad("train.workers and score.workers: must be >= 0 (0 = the CPUs this process may use)")
 	}
 	if t.LearningRate <= 0 {
 		bad("train.learning_rate %g: must be > 0", t.LearningRate)

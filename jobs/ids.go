@@ -10,12 +10,12 @@ import (
 	"github.com/shelfml/shelf/io/tables"
 )
 
-// configHash hashes the settings that change results: the effective config
-// without the date and the storage URLs (one config serves every environment).
+// configHash hashes the settings that define results: the effective config
+// without its operational settings (configs.Operational: date, storage URLs,
+// shards, lease, workers, …), so one config serves every environment and the
+// stages of one date agree on the version whatever their sharding.
 func configHash(cfg configs.Config) (string, []byte, error) {
-	c := cfg
-	c.Date, c.Events.URL, c.Output.URL, c.Catalog.URL = "", "", "", ""
-	b, err := c.Marshal()
+	b, err := cfg.ResultDefining().Marshal()
 	if err != nil {
 		return "", nil, fmt.Errorf("encode config: %w", err)
 	}

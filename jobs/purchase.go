@@ -340,7 +340,7 @@ func (e *env) itemListsAt(ctx context.Context, g *model.ByUser, fits []rankingFi
 		return nil, err
 	}
 	users := model.Purchasers(in, t, h)
-	lists := rankLists(rec, s, users, itemRankDepth)
+	lists := rankLists(rec, s, users, itemRankDepth, e.scoreWorkers())
 	l.rank = make(map[int32][]model.Scored, len(users))
 	for i, u := range users {
 		l.rank[u] = lists[i]
@@ -362,7 +362,7 @@ func carry(in *model.Interactions, m *model.RankingModel, from, to *slice) *mode
 
 // rankLists is rec's top depth for each of users (global indices), history
 // items included, in global item indices; users outside s get none.
-func rankLists(rec model.BlockRecommender, s *slice, users []int32, depth int) [][]model.Scored {
+func rankLists(rec model.BlockRecommender, s *slice, users []int32, depth, workers int) [][]model.Scored {
 	out := make([][]model.Scored, len(users))
 	var local []int32
 	var at []int
@@ -371,11 +371,11 @@ func rankLists(rec model.BlockRecommender, s *slice, users []int32, depth int) [
 			local, at = append(local, l), append(at, i)
 		}
 	}
-	// Blocks on both cores, like the recommendations: every user's list is
+	// Blocks on every worker, like the recommendations: each user's list is
 	// independent of the others', so the result does not depend on scheduling.
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range scoreWorkers {
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -519,7 +519,7 @@ func (e *env) scorePurchaseShard(ctx context.Context, o *trainOutcome, shard, sh
 			}
 		}
 	case o.rec != nil:
-		rank = rankLists(o.rec, o.final, mine, p.spec.depth())
+		rank = rankLists(o.rec, o.final, mine, p.spec.depth(), e.scoreWorkers())
 	}
 	w, err := tables.NewWriter[tables.PurchasePredictionRow](ctx, e.out, tables.PartKey(tables.PurchasePredictions, e.cfg.Date, shard, shards))
 	if err != nil {

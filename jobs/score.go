@@ -8,16 +8,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shelfml/shelf/internal/sysres"
 	"github.com/shelfml/shelf/io/tables"
 	"github.com/shelfml/shelf/model"
 )
 
-// scoreBlock is how many users share one retrieval matrix multiply, and
-// scoreWorkers how many blocks are scored in parallel.
-const (
-	scoreBlock   = 256
-	scoreWorkers = 2
-)
+// scoreBlock is how many users share one retrieval matrix multiply.
+const scoreBlock = 256
+
+// scoreWorkers is how many blocks are scored in parallel (score.workers,
+// default the CPUs this process may use). Lists do not depend on it.
+func (e *env) scoreWorkers() int { return sysres.Workers(e.cfg.Score.Workers) }
 
 // scoreShard writes part shard of shards of the recommendations table for
 // the users whose local index ≡ shard (mod shards).
@@ -57,6 +58,7 @@ func (e *env) scoreShard(ctx context.Context, o *trainOutcome, shard, shards int
 	}
 	// scoreWorkers blocks are scored at once, then written in order, so the
 	// table does not depend on scheduling.
+	scoreWorkers := e.scoreWorkers()
 	outs := make([][][]model.Scored, scoreWorkers)
 	extra := make([][][]model.Scored, scoreWorkers)
 	for i := range outs {
@@ -72,7 +74,7 @@ func (e *env) scoreShard(ctx context.Context, o *trainOutcome, shard, shards int
 			return 0, err
 		}
 		var wg sync.WaitGroup
-		var blks [scoreWorkers][]int32
+		blks := make([][]int32, scoreWorkers)
 		for wi := range scoreWorkers {
 			a := min(lo+wi*scoreBlock, len(users))
 			blks[wi] = users[a:min(a+scoreBlock, len(users))]

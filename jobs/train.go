@@ -12,6 +12,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/shelfml/shelf/configs"
+	"github.com/shelfml/shelf/internal/sysres"
 	"github.com/shelfml/shelf/io/events"
 	"github.com/shelfml/shelf/io/tables"
 	"github.com/shelfml/shelf/model"
@@ -41,7 +42,7 @@ func (e *env) rankingOptions() nn.RankingOptions {
 	t := e.cfg.Train
 	return nn.RankingOptions{Dim: t.Dim, Hidden: t.Hidden, Epochs: t.Epochs, BatchSize: t.BatchSize, Negatives: t.Negatives,
 		LearningRate: t.LearningRate, L2: t.L2, Loss: t.Loss, NegSampling: t.NegSampling, NegAlpha: t.NegAlpha,
-		Patience: t.Patience, Seed: e.cfg.Seed, Workers: t.Workers, Dropout: t.Dropout, EpochPositives: t.EpochPositives}
+		Patience: t.Patience, Seed: e.cfg.Seed, Shards: t.BatchShards, Workers: sysres.Workers(t.Workers), Dropout: t.Dropout, EpochPositives: t.EpochPositives}
 }
 
 func (e *env) popularity(s *slice) *model.Popularity {
@@ -130,7 +131,7 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 	if len(hVal.in.Users) > 0 {
 		validate = func(m *model.RankingModel) (float64, error) {
 			rec := model.NewModelRecommender(m, sSel.ui, cfg.Score.Candidates, popSel)
-			met, err := model.Evaluate(ctx, rec, valIn, cfg.Train.Workers)
+			met, err := model.Evaluate(ctx, rec, valIn, sysres.Workers(cfg.Train.Workers))
 			return met[gateKey], err
 		}
 	} else {

@@ -13,6 +13,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/shelfml/shelf/configs"
+	"github.com/shelfml/shelf/internal/sysres"
 	"github.com/shelfml/shelf/io/tables"
 	"github.com/shelfml/shelf/model"
 	"github.com/shelfml/shelf/model/nn"
@@ -115,7 +116,7 @@ func (r *Runner) Tune(ctx context.Context, trials int) (*TuneResult, error) {
 		}
 		var hist []nn.EpochStats
 		validate := func(m *model.RankingModel) (float64, error) {
-			met, err := model.Evaluate(ctx, model.NewModelRecommender(m, s.ui, cfg.Score.Candidates, pop), val, tc.Workers)
+			met, err := model.Evaluate(ctx, model.NewModelRecommender(m, s.ui, cfg.Score.Candidates, pop), val, sysres.Workers(tc.Workers))
 			return met[key], err
 		}
 		m, hist, err := te.fit(ctx, fmt.Sprintf("tune-%d", n), s, tc.Epochs, validate)

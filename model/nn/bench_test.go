@@ -21,7 +21,7 @@ func benchTrainer(b *testing.B, loss string, workers int) (*rankTrainer, *steppe
 	if err != nil {
 		b.Fatal(err)
 	}
-	st, err := newStepper(t, t.positivesPerBatch()*t.groupRows(), workers)
+	st, err := newStepper(t, t.positivesPerBatch()*t.groupRows(), workers, workers)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,10 +12,11 @@
 //
 // The graph's layers, logit and loss are ops of this package (ops.go) with
 // their gradients given to Gorgonia's symbolic differentiation: fused, kept
-// buffers, on internal/f32's kernels. A step's batch is split over Workers
-// graphs run concurrently; their dense gradients are summed in worker order
-// and every embedding row's gradient in batch order, so a fixed seed and
-// worker count give the same model.
+// buffers, on internal/f32's kernels. A step's batch is split into Shards
+// equal shares, each with its own graph, run by Workers goroutines; their
+// dense gradients are summed in shard order and every embedding row's
+// gradient in batch order, so a fixed seed and shard count give the same
+// model whatever the number of workers (or cores).
 //
 // Gorgonia's Must helpers panic; exported functions recover and return errors.
 package nn

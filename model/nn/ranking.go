@@ -30,9 +30,14 @@ type RankingOptions struct {
 	NegAlpha         float64
 	Patience         int // epochs without validation improvement before stopping; 0 = never stop early
 	Seed             int64
-	// Workers > 1 splits each batch over that many graphs run concurrently,
-	// summing their gradients in a fixed order: results are reproducible for
-	// a given Workers but differ in rounding between different values.
+	// Shards splits each batch into that many equal shares, each run
+	// through its own graph, whose gradients are summed in shard order
+	// (0 = DefaultShards). It is part of the result: the same Shards gives
+	// the same bits whatever Workers is.
+	Shards int
+	// Workers is how many goroutines run the shards' graphs (at most
+	// Shards are used; ≤ 1 runs them one after another). It changes the
+	// speed, never the result.
 	Workers int
 	// EpochPositives, when > 0 and below the number of positives, makes an
 	// epoch a fresh sample of that many positives (the head of the epoch's
@@ -53,6 +58,17 @@ type RankingOptions struct {
 	// outlives the cancellation to write it). The tensors are copies.
 	OnCheckpoint    func(*model.Weights) error
 	CheckpointEvery time.Duration
+}
+
+// DefaultShards is the batch split when RankingOptions.Shards is 0: two
+// shares, so that the two cores of a small node both work on every step.
+const DefaultShards = 2
+
+func (o RankingOptions) shards() int {
+	if o.Shards > 0 {
+		return o.Shards
+	}
+	return DefaultShards
 }
 
 // RankingData is the training set of the ranking model.
@@ -339,7 +355,7 @@ func (t *rankTrainer) positivesPerBatch() int { return max(1, t.o.BatchSize/t.gr
 
 func (t *rankTrainer) run(ctx context.Context, validate Validate, progress func(EpochStats)) error {
 	P := t.positivesPerBatch()
-	st, err := newStepper(t, P*t.groupRows(), t.o.Workers)
+	st, err := newStepper(t, P*t.groupRows(), t.o.shards(), t.o.Workers)
 	if err != nil {
 		return fmt.Errorf("train ranking: %w", err)
 	}
@@ -470,8 +486,9 @@ func (t *rankTrainer) checkpoint(pcg *rand.PCG) error {
 // per worker, each on a contiguous share of the rows) and applies the updates.
 type stepper struct {
 	t                *rankTrainer
-	graphs           []*rankGraph
-	bw               int // rows per graph
+	graphs           []*rankGraph // one per shard
+	workers          int          // goroutines running the graphs
+	bw               int          // rows per graph
 	bpr              bool
 	rowU, rowI, rowN []int32
 	rowY, wRaw       []float32
@@ -483,19 +500,20 @@ type stepper struct {
 	touch            int32 // keeps step's prefetching loads alive
 }
 
-// newStepper builds workers graphs sharing rows rows per step.
-func newStepper(t *rankTrainer, rows, workers int) (s *stepper, err error) {
-	workers = max(1, min(workers, rows))
-	bw := (rows + workers - 1) / workers
-	B := bw * workers
-	s = &stepper{t: t, bw: bw, bpr: t.o.Loss == "bpr",
+// newStepper builds shards graphs sharing rows rows per step, run by
+// workers goroutines.
+func newStepper(t *rankTrainer, rows, shards, workers int) (s *stepper, err error) {
+	shards = max(1, min(shards, rows))
+	bw := (rows + shards - 1) / shards
+	B := bw * shards
+	s = &stepper{t: t, bw: bw, bpr: t.o.Loss == "bpr", workers: max(1, min(workers, shards)),
 		rowU: make([]int32, B), rowI: make([]int32, B), rowN: make([]int32, B), rowY: make([]float32, B), wRaw: make([]float32, B),
 		sgU: newSparseGrad(t.m.NUsers, t.m.Dim), sgI: newSparseGrad(t.m.NItems, t.m.Dim), sgB: newSparseGrad(t.m.NItems, 1),
-		denseSum: newDenseGrads(t.m.Layers), errs: make([]error, workers)}
+		denseSum: newDenseGrads(t.m.Layers), errs: make([]error, shards)}
 	for _, f := range t.d.Side {
 		s.sgSide = append(s.sgSide, newSparseGrad(f.Values, t.m.Dim))
 	}
-	for range workers {
+	for range shards {
 		rg, err := newRankGraph(t.m, bw, s.bpr, t.o.Dropout > 0)
 		if err != nil {
 			s.Close()
@@ -590,7 +608,7 @@ func (s *stepper) step(idx []int32, rng *rand.Rand) error {
 	t.samples += rows
 
 	dense := s.graphs[0].gDense
-	if len(s.graphs) > 1 { // sum in worker order: deterministic for a given Workers
+	if len(s.graphs) > 1 { // sum in shard order: deterministic for a given Shards
 		for k, sum := range s.denseSum {
 			copy(sum, s.graphs[0].gDense[k])
 			for _, rg := range s.graphs[1:] {
@@ -652,30 +670,30 @@ func (s *stepper) addSide(item int32, g []float32) {
 	}
 }
 
-// runGraphs has every worker gather its rows, run its graph and weigh its
-// rows' losses, concurrently when there are several (worker 0 on this
-// goroutine: one wake-up fewer per step).
+// runGraphs has every shard gather its rows, run its graph and weigh its
+// rows' losses; worker w runs shards w, w+workers, … (worker 0 on this
+// goroutine: one wake-up fewer per step). Each shard's result lands in its
+// own graph, so the schedule does not change any bit.
 func (s *stepper) runGraphs(rows int, wsum float64) error {
-	work := func(k int) error {
-		s.gather(k, rows, wsum)
-		rg := s.graphs[k]
-		if err := rg.run(); err != nil {
-			return err
+	work := func(w int) {
+		for k := w; k < len(s.graphs); k += s.workers {
+			s.gather(k, rows, wsum)
+			s.errs[k] = s.graphs[k].run()
 		}
-		return nil
 	}
-	if len(s.graphs) == 1 {
-		return work(0)
+	if s.workers == 1 {
+		work(0)
+		return errors.Join(s.errs...)
 	}
 	var wg sync.WaitGroup
-	for k := 1; k < len(s.graphs); k++ {
+	for w := 1; w < s.workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.errs[k] = work(k)
+			work(w)
 		}()
 	}
-	s.errs[0] = work(0)
+	work(0)
 	wg.Wait()
 	return errors.Join(s.errs...)
 }
@@ -758,7 +776,7 @@ func fingerprint(d RankingData, o RankingOptions) uint64 {
 	}
 	put(uint64(d.NUsers), uint64(d.NItems), uint64(len(d.Positives)), uint64(o.Dim), uint64(o.BatchSize),
 		uint64(o.Negatives), math.Float64bits(o.LearningRate), math.Float64bits(o.L2), math.Float64bits(o.NegAlpha), uint64(o.Seed),
-		math.Float64bits(o.Dropout), uint64(o.EpochPositives))
+		math.Float64bits(o.Dropout), uint64(o.EpochPositives), uint64(o.shards()))
 	for _, x := range o.Hidden {
 		put(uint64(x))
 	}

@@ -132,6 +132,41 @@ func TestTrainRankingDeterministic(t *testing.T) {
 	}
 }
 
+// TestTrainRankingWorkersDoNotChangeBits: the workers only schedule the
+// shards' graphs, so any worker count gives the bits of one worker, while
+// another shard count is another (equally valid) result.
+func TestTrainRankingWorkersDoNotChangeBits(t *testing.T) {
+	d, _ := plantedData()
+	for _, loss := range []string{"bce", "bpr"} {
+		t.Run(loss, func(t *testing.T) {
+			o := baseOptions(loss, "popularity")
+			o.Epochs, o.Shards, o.Dropout = 2, 3, 0.2
+			var ref []byte
+			for _, w := range []int{1, 2, 3, 8} {
+				o.Workers = w
+				m, _, err := TrainRanking(context.Background(), d, o, nil, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := weightsBytes(t, m.ToWeights())
+				if ref == nil {
+					ref = got
+				} else if !bytes.Equal(ref, got) {
+					t.Errorf("workers=%d: weights differ from workers=1", w)
+				}
+			}
+			o.Shards, o.Workers = 1, 1
+			m, _, err := TrainRanking(context.Background(), d, o, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Equal(ref, weightsBytes(t, m.ToWeights())) {
+				t.Error("shards=1 gives the bits of shards=3: the shard split is not in effect")
+			}
+		})
+	}
+}
+
 // stopAfter is a context whose Err turns to Canceled after n calls (the
 // trainer checks once per batch), to interrupt a run at an exact batch.
 type stopAfter struct {
