@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/shelfml/shelf/io/tables"
@@ -36,18 +37,74 @@ func TestRetryFinishesInterruptedCommit(t *testing.T) {
 	}
 }
 
-func TestMovesLatestOnRetry(t *testing.T) {
-	for _, tc := range []struct {
-		latestDate, date string
-		want             bool
-	}{
-		{"", "2011-03-31", true},            // no LATEST yet
-		{"2011-03-30", "2011-03-31", true},  // the day before's
-		{"2011-03-31", "2011-03-31", true},  // this date's, another config's
-		{"2011-04-07", "2011-03-31", false}, // a later date's: a backfill leaves it
-	} {
-		if got := movesLatestOnRetry(tc.latestDate, tc.date); got != tc.want {
-			t.Errorf("movesLatestOnRetry(%q, %q) = %v, want %v", tc.latestDate, tc.date, got, tc.want)
+// TestLatestOnlyMovesForward runs the sequences a scheduler produces on one
+// bucket: the newest date, a backfill of an older one, a same-date rerun
+// with a broken config and one with another config. LATEST moves forward in
+// as-of date only, and on its own date only to a version that matched it on
+// the same window.
+func TestLatestOnlyMovesForward(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains several models")
+	}
+	ctx := context.Background()
+	b := memBuckets(t)
+	newer := testConfig(t)
+	res, err := newRunner(newer, b, false).Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest := func() string {
+		t.Helper()
+		id, err := tables.Latest(ctx, b.out, newer.Name)
+		if err != nil {
+			t.Fatal(err)
 		}
+		return id
+	}
+	if latest() != res.Version || !res.LatestMoved {
+		t.Fatalf("first run: LATEST %s, result %+v", latest(), res)
+	}
+
+	// A backfill of an older date commits its own table, LATEST stays.
+	older := newer
+	older.Date = "2011-03-17"
+	old, err := newRunner(older, b, false).Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := tables.ReadSuccess(ctx, b.out, tables.Recommendations, older.Date); err != nil || s.ModelVersion != old.Version {
+		t.Fatalf("backfill's table: %+v %v", s, err)
+	}
+	if latest() != res.Version || old.LatestMoved || !strings.Contains(old.Latest, "only moves forward") {
+		t.Fatalf("backfill moved LATEST to %s (%+v)", latest(), old)
+	}
+
+	// A same-date rerun with a broken model is refused against LATEST.
+	broken := newer
+	broken.Train.LearningRate, broken.Train.Epochs = 1e-9, 1
+	broken.Train.BlendKNN, broken.Train.BlendPopularity = []float64{0}, []float64{0}
+	bad, err := newRunner(broken, b, false).Run(ctx)
+	if ExitCode(err) != ExitPermanent || bad == nil || bad.Gate.LatestID != res.Version {
+		t.Fatalf("broken rerun: %v (%+v)", err, bad)
+	}
+	if latest() != res.Version {
+		t.Fatalf("a broken same-date rerun moved LATEST to %s", latest())
+	}
+
+	// Another config that matches LATEST within the tolerance replaces it.
+	other := newer
+	other.Seed, other.Gate.Tolerance = 7, 0.5
+	alt, err := newRunner(other, b, false).Run(ctx)
+	if err != nil || alt.Gate.LatestID != res.Version {
+		t.Fatalf("same-date rerun: %v (%+v)", err, alt)
+	}
+	if latest() != alt.Version || !alt.LatestMoved {
+		t.Fatalf("a same-date version that matched LATEST did not replace it: LATEST %s, result %+v", latest(), alt)
+	}
+	if err := tables.Verify(ctx, b.out, newer.Name, newer.Date); err != nil {
+		t.Fatal(err)
+	}
+	if err := tables.Verify(ctx, b.out, newer.Name, older.Date); err != nil {
+		t.Fatal(err)
 	}
 }

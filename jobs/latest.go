@@ -2,7 +2,9 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/shelfml/shelf/configs"
@@ -18,39 +20,56 @@ type latestEval struct {
 
 // evaluateLatest measures the version LATEST points to on this run's test
 // window. It uses that version's evaluation model (fit before its own test
-// window, so before ours when its date is not after ours) mapped into this
-// run's ids: users it does not know get a zero embedding, items it does not
-// know get a zero embedding and its lowest item bias. Baselines in its blend are this run's, fit on
-// the same data. Nil when there is no LATEST, it is this version, it is
-// dated after this run (a backfill), or it predates `shelf eval` files.
-func (e *env) evaluateLatest(ctx context.Context, in *model.Interactions, s *slice, testStart int64, h holdout) (*latestEval, error) {
+// window) mapped into this run's ids: users it does not know get a zero
+// embedding, items it does not know get a zero embedding and its lowest
+// item bias. Baselines in its blend are this run's, fit on the same data.
+// LATEST is compared whatever its date — a same-date rerun must beat it —
+// unless its evaluation model was fit on part of this test window (its own
+// test window starts later: a backfill below a newer LATEST, which LATEST
+// then keeps anyway). Nil without a LATEST, when LATEST is this version,
+// and when it is not comparable. An unreadable LATEST is an error
+// (retryable): the gate never passes by skipping the comparison.
+func (e *env) evaluateLatest(ctx context.Context, in *model.Interactions, s *slice, testStart int64, h holdout, self string) (*latestEval, error) {
 	id, err := tables.Latest(ctx, e.out, e.cfg.Name)
-	if err != nil || id == "" {
-		return nil, err
-	}
-	m, err := tables.OpenVersion(ctx, e.out, e.cfg.Name, id)
 	if err != nil {
-		e.log.Warn("LATEST unreadable: gate compares with baselines only", "latest", id, "err", err)
+		return nil, fmt.Errorf("gate: read LATEST: %w", err)
+	}
+	if id == "" || id == self {
 		return nil, nil
 	}
+	m, err := tables.OpenVersion(ctx, e.out, e.cfg.Name, id)
+	if errors.Is(err, tables.ErrNoVersion) {
+		// Nothing a reader trusts is there: commit repoints LATEST.
+		e.log.Warn("LATEST names a version without a manifest: the gate compares with baselines only", "latest", id)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gate: LATEST %s: %w", id, err)
+	}
 	ts, err := time.Parse(time.RFC3339, m.Window.TestStart)
-	if err != nil || ts.Unix() > testStart || m.Date >= e.cfg.Date {
-		e.log.Info("LATEST not comparable on this window", "latest", id, "latest_date", m.Date)
+	if err != nil {
+		return nil, fmt.Errorf("gate: LATEST %s: manifest window: %w", id, err)
+	}
+	if ts.Unix() > testStart {
+		e.log.Info("LATEST not comparable on this window: its evaluation model saw part of it", "latest", id, "latest_date", m.Date)
+		return nil, nil
+	}
+	if !slices.ContainsFunc(m.Files, func(f tables.FileEntry) bool { return f.Path == "evaluate/weights.shlfw" }) {
+		e.log.Warn("LATEST predates evaluation models: the gate compares with baselines only", "latest", id)
 		return nil, nil
 	}
 	old, err := e.loadRanking(ctx, m, "evaluate/weights.shlfw")
 	if err != nil {
-		e.log.Warn("LATEST has no readable evaluation model: gate compares with baselines only", "latest", id, "err", err)
-		return nil, nil
+		return nil, fmt.Errorf("gate: LATEST %s: %w", id, err)
 	}
 	var vocabs [2]*model.Vocab
 	for k, rel := range []string{"evaluate/users.parquet", "evaluate/items.parquet"} {
 		data, err := tables.ReadVersionFile(ctx, e.out, m, rel)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("gate: LATEST %s: %w", id, err)
 		}
 		if vocabs[k], err = tables.DecodeVocab(data); err != nil {
-			return nil, fmt.Errorf("LATEST %s %s: %w", id, rel, err)
+			return nil, fmt.Errorf("gate: LATEST %s %s: %w", id, rel, err)
 		}
 	}
 	mapped := remap(old, vocabs[0], vocabs[1], in, s)

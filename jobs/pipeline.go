@@ -50,6 +50,11 @@ type Result struct {
 	// PurchasePublished: the purchase_predictions partition is committed
 	// with Version (also when the ranking gate refused and LATEST stayed).
 	PurchasePublished bool `json:"purchase_published"`
+	// LatestMoved: this run moved LATEST to Version; Latest says why or why
+	// not (LATEST only moves forward in as-of date, and on the same date only
+	// to a version that beat it).
+	LatestMoved bool   `json:"latest_moved"`
+	Latest      string `json:"latest,omitempty"`
 }
 
 // env is the opened state shared by the stages of one invocation.
@@ -69,6 +74,7 @@ type env struct {
 	owned   bool // buckets opened here, closed by close()
 	pseudo  pseudonym
 	catalog *events.Catalog // item attributes when catalog.path is set (read by ingest)
+	lock    *blobs.Lock     // the date's lock, when this command holds it
 }
 
 func (r *Runner) open(ctx context.Context) (*env, error) {

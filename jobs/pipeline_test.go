@@ -123,14 +123,31 @@ func readParts(t *testing.T, b *blob.Bucket, date string, n int) [][]byte {
 func readTableParts(t *testing.T, b *blob.Bucket, table, date string, n int) [][]byte {
 	t.Helper()
 	var parts [][]byte
-	for i := 0; i < n; i++ {
-		data, err := b.ReadAll(context.Background(), tables.PartKey(table, date, i, n))
+	for _, key := range committedParts(t, b, table, date, n) {
+		data, err := b.ReadAll(context.Background(), key)
 		if err != nil {
 			t.Fatal(err)
 		}
 		parts = append(parts, data)
 	}
 	return parts
+}
+
+// committedParts are the keys of the n parts the partition's _SUCCESS lists.
+func committedParts(t *testing.T, b *blob.Bucket, table, date string, n int) []string {
+	t.Helper()
+	s, err := tables.ReadSuccess(context.Background(), b, table, date)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Parts) != n {
+		t.Fatalf("%s: _SUCCESS lists %d parts, want %d", table, len(s.Parts), n)
+	}
+	var keys []string
+	for _, p := range s.Parts {
+		keys = append(keys, tables.PartitionPrefix(table, date)+p.Path)
+	}
+	return keys
 }
 
 func TestRunEndToEnd(t *testing.T) {
@@ -208,8 +225,8 @@ func checkRecommendations(t *testing.T, b *blob.Bucket, cfg configs.Config, vers
 	t.Helper()
 	ctx := context.Background()
 	users := map[string]int{}
-	for i := 0; i < cfg.Score.Shards; i++ {
-		rows, err := tables.ReadAll[tables.RecommendationRow](ctx, b, tables.PartKey(tables.Recommendations, cfg.Date, i, cfg.Score.Shards))
+	for _, key := range committedParts(t, b, tables.Recommendations, cfg.Date, cfg.Score.Shards) {
+		rows, err := tables.ReadAll[tables.RecommendationRow](ctx, b, key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -308,7 +325,7 @@ func TestLockRefusesSecondWriter(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t)
 	b := memBuckets(t)
-	l, err := blobs.AcquireLock(ctx, b.out, "runs/"+cfg.Date+"/lock", "someone-else", time.Hour, false, time.Now)
+	l, err := blobs.AcquireLock(ctx, b.out, "runs/"+cfg.Date+"/lock", "someone-else", blobs.LockOptions{Lease: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,8 +381,8 @@ func checkPurchases(t *testing.T, b *blob.Bucket, cfg configs.Config, m *tables.
 		t.Errorf("purchase AUC %v", m.Purchase.AUC)
 	}
 	n, withItems := 0, 0
-	for i := 0; i < cfg.Score.Shards; i++ {
-		rows, err := tables.ReadAll[tables.PurchasePredictionRow](ctx, b, tables.PartKey(tables.PurchasePredictions, cfg.Date, i, cfg.Score.Shards))
+	for _, key := range committedParts(t, b, tables.PurchasePredictions, cfg.Date, cfg.Score.Shards) {
+		rows, err := tables.ReadAll[tables.PurchasePredictionRow](ctx, b, key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -437,13 +454,13 @@ func TestPseudonymisedOutputs(t *testing.T) {
 		t.Fatal("pseudonymised and plain runs share a version id")
 	}
 	p := pseudonym{key: []byte("test-key")}
-	for i := 0; i < cfg.Score.Shards; i++ {
-		key := tables.PartKey(tables.Recommendations, cfg.Date, i, cfg.Score.Shards)
+	pkeys := committedParts(t, plain.out, tables.Recommendations, cfg.Date, cfg.Score.Shards)
+	for i, key := range committedParts(t, b.out, tables.Recommendations, cfg.Date, cfg.Score.Shards) {
 		rows, err := tables.ReadAll[tables.RecommendationRow](ctx, b.out, key)
 		if err != nil {
 			t.Fatal(err)
 		}
-		prows, err := tables.ReadAll[tables.RecommendationRow](ctx, plain.out, key)
+		prows, err := tables.ReadAll[tables.RecommendationRow](ctx, plain.out, pkeys[i])
 		if err != nil || len(prows) != len(rows) {
 			t.Fatalf("plain table: %d rows vs %d, %v", len(prows), len(rows), err)
 		}

@@ -521,7 +521,8 @@ func (e *env) scorePurchaseShard(ctx context.Context, o *trainOutcome, shard, sh
 	case o.rec != nil:
 		rank = rankLists(o.rec, o.final, mine, p.spec.depth(), e.scoreWorkers())
 	}
-	w, err := tables.NewWriter[tables.PurchasePredictionRow](ctx, e.out, tables.PartKey(tables.PurchasePredictions, e.cfg.Date, shard, shards))
+	w, err := tables.NewWriter[tables.PurchasePredictionRow](ctx, e.out, tables.StagedPartKey(tables.PurchasePredictions, e.cfg.Date, o.version, shard, shards),
+		partMeta(o.version, shard, shards, len(mine))...)
 	if err != nil {
 		return err
 	}

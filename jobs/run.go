@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,28 +21,35 @@ var ErrGateRefused = errors.New("quality gate refused the model")
 // Run executes the whole pipeline for the as-of date: ingest → split →
 // train → evaluate → gate → publish version → score every shard → commit.
 func (r *Runner) Run(ctx context.Context) (*Result, error) {
-	return r.locked(ctx, func(e *env) (*Result, error) { return e.runAll(ctx) })
+	return r.locked(ctx, func(ctx context.Context, e *env) (*Result, error) { return e.runAll(ctx) })
 }
 
-// locked opens the run's buckets, holds the date's lock around fn, and
-// releases both afterwards.
-func (r *Runner) locked(ctx context.Context, fn func(e *env) (*Result, error)) (*Result, error) {
+// locked opens the run's buckets, holds the date's lock around fn — renewed
+// by a heartbeat; when it is lost, fn's context is cancelled and every
+// trusted write is refused (the fence) — and releases both afterwards.
+func (r *Runner) locked(ctx context.Context, fn func(ctx context.Context, e *env) (*Result, error)) (*Result, error) {
 	e, err := r.open(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer e.close()
-	unlock, err := e.lock(ctx)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	unlock, err := e.acquire(ctx, cancel)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	return fn(e)
+	res, err := fn(ctx, e)
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, blobs.ErrLockLost) && !errors.Is(err, blobs.ErrLockLost) {
+		err = fmt.Errorf("%w (stopped: %w)", err, cause)
+	}
+	return res, err
 }
 
 func (e *env) runAll(ctx context.Context) (*Result, error) {
 	if res, ok := e.alreadyCommitted(ctx); ok {
-		return res, e.finishCommit(ctx, res.Version)
+		return res, e.finishCommit(ctx, res)
 	}
 	o, err := e.train(ctx)
 	if err != nil {
@@ -51,16 +59,13 @@ func (e *env) runAll(ctx context.Context) (*Result, error) {
 	if !o.manifest.Gate.Passed {
 		return e.refused(ctx, o, res)
 	}
-	if err := e.invalidate(ctx); err != nil {
-		return nil, err
-	}
 	n := e.cfg.Score.Shards
 	for i := 0; i < n; i++ {
 		if _, err := e.scoreShard(ctx, o, i, n); err != nil {
 			return nil, err
 		}
 	}
-	if res.PurchasePublished, err = e.commit(ctx, &o.manifest, o.version, n); err != nil {
+	if err := e.commit(ctx, &o.manifest, n, res); err != nil {
 		return nil, err
 	}
 	res.Published = true
@@ -71,15 +76,12 @@ func (e *env) runAll(ctx context.Context) (*Result, error) {
 
 // refused ends a run whose ranking model the gate refused: LATEST and the
 // recommendations partition stay as they were, but a purchase model that
-// passed its own gate still gets its table published (invalidated, scored,
-// committed), since the two models are judged separately. The error is
-// permanent (exit 2) either way.
+// passed its own gate still gets its table published (scored, committed),
+// since the two models are judged separately. The error is permanent (exit
+// 2) either way.
 func (e *env) refused(ctx context.Context, o *trainOutcome, res *Result) (*Result, error) {
 	pub := o.purchase != nil && o.purchase.report.GatePassed
 	if pub {
-		if err := tables.InvalidatePartition(ctx, e.out, tables.PurchasePredictions, e.cfg.Date); err != nil {
-			return nil, err
-		}
 		n := e.cfg.Score.Shards
 		done := e.stages.begin("score")
 		for i := 0; i < n; i++ {
@@ -89,7 +91,7 @@ func (e *env) refused(ctx context.Context, o *trainOutcome, res *Result) (*Resul
 		}
 		done(slog.Int("shards", n), slog.String("table", tables.PurchasePredictions))
 		done = e.stages.begin("commit")
-		if _, err := e.commitPurchase(ctx, &o.manifest, o.version, n); err != nil {
+		if _, err := e.commitPurchase(ctx, &o.manifest, n); err != nil {
 			return nil, err
 		}
 		done(slog.String("version", o.version), slog.String("table", tables.PurchasePredictions))
@@ -116,7 +118,7 @@ func purchaseOutcome(p *tables.PurchaseSummary, published bool) string {
 // Train runs ingest → … → gate and publishes the model version, without
 // scoring; a gate refusal is a permanent error.
 func (r *Runner) Train(ctx context.Context) (*Result, error) {
-	return r.locked(ctx, func(e *env) (*Result, error) { return e.trainOnly(ctx) })
+	return r.locked(ctx, func(ctx context.Context, e *env) (*Result, error) { return e.trainOnly(ctx) })
 }
 
 func (e *env) trainOnly(ctx context.Context) (*Result, error) {
@@ -134,8 +136,11 @@ func (e *env) trainOnly(ctx context.Context) (*Result, error) {
 	return res, nil
 }
 
-// Score writes one shard of the recommendations table from the version that
-// Train published for this date (Kubernetes Indexed Job: one pod per shard).
+// Score writes one shard of the tables from the version that Train
+// published for this date (Kubernetes Indexed Job: one pod per shard). The
+// shard is staged under runs/<D>/staged/<version>/, outside tables/: only
+// commit moves it where readers look. Shards run concurrently, without the
+// date's lock.
 func (r *Runner) Score(ctx context.Context, shard, shards int) (*Result, error) {
 	if shards <= 0 || shard < 0 || shard >= shards {
 		return nil, Permanent(fmt.Errorf("score: shard %d of %d is out of range", shard, shards))
@@ -149,9 +154,6 @@ func (r *Runner) Score(ctx context.Context, shard, shards int) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	if err := e.invalidate(ctx); err != nil {
-		return nil, err
-	}
 	if _, err := e.scoreShard(ctx, o, shard, shards); err != nil {
 		return nil, err
 	}
@@ -160,71 +162,68 @@ func (r *Runner) Score(ctx context.Context, shard, shards int) (*Result, error) 
 	return res, nil
 }
 
-// Commit checks that every shard is present, writes _SUCCESS and moves LATEST.
+// Commit checks that every shard of the version trained for this date is
+// staged and was written by it, commits the tables and moves LATEST (under
+// the date's lock).
 func (r *Runner) Commit(ctx context.Context, shards int) (*Result, error) {
-	e, err := r.open(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer e.close()
-	data, err := e.out.ReadAll(ctx, e.runPrefix()+"version")
-	if err != nil {
-		return nil, fmt.Errorf("commit: no version trained by run %s for %s (run `shelf train` first): %w", e.run, e.cfg.Date, err)
-	}
-	id := strings.TrimSpace(string(data))
-	m, err := tables.OpenVersion(ctx, e.out, e.cfg.Name, id)
-	if err != nil {
-		return nil, err
-	}
-	res := &Result{Date: e.cfg.Date, RunID: e.run, Version: id, VersionURI: e.versionURI(id), Gate: m.Gate, Metrics: m.Metrics,
-		TablesURI: e.tablesURI()}
-	if !m.Gate.Passed {
-		res.PurchasePublished = e.purchaseCommitted(ctx, id)
-		what := purchaseOutcome(m.Purchase, res.PurchasePublished)
-		if res.PurchasePublished {
-			what = "its purchase predictions are committed already (their model passed its own gate)"
+	return r.locked(ctx, func(ctx context.Context, e *env) (*Result, error) {
+		data, err := blobs.ReadFile(ctx, e.out, e.runPrefix()+"version", blobs.DefaultPolicy())
+		if blobs.IsNotFound(err) {
+			return nil, Permanent(fmt.Errorf("commit: no version trained by run %s for %s: run `shelf train --date %s` with the same config first",
+				e.run, e.cfg.Date, e.cfg.Date))
 		}
-		return res, Permanent(fmt.Errorf("commit: version %s did not pass the gate: %s; LATEST unchanged; %s", id, m.Gate.Reason, what))
-	}
-	if res.PurchasePublished, err = e.commit(ctx, m, id, shards); err != nil {
-		return nil, err
-	}
-	res.Published = true
-	return res, nil
+		if err != nil {
+			return nil, fmt.Errorf("commit: read the run's version pointer: %w", err)
+		}
+		id := strings.TrimSpace(string(data))
+		m, err := tables.OpenVersion(ctx, e.out, e.cfg.Name, id)
+		if err != nil {
+			return nil, err
+		}
+		res := &Result{Date: e.cfg.Date, RunID: e.run, Version: id, VersionURI: e.versionURI(id), Gate: m.Gate, Metrics: m.Metrics,
+			TablesURI: e.tablesURI()}
+		if !m.Gate.Passed {
+			res.PurchasePublished = e.purchaseCommitted(ctx, id)
+			what := purchaseOutcome(m.Purchase, res.PurchasePublished)
+			if res.PurchasePublished {
+				what = "its purchase predictions are committed already (their model passed its own gate)"
+			}
+			return res, Permanent(fmt.Errorf("commit: version %s did not pass the gate: %s; LATEST unchanged; %s", id, m.Gate.Reason, what))
+		}
+		if err := e.commit(ctx, m, shards, res); err != nil {
+			return nil, err
+		}
+		res.Published = true
+		return res, nil
+	})
 }
 
-// invalidate removes the date's _SUCCESS markers before parts are rewritten.
-func (e *env) invalidate(ctx context.Context) error {
-	for _, t := range []string{tables.Recommendations, tables.PurchasePredictions} {
-		if err := tables.InvalidatePartition(ctx, e.out, t, e.cfg.Date); err != nil {
-			return err
-		}
+// commit publishes the version's staged table parts (each partition's
+// _SUCCESS replaced in one write), then moves LATEST when it may move.
+func (e *env) commit(ctx context.Context, m *tables.Manifest, shards int, res *Result) error {
+	done := e.stages.begin("commit")
+	purchase, err := e.commitPurchase(ctx, m, shards)
+	if err != nil {
+		return err
 	}
+	s, err := tables.CommitPartition(ctx, e.out, tables.Recommendations, e.cfg.Date,
+		tables.CommitOptions{Version: m.Version, Shards: shards, Users: m.Users, Source: "model", Fence: e.fence})
+	if err != nil {
+		return err
+	}
+	moved, why, err := e.advanceLatest(ctx, m)
+	if err != nil {
+		return err
+	}
+	res.PurchasePublished, res.LatestMoved, res.Latest = purchase, moved, why
+	done(slog.String("version", m.Version), slog.Int("parts", len(s.Parts)), slog.Int64("rows", s.Rows),
+		slog.Bool("latest_moved", moved), slog.String("latest", why))
 	return nil
 }
 
-// commit writes the tables' _SUCCESS markers, then moves LATEST; it
-// reports whether the purchase table was committed.
-func (e *env) commit(ctx context.Context, m *tables.Manifest, version string, shards int) (bool, error) {
-	done := e.stages.begin("commit")
-	purchase, err := e.commitPurchase(ctx, m, version, shards)
-	if err != nil {
-		return false, err
-	}
-	s, err := tables.CommitPartition(ctx, e.out, tables.Recommendations, e.cfg.Date, shards, version)
-	if err != nil {
-		return false, err
-	}
-	if err := tables.SetLatest(ctx, e.out, e.cfg.Name, version); err != nil {
-		return false, err
-	}
-	done(slog.String("version", version), slog.Int("parts", len(s.Parts)))
-	return purchase, nil
-}
-
-// commitPurchase writes the purchase table's _SUCCESS when its model
-// passed its own gate, and reports whether it did.
-func (e *env) commitPurchase(ctx context.Context, m *tables.Manifest, version string, shards int) (bool, error) {
+// commitPurchase commits the purchase table when its model passed its own
+// gate, and reports whether it did.
+func (e *env) commitPurchase(ctx context.Context, m *tables.Manifest, shards int) (bool, error) {
 	if m.Purchase == nil {
 		return false, nil
 	}
@@ -232,8 +231,43 @@ func (e *env) commitPurchase(ctx context.Context, m *tables.Manifest, version st
 		e.log.Warn("purchase predictions not published: the purchase model lost to a baseline", "reason", m.Purchase.GateReason)
 		return false, nil
 	}
-	_, err := tables.CommitPartition(ctx, e.out, tables.PurchasePredictions, e.cfg.Date, shards, version)
+	_, err := tables.CommitPartition(ctx, e.out, tables.PurchasePredictions, e.cfg.Date,
+		tables.CommitOptions{Version: m.Version, Shards: shards, Source: "model", Fence: e.fence})
 	return err == nil, err
+}
+
+// advanceLatest moves LATEST to m's version unless LATEST names a later
+// date's version (a backfill never rolls it back) or a version of the same
+// date that m's gate did not beat on the same window. It says why.
+func (e *env) advanceLatest(ctx context.Context, m *tables.Manifest) (bool, string, error) {
+	cur, err := tables.Latest(ctx, e.out, e.cfg.Name)
+	if err != nil {
+		return false, "", fmt.Errorf("read LATEST: %w", err)
+	}
+	if cur == m.Version {
+		return false, "LATEST is this version already", nil
+	}
+	if cur != "" {
+		lm, err := tables.OpenVersion(ctx, e.out, e.cfg.Name, cur)
+		switch {
+		case errors.Is(err, tables.ErrNoVersion):
+			e.log.Warn("LATEST names a version without a manifest: repointing it", "latest", cur)
+		case err != nil:
+			return false, "", fmt.Errorf("read LATEST's manifest (%s): %w", cur, err)
+		case lm.Date > m.Date:
+			why := fmt.Sprintf("LATEST stays at %s: its as-of date %s is after %s (LATEST only moves forward)", cur, lm.Date, m.Date)
+			e.log.Info("LATEST not moved", "reason", why)
+			return false, why, nil
+		case lm.Date == m.Date && m.Gate.LatestID != cur:
+			why := fmt.Sprintf("LATEST stays at %s, of the same date: this version's gate did not compare with it", cur)
+			e.log.Info("LATEST not moved", "reason", why)
+			return false, why, nil
+		}
+	}
+	if err := tables.SetLatest(ctx, e.out, e.cfg.Name, m.Version, e.fence); err != nil {
+		return false, "", err
+	}
+	return true, "moved from " + cmp.Or(cur, "nothing"), nil
 }
 
 // purchaseCommitted reports whether the date's purchase table is committed with version.
@@ -262,67 +296,60 @@ func (e *env) alreadyCommitted(ctx context.Context) (*Result, bool) {
 		TablesURI: e.tablesURI()}, true
 }
 
-// finishCommit moves LATEST to version when a run committed this date's
-// tables but died before moving it (commit writes _SUCCESS, then LATEST).
-func (e *env) finishCommit(ctx context.Context, version string) error {
-	latest, err := tables.Latest(ctx, e.out, e.cfg.Name)
-	if err != nil || latest == version {
+// finishCommit moves LATEST when a run committed this date's tables but
+// died before moving it (commit writes _SUCCESS, then LATEST), by the same
+// rule as a commit.
+func (e *env) finishCommit(ctx context.Context, res *Result) error {
+	m, err := tables.OpenVersion(ctx, e.out, e.cfg.Name, res.Version)
+	if err != nil {
 		return err
 	}
-	var latestDate string
-	if latest != "" {
-		m, err := tables.OpenVersion(ctx, e.out, e.cfg.Name, latest)
-		if err != nil {
-			return fmt.Errorf("finish commit: LATEST: %w", err)
-		}
-		latestDate = m.Date
+	moved, why, err := e.advanceLatest(ctx, m)
+	if moved {
+		e.log.Info("finished an interrupted commit: moved LATEST", "version", res.Version, "latest", why)
 	}
-	if !movesLatestOnRetry(latestDate, e.cfg.Date) {
-		return nil
-	}
-	e.log.Info("finishing an interrupted commit: moving LATEST", "version", version, "from", latest)
-	return tables.SetLatest(ctx, e.out, e.cfg.Name, version)
+	res.LatestMoved, res.Latest = moved, why
+	return err
 }
 
-// movesLatestOnRetry decides for finishCommit: LATEST moves unless it names
-// a later date's version, which a retried backfill of an older date leaves.
-func movesLatestOnRetry(latestDate, date string) bool { return latestDate <= date }
-
-// lock takes the run lock for this date; the returned func releases it.
-func (e *env) lock(ctx context.Context) (func(), error) {
+// acquire takes the run lock for this date, waiting up to a lease and a
+// third for a holder that stopped renewing (a killed run's lock expires in
+// at most one lease), and keeps it renewed; when it is lost, lost cancels
+// the run. The returned func stops the heartbeat and releases the lock.
+func (e *env) acquire(ctx context.Context, lost context.CancelCauseFunc) (func(), error) {
 	host, _ := os.Hostname()
 	owner := fmt.Sprintf("%s/%d/%s", host, os.Getpid(), e.run)
 	key := "runs/" + e.cfg.Date + "/lock"
 	lease := time.Duration(e.cfg.LockLeaseSeconds) * time.Second
-	l, err := blobs.AcquireLock(ctx, e.out, key, owner, lease, e.r.Force, e.r.Now)
+	l, err := blobs.AcquireLock(ctx, e.out, key, owner, blobs.LockOptions{Lease: lease, Force: e.r.Force, Wait: lease + lease/3})
 	if err != nil {
 		if errors.Is(err, blobs.ErrLocked) {
-			// Retryable: a live holder finishes, a dead one's lease expires.
-			return nil, fmt.Errorf("another run holds %s: %w (retry later, or --force to override)", key, err)
+			// Retryable: a live holder finishes (and the retry finds its
+			// output), a dead one's lease runs out.
+			return nil, fmt.Errorf("another run holds %s: %w (retry later, or --force to take it over)", key, err)
 		}
 		return nil, fmt.Errorf("lock %s: %w", key, err)
 	}
-	stop := make(chan struct{})
-	go func() {
-		t := time.NewTicker(lease / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				if err := l.Refresh(ctx); err != nil {
-					e.log.Warn("lock refresh failed", "key", key, "err", err)
-				}
-			}
-		}
-	}()
+	e.lock = l
+	stop := l.Heartbeat(ctx, func(err error) {
+		e.log.Error("run lock lost: stopping before the next write", "key", key, "err", err)
+		lost(err)
+	}, func(err error) { e.log.Warn("lock refresh failed; retrying", "key", key, "err", err) })
 	return func() {
-		close(stop)
-		if err := l.Release(context.WithoutCancel(ctx)); err != nil {
+		stop()
+		if err := l.Release(context.WithoutCancel(ctx)); err != nil && !errors.Is(err, blobs.ErrLockLost) {
 			e.log.Warn("lock release failed", "key", key, "err", err)
 		}
 	}, nil
+}
+
+// fence refuses a trusted write when this run no longer holds its date's
+// lock (runs without the lock — score shards — write only staged objects).
+func (e *env) fence(ctx context.Context) error {
+	if e.lock == nil {
+		return nil
+	}
+	return e.lock.Fence(ctx)
 }
 
 func (e *env) versionURI(id string) string {

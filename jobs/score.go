@@ -33,16 +33,16 @@ func (e *env) scoreShard(ctx context.Context, o *trainOutcome, shard, shards int
 	} else {
 		exclude = func(int32) []int32 { return nil }
 	}
-	key := tables.PartKey(tables.Recommendations, e.cfg.Date, shard, shards)
-	w, err := tables.NewWriter[tables.RecommendationRow](ctx, e.out, key)
-	if err != nil {
-		return 0, err
-	}
-	defer w.Abort()
 	var users []int32
 	for u := shard; u < len(s.users); u += shards {
 		users = append(users, int32(u))
 	}
+	w, err := tables.NewWriter[tables.RecommendationRow](ctx, e.out, tables.StagedPartKey(tables.Recommendations, e.cfg.Date, o.version, shard, shards),
+		partMeta(o.version, shard, shards, len(users))...)
+	if err != nil {
+		return 0, err
+	}
+	defer w.Abort()
 	// The purchase table's predicted items need the ranker's top `depth`
 	// (history included) of the same users: taken from this pass — as the
 	// head of the same lists when nothing is excluded (the top K of a
@@ -127,6 +127,13 @@ func (e *env) scoreShard(ctx context.Context, o *trainOutcome, shard, shards int
 	done(slog.Int("shard", shard), slog.Int("shards", shards), slog.Int("users", len(users)),
 		slog.Int64("rows", w.Rows()), slog.Float64("users_per_second", round3(float64(len(users))/max(secs, 1e-9))))
 	return w.Rows(), nil
+}
+
+// partMeta is the footer metadata of shard i of n of a version's table,
+// which commit checks.
+func partMeta(version string, i, n, users int) []tables.Meta {
+	return []tables.Meta{{Key: tables.MetaModelVersion, Value: version}, {Key: tables.MetaPart, Value: fmt.Sprintf("%d/%d", i, n)},
+		{Key: tables.MetaUsers, Value: fmt.Sprint(users)}}
 }
 
 // writeRecRows turns one block's recommendations into table rows.

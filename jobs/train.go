@@ -13,6 +13,7 @@ import (
 
 	"github.com/shelfml/shelf/configs"
 	"github.com/shelfml/shelf/internal/sysres"
+	"github.com/shelfml/shelf/io/blobs"
 	"github.com/shelfml/shelf/io/events"
 	"github.com/shelfml/shelf/io/tables"
 	"github.com/shelfml/shelf/model"
@@ -72,8 +73,13 @@ func (e *env) fit(ctx context.Context, phase string, s *slice, epochs int, valid
 		if err := model.WriteWeights(&buf, w); err != nil {
 			return err
 		}
-		// Written even when ctx was cancelled (SIGTERM): that is when it matters most.
-		return e.out.WriteAll(context.WithoutCancel(ctx), ckptKey, buf.Bytes(), nil)
+		// Written even when ctx was cancelled (SIGTERM): that is when it
+		// matters most; but never by a run that lost its lock.
+		wctx := context.WithoutCancel(ctx)
+		if err := e.fence(wctx); err != nil {
+			return err
+		}
+		return e.out.WriteAll(wctx, ckptKey, buf.Bytes(), nil)
 	}
 	o.CheckpointEvery = time.Duration(e.cfg.Train.CheckpointSec) * time.Second
 	meter := e.meter("train", "epochs", int64(epochs), "phase", phase)
@@ -180,7 +186,8 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 		metrics[rec.name] = met
 	}
 	meter.Finish()
-	latest, err := e.evaluateLatest(ctx, in, sEval, testStart, hTest)
+	out.version = versionID(cfg.Date, e.run, inputs)
+	latest, err := e.evaluateLatest(ctx, in, sEval, testStart, hTest, out.version)
 	if err != nil {
 		return nil, err
 	}
@@ -220,12 +227,11 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 		}
 		out.purchase = purchase
 	}
-	out.version = versionID(cfg.Date, e.run, inputs)
 	out.manifest = tables.Manifest{
-		Date: cfg.Date, CodeVersion: e.r.CodeVersion, ConfigSHA256: e.cfgHash, Seed: cfg.Seed,
+		Name: cfg.Name, Version: out.version, Date: cfg.Date, CodeVersion: e.r.CodeVersion, ConfigSHA256: e.cfgHash, Seed: cfg.Seed,
 		Window: tables.Window{Start: e.start.UTC().Format(time.RFC3339), End: e.end.UTC().Format(time.RFC3339),
 			TestStart: time.Unix(testStart, 0).UTC().Format(time.RFC3339)},
-		Inputs: inputs, Metrics: metrics, Gate: gate, Selection: sel,
+		Inputs: inputs, Metrics: metrics, Gate: gate, Selection: sel, Users: int64(len(out.final.users)),
 	}
 	if purchase != nil {
 		out.manifest.Purchase = purchase.summary()
@@ -410,7 +416,7 @@ func decideGate(g configs.GateConfig, key string, metrics map[string]map[string]
 // publishVersion writes the version's files and then its manifest.
 func (e *env) publishVersion(ctx context.Context, o *trainOutcome) error {
 	done := e.stages.begin("publish_model")
-	v, err := tables.NewVersion(ctx, e.out, e.cfg.Name, o.version)
+	v, err := tables.NewVersion(ctx, e.out, e.cfg.Name, o.version, e.fence)
 	if err != nil {
 		return err
 	}
@@ -465,8 +471,12 @@ func (e *env) publishVersion(ctx context.Context, o *trainOutcome) error {
 	defer meter.Finish()
 	var written int64
 	for _, f := range files {
-		if err := v.Put(ctx, f.name, f.data); err != nil {
+		changed, err := v.Put(ctx, f.name, f.data)
+		if err != nil {
 			return err
+		}
+		if !changed {
+			e.log.Debug("version file unchanged by this rerun", "file", f.name)
 		}
 		written += int64(len(f.data))
 		meter.Add(1, slog.Int64("bytes", written))
@@ -476,7 +486,10 @@ func (e *env) publishVersion(ctx context.Context, o *trainOutcome) error {
 		return err
 	}
 	// The run's pointer to its version lets `shelf commit` find it without re-reading the inputs.
-	if err := e.out.WriteAll(ctx, e.runPrefix()+"version", []byte(o.version+"\n"), nil); err != nil {
+	if err := e.fence(ctx); err != nil {
+		return err
+	}
+	if err := blobs.WriteFile(ctx, e.out, e.runPrefix()+"version", []byte(o.version+"\n"), blobs.DefaultPolicy()); err != nil {
 		return fmt.Errorf("write run version pointer: %w", err)
 	}
 	done(slog.String("version", o.version), slog.Bool("gate_passed", o.manifest.Gate.Passed))

@@ -355,7 +355,7 @@ func testLock(t *testing.T, b *blob.Bucket, prefix string) {
 	clk := &clock{t: time.Date(2024, 11, 3, 1, 0, 0, 0, time.UTC)}
 	lease := 10 * time.Minute
 
-	a, err := blobs.AcquireLock(ctx, b, key, "run-a", lease, false, clk.now)
+	a, err := blobs.AcquireLock(ctx, b, key, "run-a", blobs.LockOptions{Lease: lease, Now: clk.now})
 	if err != nil {
 		t.Fatalf("acquire a: %v", err)
 	}
@@ -364,7 +364,7 @@ func testLock(t *testing.T, b *blob.Bucket, prefix string) {
 	}
 
 	// Conflict: live lock, no force.
-	_, err = blobs.AcquireLock(ctx, b, key, "run-b", lease, false, clk.now)
+	_, err = blobs.AcquireLock(ctx, b, key, "run-b", blobs.LockOptions{Lease: lease, Now: clk.now})
 	var le *blobs.LockedError
 	if !errors.Is(err, blobs.ErrLocked) || !errors.As(err, &le) {
 		t.Fatalf("acquire b on live lock = %v, want ErrLocked", err)
@@ -379,13 +379,13 @@ func testLock(t *testing.T, b *blob.Bucket, prefix string) {
 		t.Fatalf("refresh a: %v", err)
 	}
 	clk.add(9 * time.Minute) // 14 min after acquire, 9 after refresh: still live
-	if _, err := blobs.AcquireLock(ctx, b, key, "run-b", lease, false, clk.now); !errors.Is(err, blobs.ErrLocked) {
+	if _, err := blobs.AcquireLock(ctx, b, key, "run-b", blobs.LockOptions{Lease: lease, Now: clk.now}); !errors.Is(err, blobs.ErrLocked) {
 		t.Fatalf("acquire b after refresh = %v, want ErrLocked", err)
 	}
 
 	// Expiry: a dead run's lock is taken over.
 	clk.add(2 * time.Minute)
-	bl, err := blobs.AcquireLock(ctx, b, key, "run-b", lease, false, clk.now)
+	bl, err := blobs.AcquireLock(ctx, b, key, "run-b", blobs.LockOptions{Lease: lease, Now: clk.now})
 	if err != nil {
 		t.Fatalf("take over expired lock: %v", err)
 	}
@@ -397,7 +397,7 @@ func testLock(t *testing.T, b *blob.Bucket, prefix string) {
 	}
 
 	// Force overrides a live lock.
-	c, err := blobs.AcquireLock(ctx, b, key, "run-c", lease, true, clk.now)
+	c, err := blobs.AcquireLock(ctx, b, key, "run-c", blobs.LockOptions{Lease: lease, Force: true, Now: clk.now})
 	if err != nil {
 		t.Fatalf("force: %v", err)
 	}
@@ -415,7 +415,7 @@ func testLock(t *testing.T, b *blob.Bucket, prefix string) {
 	if err := c.Release(ctx); err != nil {
 		t.Fatalf("second release c: %v", err)
 	}
-	d, err := blobs.AcquireLock(ctx, b, key, "run-d", lease, false, clk.now)
+	d, err := blobs.AcquireLock(ctx, b, key, "run-d", blobs.LockOptions{Lease: lease, Now: clk.now})
 	if err != nil {
 		t.Fatalf("acquire after release: %v", err)
 	}
@@ -438,7 +438,7 @@ func testLockRace(t *testing.T, b *blob.Bucket, prefix string) {
 		go func() {
 			defer wg.Done()
 			owner := fmt.Sprintf("run-%d", i)
-			_, err := blobs.AcquireLock(ctx, b, key, owner, time.Minute, false, nil)
+			_, err := blobs.AcquireLock(ctx, b, key, owner, blobs.LockOptions{Lease: time.Minute})
 			switch {
 			case err == nil:
 				mu.Lock()

@@ -73,25 +73,19 @@ func WriteIfNotExists(ctx context.Context, b *blob.Bucket, key string, data []by
 	// filesystem it stays best-effort). S3, GCS and Azure check atomically.
 	createMu.Lock()
 	defer createMu.Unlock()
-	attempt := 0
 	err = Retry(ctx, DefaultPolicy(), "create "+key, func(ctx context.Context) error {
-		attempt++
 		werr := uploadIfNotExist(ctx, b, key, data)
 		switch {
 		case werr == nil:
 			created = true
 			return nil
 		case gcerrors.Code(werr) == gcerrors.FailedPrecondition:
-			created = false
-			if attempt > 1 {
-				// Our previous attempt may have landed; same bytes means ours.
-				// (A lock body carries a random token, so this cannot mistake
-				// someone else's lock for ours.)
-				got, rerr := b.ReadAll(ctx, key)
-				if rerr == nil && bytes.Equal(got, data) {
-					created = true
-				}
-			}
+			// Our own earlier attempt may have landed with its response lost —
+			// also inside a single attempt, where the SDK retries by itself —
+			// so same bytes mean ours. (A lock body carries a random token, so
+			// this cannot mistake someone else's lock for ours.)
+			got, rerr := b.ReadAll(ctx, key)
+			created = rerr == nil && bytes.Equal(got, data)
 			return nil
 		default:
 			return werr

@@ -21,7 +21,7 @@ func TestAcquireLockTakesOverUnreadable(t *testing.T) {
 	}
 	defer b.Close()
 	ctx := context.Background()
-	l, err := AcquireLock(ctx, b, "runs/lock", "first", time.Hour, false, nil)
+	l, err := AcquireLock(ctx, b, "runs/lock", "first", LockOptions{Lease: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestAcquireLockTakesOverUnreadable(t *testing.T) {
 	}
 	defer func(g time.Duration) { unreadableLockGrace = g }(unreadableLockGrace)
 	unreadableLockGrace = 10 * time.Millisecond
-	l2, err := AcquireLock(ctx, b, "runs/lock", "second", time.Hour, false, nil)
+	l2, err := AcquireLock(ctx, b, "runs/lock", "second", LockOptions{Lease: time.Hour})
 	if err != nil {
 		t.Fatalf("unreadable lock not taken over: %v", err)
 	}
@@ -42,7 +42,7 @@ func TestAcquireLockTakesOverUnreadable(t *testing.T) {
 		t.Fatalf("owner %q", l2.Owner())
 	}
 	// a live, readable lock still refuses
-	if _, err := AcquireLock(ctx, b, "runs/lock", "third", time.Hour, false, nil); err == nil {
+	if _, err := AcquireLock(ctx, b, "runs/lock", "third", LockOptions{Lease: time.Hour}); err == nil {
 		t.Fatal("a live lock was taken over")
 	}
 }

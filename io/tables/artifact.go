@@ -13,7 +13,8 @@ import (
 	"strings"
 
 	"gocloud.dev/blob"
-	"gocloud.dev/gcerrors"
+
+	"github.com/shelfml/shelf/io/blobs"
 )
 
 // ManifestFormat is the version of manifest.json's schema.
@@ -70,6 +71,9 @@ type Manifest struct {
 	Gate         GateResult                    `json:"gate"`
 	Selection    Selection                     `json:"selection"`
 	Purchase     *PurchaseSummary              `json:"purchase,omitempty"`
+	// Users is how many users the recommendations table of this version
+	// holds: commit checks that its parts cover exactly them.
+	Users int64 `json:"users"`
 }
 
 // PurchaseSummary is the purchase model's gate decision; the full
@@ -104,29 +108,53 @@ type Version struct {
 	b     *blob.Bucket
 	name  string
 	id    string
+	fence Fence
+	prev  map[string]FileEntry // the files of an existing manifest of this id (a rerun)
 	files []FileEntry
 }
 
-// NewVersion starts writing version id of model name. If a manifest already
-// exists for id (a re-run) it is removed first, so a reader never sees a
-// manifest over files that are being replaced.
-func NewVersion(ctx context.Context, b *blob.Bucket, name, id string) (*Version, error) {
-	key := VersionPrefix(name, id) + "manifest.json"
-	if err := b.Delete(ctx, key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
-		return nil, fmt.Errorf("unpublish %s: %w", key, err)
+// NewVersion starts writing version id of model name. An existing manifest
+// of the same id (a rerun of the same date, inputs, config and code) stays
+// in place until Commit replaces it: every file is replaced by one atomic
+// write, and a rerun that reproduces a file's bytes — as the same inputs do —
+// leaves it untouched, so readers keep a complete version throughout. fence
+// is checked before every write.
+func NewVersion(ctx context.Context, b *blob.Bucket, name, id string, fence Fence) (*Version, error) {
+	v := &Version{b: b, name: name, id: id, fence: fence}
+	m, err := OpenVersion(ctx, b, name, id)
+	switch {
+	case err == nil:
+		v.prev = map[string]FileEntry{}
+		for _, f := range m.Files {
+			v.prev[f.Path] = f
+		}
+	case errors.Is(err, ErrNoVersion):
+	default:
+		// A manifest that exists but does not check out is rewritten whole.
 	}
-	return &Version{b: b, name: name, id: id}, nil
+	return v, nil
 }
 
-// Put writes one file of the version and records its checksum.
-func (v *Version) Put(ctx context.Context, rel string, data []byte) error {
+// Put writes one file of the version and records its checksum. It reports
+// whether the bytes differ from the existing manifest's (always true for a
+// new version).
+func (v *Version) Put(ctx context.Context, rel string, data []byte) (changed bool, err error) {
 	key := VersionPrefix(v.name, v.id) + rel
-	if err := putObject(ctx, v.b, key, data); err != nil {
-		return err
-	}
 	sum := sha256.Sum256(data)
-	v.files = append(v.files, FileEntry{Path: rel, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])})
-	return nil
+	e := FileEntry{Path: rel, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+	v.files = append(v.files, e)
+	if old, ok := v.prev[rel]; ok && old == e {
+		if a, err := v.b.Attributes(ctx, key); err == nil && a.Size == e.Size {
+			return false, nil
+		}
+	}
+	if err := v.fence.check(ctx); err != nil {
+		return false, fmt.Errorf("write %s: %w", key, err)
+	}
+	if err := putObject(ctx, v.b, key, data); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // Commit writes manifest.json last, listing every file put.
@@ -138,6 +166,9 @@ func (v *Version) Commit(ctx context.Context, m Manifest) error {
 	if err != nil {
 		return fmt.Errorf("encode manifest: %w", err)
 	}
+	if err := v.fence.check(ctx); err != nil {
+		return fmt.Errorf("write manifest of %s: %w", v.id, err)
+	}
 	return putObject(ctx, v.b, VersionPrefix(v.name, v.id)+"manifest.json", append(data, '\n'))
 }
 
@@ -148,8 +179,8 @@ var ErrNoVersion = errors.New("model version not published (no manifest)")
 // every listed file; ReadVersionFile verifies content checksums.
 func OpenVersion(ctx context.Context, b *blob.Bucket, name, id string) (*Manifest, error) {
 	key := VersionPrefix(name, id) + "manifest.json"
-	data, err := b.ReadAll(ctx, key)
-	if gcerrors.Code(err) == gcerrors.NotFound {
+	data, err := blobs.ReadFile(ctx, b, key, blobs.DefaultPolicy())
+	if blobs.IsNotFound(err) {
 		return nil, fmt.Errorf("%s: %w", VersionPrefix(name, id), ErrNoVersion)
 	}
 	if err != nil {
@@ -182,7 +213,7 @@ func ReadVersionFile(ctx context.Context, b *blob.Bucket, m *Manifest, rel strin
 			continue
 		}
 		key := VersionPrefix(m.Name, m.Version) + rel
-		data, err := b.ReadAll(ctx, key)
+		data, err := blobs.ReadFile(ctx, b, key, blobs.DefaultPolicy())
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", key, err)
 		}
@@ -199,8 +230,11 @@ func ReadVersionFile(ctx context.Context, b *blob.Bucket, m *Manifest, rel strin
 func LatestKey(name string) string { return "models/" + name + "/LATEST" }
 
 // SetLatest points LATEST at a version that must already have its manifest.
-func SetLatest(ctx context.Context, b *blob.Bucket, name, id string) error {
+func SetLatest(ctx context.Context, b *blob.Bucket, name, id string, fence Fence) error {
 	if _, err := OpenVersion(ctx, b, name, id); err != nil {
+		return fmt.Errorf("move LATEST: %w", err)
+	}
+	if err := fence.check(ctx); err != nil {
 		return fmt.Errorf("move LATEST: %w", err)
 	}
 	return putObject(ctx, b, LatestKey(name), []byte(id+"\n"))
@@ -208,8 +242,8 @@ func SetLatest(ctx context.Context, b *blob.Bucket, name, id string) error {
 
 // Latest returns the version LATEST points to, or "" when there is none.
 func Latest(ctx context.Context, b *blob.Bucket, name string) (string, error) {
-	data, err := b.ReadAll(ctx, LatestKey(name))
-	if gcerrors.Code(err) == gcerrors.NotFound {
+	data, err := blobs.ReadFile(ctx, b, LatestKey(name), blobs.DefaultPolicy())
+	if blobs.IsNotFound(err) {
 		return "", nil
 	}
 	if err != nil {

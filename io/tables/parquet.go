@@ -29,15 +29,23 @@ func writerOptions() []parquet.WriterOption {
 	}
 }
 
-// NewWriter opens key in b for writing Parquet rows of type T.
-func NewWriter[T any](ctx context.Context, b *blob.Bucket, key string) (*Writer[T], error) {
+// Meta is one key-value pair of a Parquet file's footer metadata.
+type Meta struct{ Key, Value string }
+
+// NewWriter opens key in b for writing Parquet rows of type T, with meta in
+// the file's footer.
+func NewWriter[T any](ctx context.Context, b *blob.Bucket, key string, meta ...Meta) (*Writer[T], error) {
 	ctx, cancel := context.WithCancel(ctx)
 	bw, err := b.NewWriter(ctx, key, &blob.WriterOptions{ContentType: "application/vnd.apache.parquet"})
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("open %s for writing: %w", key, err)
 	}
-	return &Writer[T]{key: key, cancel: cancel, bw: bw, pw: parquet.NewGenericWriter[T](bw, writerOptions()...)}, nil
+	opts := writerOptions()
+	for _, m := range meta {
+		opts = append(opts, parquet.KeyValueMetadata(m.Key, m.Value))
+	}
+	return &Writer[T]{key: key, cancel: cancel, bw: bw, pw: parquet.NewGenericWriter[T](bw, opts...)}, nil
 }
 
 // Write appends rows.

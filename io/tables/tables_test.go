@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
+	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 
+	"github.com/shelfml/shelf/io/blobs"
 	"github.com/shelfml/shelf/model"
 )
 
@@ -18,7 +21,7 @@ func TestVersionPublishAndVerify(t *testing.T) {
 	if _, err := OpenVersion(ctx, b, "m", "v1"); !errors.Is(err, ErrNoVersion) {
 		t.Fatalf("missing version: %v", err)
 	}
-	v, err := NewVersion(ctx, b, "m", "v1")
+	v, err := NewVersion(ctx, b, "m", "v1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +31,7 @@ func TestVersionPublishAndVerify(t *testing.T) {
 	if _, err := OpenVersion(ctx, b, "m", "v1"); !errors.Is(err, ErrNoVersion) {
 		t.Fatalf("version without manifest visible: %v", err)
 	}
-	if err := SetLatest(ctx, b, "m", "v1"); err == nil {
+	if err := SetLatest(ctx, b, "m", "v1", nil); err == nil {
 		t.Fatal("LATEST moved to a version without manifest")
 	}
 	if err := v.Commit(ctx, Manifest{Date: "2024-01-01"}); err != nil {
@@ -44,7 +47,7 @@ func TestVersionPublishAndVerify(t *testing.T) {
 	if got, err := ReadVersionFile(ctx, b, m, "b.bin"); err != nil || string(got) != "bbbb" {
 		t.Fatalf("read: %q %v", got, err)
 	}
-	if err := SetLatest(ctx, b, "m", "v1"); err != nil {
+	if err := SetLatest(ctx, b, "m", "v1", nil); err != nil {
 		t.Fatal(err)
 	}
 	if id, _ := Latest(ctx, b, "m"); id != "v1" {
@@ -53,7 +56,44 @@ func TestVersionPublishAndVerify(t *testing.T) {
 	if ids, _ := ListVersions(ctx, b, "m"); len(ids) != 1 || ids[0] != "v1" {
 		t.Fatalf("versions %v", ids)
 	}
+
+	// A rerun keeps the manifest readers trust until its own replaces it,
+	// and leaves files with the same bytes alone.
+	re, err := NewVersion(ctx, b, "m", "v1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenVersion(ctx, b, "m", "v1"); err != nil {
+		t.Fatalf("a rerun's start unpublished the version: %v", err)
+	}
+	if changed, err := re.Put(ctx, "b.bin", []byte("bbbb")); err != nil || changed {
+		t.Fatalf("same bytes: changed=%v %v", changed, err)
+	}
+	if changed, err := re.Put(ctx, "a/x.json", []byte(`{"a":1}`)); err != nil || !changed {
+		t.Fatalf("new bytes: changed=%v %v", changed, err)
+	}
+	if err := re.Commit(ctx, Manifest{Date: "2024-01-01"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(ctx, b, "m", "2024-01-01"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A fence that refuses stops every write.
+	lost := errors.New("lock lost")
+	fenced, _ := NewVersion(ctx, b, "m", "v2", func(context.Context) error { return lost })
+	if _, err := fenced.Put(ctx, "b.bin", []byte("x")); !errors.Is(err, lost) {
+		t.Fatalf("fenced put: %v", err)
+	}
+	if err := fenced.Commit(ctx, Manifest{}); !errors.Is(err, lost) {
+		t.Fatalf("fenced commit: %v", err)
+	}
+	if err := SetLatest(ctx, b, "m", "v1", func(context.Context) error { return lost }); !errors.Is(err, lost) {
+		t.Fatalf("fenced LATEST: %v", err)
+	}
+
 	// Same size, other content: caught by the checksum.
+	m, _ = OpenVersion(ctx, b, "m", "v1")
 	b.WriteAll(ctx, VersionPrefix("m", "v1")+"b.bin", []byte("cccc"), nil)
 	if _, err := ReadVersionFile(ctx, b, m, "b.bin"); err == nil || !strings.Contains(err.Error(), "sha256") {
 		t.Fatalf("corrupt file: %v", err)
@@ -63,52 +103,110 @@ func TestVersionPublishAndVerify(t *testing.T) {
 	if _, err := OpenVersion(ctx, b, "m", "v1"); err == nil {
 		t.Fatal("truncated file accepted")
 	}
-	// A re-run unpublishes the manifest before rewriting files.
-	if _, err := NewVersion(ctx, b, "m", "v1"); err != nil {
+}
+
+// stagePart writes shard i of n of version as a scorer does.
+func stagePart(t *testing.T, b *blob.Bucket, date, version string, i, n int, users int) {
+	t.Helper()
+	ctx := context.Background()
+	w, err := NewWriter[RecommendationRow](ctx, b, StagedPartKey(Recommendations, date, version, i, n),
+		Meta{MetaModelVersion, version}, Meta{MetaPart, fmt.Sprintf("%d/%d", i, n)}, Meta{MetaUsers, fmt.Sprint(users)})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenVersion(ctx, b, "m", "v1"); !errors.Is(err, ErrNoVersion) {
-		t.Fatalf("manifest survived a re-run start: %v", err)
+	for u := range users {
+		w.Write([]RecommendationRow{{UserID: fmt.Sprintf("u%d-%d", i, u), Rank: 1, ItemID: "i", ModelVersion: version}})
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 
 func TestPartitionCommit(t *testing.T) {
 	ctx := context.Background()
 	b := memblob.OpenBucket(nil)
-	write := func(i, n int) {
-		w, err := NewWriter[RecommendationRow](ctx, b, PartKey(Recommendations, "2024-01-01", i, n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write([]RecommendationRow{{UserID: "u", Rank: 1, ItemID: "i", ModelVersion: "v"}})
-		if err := w.Close(); err != nil {
+	const date = "2024-01-01"
+	for _, id := range []string{"v1", "v2", "v3"} { // the versions the parts name
+		v, _ := NewVersion(ctx, b, "m", id, nil)
+		if err := v.Commit(ctx, Manifest{Date: date}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write(0, 3) // a stray part of an earlier 3-way sharding
-	write(0, 2)
-	if _, err := CommitPartition(ctx, b, Recommendations, "2024-01-01", 2, "v"); err == nil || !strings.Contains(err.Error(), "1 of 2 parts missing") {
+	commit := func(version string, shards int, users int64) (*Success, error) {
+		return CommitPartition(ctx, b, Recommendations, date, CommitOptions{Version: version, Shards: shards, Users: users, Source: "model"})
+	}
+	stagePart(t, b, date, "v1", 0, 2, 3)
+	if _, err := commit("v1", 2, 5); err == nil || !strings.Contains(err.Error(), "1 of 2 parts of version v1 missing (shards 1 not scored") {
 		t.Fatalf("commit with a missing part: %v", err)
 	}
-	if _, err := ReadSuccess(ctx, b, Recommendations, "2024-01-01"); !errors.Is(err, ErrNotCommitted) {
+	if _, err := ReadSuccess(ctx, b, Recommendations, date); !errors.Is(err, ErrNotCommitted) {
 		t.Fatalf("uncommitted partition readable: %v", err)
 	}
-	write(1, 2)
-	s, err := CommitPartition(ctx, b, Recommendations, "2024-01-01", 2, "v")
+	stagePart(t, b, date, "v1", 1, 2, 2)
+	if _, err := commit("v1", 2, 9); err == nil || !strings.Contains(err.Error(), "cover 5 users, version v1 has 9") {
+		t.Fatalf("commit with a user count mismatch: %v", err)
+	}
+	s1, err := commit("v1", 2, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Parts) != 2 || s.ModelVersion != "v" {
-		t.Fatalf("success: %+v", s)
+	if len(s1.Parts) != 2 || s1.ModelVersion != "v1" || s1.Rows != 5 || s1.Parts[0].Path != PartName(0, 2, "v1") {
+		t.Fatalf("success: %+v", s1)
 	}
-	if ok, _ := b.Exists(ctx, PartKey(Recommendations, "2024-01-01", 0, 3)); ok {
-		t.Fatal("stray part kept")
+	if again, err := commit("v1", 2, 5); err != nil || again.Parts[1] != s1.Parts[1] {
+		t.Fatalf("committing again: %+v %v", again, err)
 	}
-	if err := InvalidatePartition(ctx, b, Recommendations, "2024-01-01"); err != nil {
+	if err := Verify(ctx, b, "m", date); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadSuccess(ctx, b, Recommendations, "2024-01-01"); !errors.Is(err, ErrNotCommitted) {
-		t.Fatalf("invalidated partition still committed: %v", err)
+
+	// A stale part: shard 1 of v2 never ran, but v1's staged shard 1 is put
+	// where v2's would be. Commit refuses it and v1 stays committed.
+	stagePart(t, b, date, "v2", 0, 2, 3)
+	v1part, _ := b.ReadAll(ctx, PartitionPrefix(Recommendations, date)+PartName(1, 2, "v1"))
+	b.WriteAll(ctx, StagedPartKey(Recommendations, date, "v2", 1, 2), v1part, nil)
+	if _, err := commit("v2", 2, 5); err == nil || !strings.Contains(err.Error(), `written by version "v1"`) {
+		t.Fatalf("stale part accepted: %v", err)
+	}
+	if s, _ := ReadSuccess(ctx, b, Recommendations, date); s.ModelVersion != "v1" {
+		t.Fatalf("a refused commit changed _SUCCESS: %+v", s)
+	}
+
+	// A new version with another sharding: the old parts stay until the new
+	// _SUCCESS is written, then go.
+	for i := range 3 {
+		stagePart(t, b, date, "v3", i, 3, 1)
+	}
+	var sawOld bool
+	fence := func(context.Context) error {
+		if s, _ := ReadSuccess(ctx, b, Recommendations, date); s.ModelVersion == "v1" {
+			if err := checkParts(ctx, b, PartitionPrefix(Recommendations, date), s); err != nil {
+				t.Errorf("while v3 is copied in, v1's _SUCCESS lists a missing part: %v", err)
+			}
+			sawOld = true
+		}
+		return nil
+	}
+	s3, err := CommitPartition(ctx, b, Recommendations, date, CommitOptions{Version: "v3", Shards: 3, Users: 3, Fence: fence})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sawOld || len(s3.Parts) != 3 {
+		t.Fatalf("sawOld=%v success %+v", sawOld, s3)
+	}
+	objs, _ := blobs.List(ctx, b, PartitionPrefix(Recommendations, date))
+	if len(objs) != 4 {
+		var keys []string
+		for _, o := range objs {
+			keys = append(keys, o.Key)
+		}
+		t.Fatalf("partition holds %v, want v3's 3 parts and _SUCCESS", keys)
+	}
+	if staged, _ := ListParts(ctx, b, Recommendations, date, "v3"); len(staged) != 0 {
+		t.Fatalf("staged parts left after commit: %v", staged)
+	}
+	if err := Verify(ctx, b, "m", date); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -47,7 +47,8 @@ func Verify(ctx context.Context, b *blob.Bucket, name, date string) error {
 		if err != nil {
 			return err
 		}
-		for _, p := range s.Parts {
+		var rows int64
+		for i, p := range s.Parts {
 			key := PartitionPrefix(table, date) + p.Path
 			data, err := b.ReadAll(ctx, key)
 			if err != nil {
@@ -56,6 +57,24 @@ func Verify(ctx context.Context, b *blob.Bucket, name, date string) error {
 			sum := sha256.Sum256(data)
 			if int64(len(data)) != p.Size || hex.EncodeToString(sum[:]) != p.SHA256 {
 				return fmt.Errorf("_SUCCESS lists %s with another size or checksum", key)
+			}
+			info, err := ReadPartInfo(ctx, b, key)
+			if err != nil {
+				return err
+			}
+			if want := fmt.Sprintf("%d/%d", i, len(s.Parts)); info.Version != s.ModelVersion || info.Part != want {
+				return fmt.Errorf("_SUCCESS names version %s, but %s was written by %q as part %q", s.ModelVersion, key, info.Version, info.Part)
+			}
+			rows += info.Rows
+		}
+		if rows != s.Rows {
+			return fmt.Errorf("_SUCCESS of %s says %d rows, its parts hold %d", PartitionPrefix(table, date), s.Rows, rows)
+		}
+		if s.ModelVersion != "" {
+			if _, err := OpenVersion(ctx, b, name, s.ModelVersion); err != nil && !errors.Is(err, ErrNoVersion) {
+				return fmt.Errorf("_SUCCESS of %s names %s: %w", PartitionPrefix(table, date), s.ModelVersion, err)
+			} else if err != nil {
+				return fmt.Errorf("_SUCCESS of %s names version %s, which has no manifest", PartitionPrefix(table, date), s.ModelVersion)
 			}
 		}
 	}
