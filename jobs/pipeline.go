@@ -98,15 +98,16 @@ func (r *Runner) open(ctx context.Context) (*env, error) {
 	e.run = runKey(cfg.Date, h+e.pseudo.tag(), r.CodeVersion)
 	e.log = r.Log.With("date", cfg.Date, "run_id", e.run)
 	e.stages = newStageClock(e.log)
-	open := r.Open
+	open, openOut := r.Open, r.Open
 	if open == nil {
-		open = blobs.Open
+		open, openOut = blobs.Open, blobs.OpenOutput
 		e.owned = true
 	}
-	if e.out, err = open(ctx, cfg.Output.URL); err != nil {
-		return nil, err
+	if e.out, err = openOut(ctx, cfg.Output.URL); err != nil {
+		return nil, fmt.Errorf("output.url: %w", err)
 	}
 	if e.evb, err = open(ctx, cfg.Events.URL); err != nil {
+		err = fmt.Errorf("events.url: %w", err)
 		e.close()
 		return nil, err
 	}

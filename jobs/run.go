@@ -353,11 +353,11 @@ func (e *env) fence(ctx context.Context) error {
 }
 
 func (e *env) versionURI(id string) string {
-	return blobs.Redact(e.cfg.Output.URL) + "#" + tables.VersionPrefix(e.cfg.Name, id)
+	return blobs.ObjectURL(e.cfg.Output.URL, tables.VersionPrefix(e.cfg.Name, id))
 }
 
 func (e *env) tablesURI() string {
-	return blobs.Redact(e.cfg.Output.URL) + "#" + tables.PartitionPrefix(tables.Recommendations, e.cfg.Date)
+	return blobs.ObjectURL(e.cfg.Output.URL, tables.PartitionPrefix(tables.Recommendations, e.cfg.Date))
 }
 
 func (e *env) result(o *trainOutcome) *Result {

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -168,8 +169,12 @@ func (e *env) loadOutcome(ctx context.Context) (*trainOutcome, error) {
 	}
 	id := versionID(e.cfg.Date, e.run, inputs)
 	m, err := tables.OpenVersion(ctx, e.out, e.cfg.Name, id)
+	if errors.Is(err, tables.ErrNoVersion) {
+		// A shard started before train finished: a later attempt finds it.
+		return nil, Retryable(fmt.Errorf("score: no version %s yet: run `shelf train --date %s` with the same config first: %w", id, e.cfg.Date, err))
+	}
 	if err != nil {
-		return nil, fmt.Errorf("score: run `shelf train` for %s first: %w", e.cfg.Date, err)
+		return nil, fmt.Errorf("score: %w", err)
 	}
 	if !m.Gate.Passed {
 		return nil, Permanent(fmt.Errorf("score: version %s did not pass the quality gate: %s", id, m.Gate.Reason))

@@ -2,6 +2,7 @@ package blobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -10,19 +11,75 @@ import (
 	"gocloud.dev/blob"
 )
 
-// Open opens the bucket at a gocloud.dev blob URL. The error names the URL
-// with secrets removed (see Redact) and hints at a missing driver import.
+// ErrOpen marks a bucket URL that cannot be opened: no scheme, a scheme no
+// driver serves, a malformed or missing parameter, missing credentials, a
+// file:// directory that does not exist. Retrying does not fix it.
+var ErrOpen = errors.New("cannot open bucket")
+
+// Open opens the bucket at a gocloud.dev blob URL for reading and writing.
+// The error names the URL with secrets removed (see Redact) and wraps
+// ErrOpen unless the failure is transient. file:// URLs default to
+// metadata=skip: no ".attrs" sidecar files beside the objects, where
+// directory readers (Spark, DuckDB, pyarrow) would trip on them.
 func Open(ctx context.Context, bucketURL string) (*blob.Bucket, error) {
+	return open(ctx, bucketURL, false)
+}
+
+// OpenOutput is Open for an output location: a file:// directory is
+// created when missing (create_dir=true), as object stores need no folder.
+func OpenOutput(ctx context.Context, bucketURL string) (*blob.Bucket, error) {
+	return open(ctx, bucketURL, true)
+}
+
+func open(ctx context.Context, bucketURL string, create bool) (*blob.Bucket, error) {
+	red := Redact(bucketURL)
+	u, perr := url.Parse(bucketURL)
+	switch {
+	case bucketURL == "":
+		return nil, fmt.Errorf("open bucket: empty URL (want scheme://…, e.g. file:///data/events or s3://bucket?region=…): %w", ErrOpen)
+	case perr != nil:
+		return nil, fmt.Errorf("open bucket %s: %v: %w", red, perr, ErrOpen)
+	case u.Scheme == "":
+		return nil, fmt.Errorf("open bucket %s: no scheme (want file://, mem://, s3://, gs:// or azblob://; a local path is file:///abs/path): %w", red, ErrOpen)
+	case u.Scheme == "file":
+		q := u.Query()
+		if !q.Has("metadata") {
+			q.Set("metadata", "skip")
+		}
+		if create && !q.Has("create_dir") {
+			q.Set("create_dir", "true")
+		}
+		u.RawQuery = q.Encode()
+		bucketURL = u.String()
+	}
 	b, err := blob.OpenBucket(ctx, bucketURL)
 	if err != nil {
-		red := Redact(bucketURL)
 		err = &redactedError{err: err, raw: bucketURL, red: red}
+		if !IsRetryable(err) {
+			err = fmt.Errorf("%w: %w", ErrOpen, err)
+		}
 		if strings.Contains(err.Error(), "no driver registered") {
-			return nil, fmt.Errorf("open bucket %s (is the driver for this scheme imported in main?): %w", red, err)
+			return nil, fmt.Errorf("open bucket %s (no driver for scheme %q: want file, mem, s3, gs or azblob): %w", red, u.Scheme, err)
 		}
 		return nil, fmt.Errorf("open bucket %s: %w", red, err)
 	}
 	return b, nil
+}
+
+// ObjectURL is a URL a person can paste for key in the bucket at bucketURL:
+// the bucket URL without its query (driver options, redacted secrets) with
+// the key appended as a path: file:///data/out/models/x/, s3://bucket/models/x/.
+func ObjectURL(bucketURL, key string) string {
+	u, err := url.Parse(bucketURL)
+	if err != nil || u.Scheme == "" {
+		return Redact(bucketURL) + "#" + key
+	}
+	u.RawQuery, u.Fragment, u.User = "", "", nil
+	base := strings.TrimSuffix(u.String(), "/")
+	if u.Scheme == "mem" {
+		base = "mem://" + u.Host
+	}
+	return base + "/" + key
 }
 
 // redactedError keeps the original error for errors.Is/As but replaces the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"net/url"
@@ -143,8 +144,12 @@ func IsRetryable(err error) bool {
 	if code, ok := httpStatus(err); ok {
 		return code == 408 || code == 429 || code >= 500
 	}
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EROFS) {
+		return false // local file errors (file://): a retry finds the same
+	}
+	var oe *net.OpError
 	var ne net.Error
-	if errors.As(err, &ne) {
+	if errors.As(err, &oe) || (errors.As(err, &ne) && ne.Timeout()) {
 		return true
 	}
 	var ue *url.Error // the HTTP client failed to get a response

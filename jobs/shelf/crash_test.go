@@ -60,8 +60,8 @@ func shelfCmd(bin, out string) *exec.Cmd {
 	return cmd
 }
 
-// runToCompletion retries like Kubernetes would: exit 1 is retried (after
-// the lock lease), anything else ends it.
+// runToCompletion retries like Kubernetes would: exit 1 is retried, anything
+// else ends it.
 func runToCompletion(t *testing.T, bin, out string) {
 	t.Helper()
 	var last string
@@ -76,7 +76,6 @@ func runToCompletion(t *testing.T, bin, out string) {
 			return
 		case errors.As(err, &ee) && ee.ExitCode() == 1:
 			last = stderr.String()
-			time.Sleep(2500 * time.Millisecond)
 		default:
 			t.Fatalf("run: %v\n%s", err, stderr.String())
 		}
@@ -327,12 +326,14 @@ func TestCrashSafety(t *testing.T) {
 		t.Logf("round %2d, dir %d: %-10v at %-13s +%-6v landed in %-22s exit: %v", i, dirs, p.sig, cmp.Or(p.stage, "(random)"),
 			p.delay.Round(time.Millisecond), cmp.Or(r.landed, "(run ended first)"), r.err)
 		checkTrustworthy(t, out)
-		switch {
-		case r.landed == "" && r.err == nil: // the attempt completed the run
+		// The next attempt starts at once, as a retry after an OOM kill
+		// does: a killed holder on this host is seen dead, never waited for.
+		if strings.Contains(r.stderr, "another run holds") {
+			t.Fatalf("round %d: the attempt right after a kill failed on the lock:\n%s", i, r.stderr)
+		}
+		if r.landed == "" && r.err == nil { // the attempt completed the run
 			finished("completed by round " + fmt.Sprint(i))
 			out, dirs = t.TempDir(), dirs+1
-		case r.landed != "" && p.sig == syscall.SIGKILL:
-			time.Sleep(2100 * time.Millisecond) // the killed run's lock lease
 		}
 	}
 	runToCompletion(t, bin, out)
@@ -372,5 +373,81 @@ func TestCrashSafety(t *testing.T) {
 		if by[g] == nil {
 			t.Errorf("no kill landed in %s", g)
 		}
+	}
+}
+
+// TestKillThenImmediateRetry is the Job's retry after an OOM kill, with the
+// default lease: SIGKILL in the middle of training, then at once the same
+// command. On the same host the dead holder is seen at once; from another
+// node (the lock rewritten as if its holder ran elsewhere) the retry waits
+// for the lease to run out, then takes over. Both finish with exit 0 and
+// the uninterrupted run's output.
+func TestKillThenImmediateRetry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the pipeline repeatedly")
+	}
+	bin := buildShelf(t)
+	ref := t.TempDir()
+	runToCompletion(t, bin, ref)
+	want := trustedOutput(t, ref)
+	for _, tc := range []struct {
+		name      string
+		otherHost bool
+		lease     string
+	}{{"same host, default lease", false, ""}, {"other host, 4 s lease", true, "4"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := t.TempDir()
+			env := func(cmd *exec.Cmd) {
+				cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, "SHELF_LOCK_LEASE_SECONDS=") })
+				if tc.lease != "" {
+					cmd.Env = append(cmd.Env, "SHELF_LOCK_LEASE_SECONDS="+tc.lease)
+				}
+			}
+			cmd := shelfCmd(bin, out)
+			env(cmd)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			lock := filepath.Join(out, "runs", "2011-03-31", "lock")
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				if _, err := os.Stat(filepath.Join(out, "runs", "2011-03-31")); err == nil {
+					if data, err := os.ReadFile(lock); err == nil && len(data) > 0 {
+						break
+					}
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the run never took its lock")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			time.Sleep(1500 * time.Millisecond) // into training
+			cmd.Process.Kill()
+			cmd.Wait()
+			if tc.otherHost {
+				data, err := os.ReadFile(lock)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var body map[string]any
+				json.Unmarshal(data, &body)
+				body["host"] = "another-node"
+				data, _ = json.Marshal(body)
+				os.WriteFile(lock, data, 0o644)
+			}
+			retry := shelfCmd(bin, out)
+			env(retry)
+			var stderr bytes.Buffer
+			retry.Stderr = &stderr
+			t0 := time.Now()
+			if err := retry.Run(); err != nil {
+				t.Fatalf("the immediate retry failed: %v\n%s", err, stderr.String())
+			}
+			t.Logf("retry finished in %s", time.Since(t0).Round(time.Millisecond))
+			checkTrustworthy(t, out)
+			if got := trustedOutput(t, out); got != want {
+				t.Errorf("output differs from the uninterrupted run's\n got:\n%s\nwant:\n%s", got, want)
+			}
+		})
 	}
 }

@@ -31,7 +31,7 @@ func gen(ctx context.Context, args []string, log *slog.Logger) (any, error) {
 	if o.End, err = time.Parse(time.DateOnly, *end); err != nil || *url == "" {
 		return nil, jobs.Permanent(fmt.Errorf("gen: need --url and --end YYYY-MM-DD"))
 	}
-	b, err := blobs.Open(ctx, *url)
+	b, err := blobs.OpenOutput(ctx, *url)
 	if err != nil {
 		return nil, err
 	}

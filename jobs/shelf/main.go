@@ -30,6 +30,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/shelfml/shelf/configs"
+	"github.com/shelfml/shelf/internal/sysres"
 	"github.com/shelfml/shelf/jobs"
 )
 
@@ -58,6 +59,14 @@ Exit codes: 0 ok, 1 retryable (I/O, interrupted), 2 permanent (bad config or dat
 `
 
 func main() {
+	if supervised(os.Args[1:]) {
+		if code := supervise(os.Args[1:], os.Stderr); code >= 0 {
+			os.Exit(code)
+		}
+	}
+	// The Go heap's soft limit follows the container's memory limit unless
+	// GOMEMLIMIT says otherwise.
+	sysres.ApplyMemoryLimit(os.Getenv)
 	// SHELF_CPU_PROFILE=path writes a Go CPU profile of the whole command
 	// (`go tool pprof bin/shelf path`), for finding where a large run spends.
 	if path := os.Getenv("SHELF_CPU_PROFILE"); path != "" {
@@ -66,10 +75,13 @@ func main() {
 			code := run(os.Args[1:], env, os.Stdout, os.Stderr)
 			pprof.StopCPUProfile()
 			f.Close()
+			reportExit(code)
 			os.Exit(code)
 		}
 	}
-	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+	code := run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
+	reportExit(code)
+	os.Exit(code)
 }
 
 func run(args, environ []string, stdout, stderr io.Writer) int {
@@ -311,10 +323,7 @@ func demoDefaults(c *common) error {
 		if err != nil {
 			return err
 		}
-		if err := os.MkdirAll(out, 0o755); err != nil {
-			return err
-		}
-		c.outputURL = "file://" + out + "?create_dir=true"
+		c.outputURL = "file://" + out
 	}
 	return nil
 }
