@@ -54,15 +54,23 @@ var nightly = map[string]int{"ConfigMap": 1, "ServiceAccount": 1, "CronJob": 1}
 
 var roots = []root{
 	{dir: "base", kinds: nightly, command: "run", schedule: "30 2 * * *", memLimit: "4Gi", scheme: "s3"},
+	{dir: "jobs/train", kinds: map[string]int{"Job": 1}, command: "train", memLimit: "4Gi", scheme: "s3"},
 	{dir: "jobs/score", kinds: map[string]int{"Job": 1}, command: "score", shards: 4, memLimit: "4Gi", scheme: "s3"},
+	{dir: "jobs/commit", kinds: map[string]int{"Job": 1}, command: "commit", shards: 4, memLimit: "512Mi", scheme: "s3"},
 	{dir: "jobs/backfill", kinds: map[string]int{"Job": 1}, command: "backfill", memLimit: "8Gi", scheme: "s3"},
 	{dir: "overlays/dev", namespace: "shelf-dev", kinds: map[string]int{"ConfigMap": 1, "ServiceAccount": 1, "CronJob": 1, "PersistentVolumeClaim": 1},
 		command: "run", schedule: "0 6 * * 1-5", memLimit: "1Gi", scheme: "file"},
+	{dir: "overlays/dev/train", namespace: "shelf-dev", kinds: map[string]int{"Job": 1}, command: "train", memLimit: "1Gi", scheme: "file"},
 	{dir: "overlays/dev/score", namespace: "shelf-dev", kinds: map[string]int{"Job": 1}, command: "score", shards: 2, memLimit: "1Gi", scheme: "file"},
+	{dir: "overlays/dev/commit", namespace: "shelf-dev", kinds: map[string]int{"Job": 1}, command: "commit", shards: 2, memLimit: "1Gi", scheme: "file"},
 	{dir: "overlays/dev/backfill", namespace: "shelf-dev", kinds: map[string]int{"Job": 1}, command: "backfill", memLimit: "1Gi", scheme: "file"},
 	{dir: "overlays/prod", namespace: "shelf", kinds: nightly, command: "run", schedule: "30 2 * * *", memLimit: "24Gi", scheme: "s3"},
-	{dir: "overlays/prod/score", namespace: "shelf", kinds: map[string]int{"Job": 1}, command: "score", shards: 16, memLimit: "8Gi", scheme: "s3"},
+	{dir: "overlays/prod/train", namespace: "shelf", kinds: map[string]int{"Job": 1}, command: "train", memLimit: "24Gi", scheme: "s3"},
+	{dir: "overlays/prod/score", namespace: "shelf", kinds: map[string]int{"Job": 1}, command: "score", shards: 16, memLimit: "24Gi", scheme: "s3"},
+	{dir: "overlays/prod/commit", namespace: "shelf", kinds: map[string]int{"Job": 1}, command: "commit", shards: 16, memLimit: "512Mi", scheme: "s3"},
 	{dir: "overlays/prod/backfill", namespace: "shelf", kinds: map[string]int{"Job": 1}, command: "backfill", memLimit: "48Gi", scheme: "s3"},
+	{dir: "overlays/gke", namespace: "shelf", kinds: nightly, command: "run", schedule: "30 2 * * *", memLimit: "24Gi", scheme: "gs"},
+	{dir: "overlays/gke/key-file", namespace: "shelf", kinds: nightly, command: "run", schedule: "30 2 * * *", memLimit: "24Gi", scheme: "gs"},
 }
 
 // object is one rendered object, decoded strictly into its k8s.io/api type.
@@ -186,6 +194,24 @@ func TestRootsAreListed(t *testing.T) {
 	}
 	for dir := range listed {
 		t.Errorf("roots table names %s, which has no kustomization.yaml", dir)
+	}
+}
+
+// TestShardsAgree: in each environment, commit checks as many parts as the
+// score Job writes.
+func TestShardsAgree(t *testing.T) {
+	score, commit := map[string]int{}, map[string]int{}
+	for _, r := range roots {
+		env := filepath.Dir(r.dir)
+		switch r.command {
+		case "score":
+			score[env] = r.shards
+		case "commit":
+			commit[env] = r.shards
+		}
+	}
+	if len(score) == 0 || !reflect.DeepEqual(score, commit) {
+		t.Fatalf("score shards %v, commit shards %v: want the same per environment", score, commit)
 	}
 }
 
@@ -418,7 +444,7 @@ func checkPod(t *testing.T, r root, at string, p *corev1.PodSpec, config []byte)
 
 	checkResources(t, r, at, c, p)
 	checkVolumes(t, at, c, p)
-	env := checkEnv(t, at, c)
+	env := checkEnv(t, at, c, p)
 	checkArgs(t, r, at, c, env)
 	checkEffectiveConfig(t, r, at, config, c)
 }
@@ -456,19 +482,16 @@ func checkResources(t *testing.T, r root, at string, c *corev1.Container, p *cor
 	if rq := req[corev1.ResourceMemory]; rq.Cmp(mem) != 0 {
 		t.Errorf("%s: memory request %s != limit %s", at, rq.String(), mem.String())
 	}
-	// GOMEMLIMIT below the limit, so that the GC works harder before the OOM killer.
-	var gomem string
+	// The binary sets its heap limit from the memory limit and its workers
+	// from the CPU limit: neither is set by hand, and the CPUs a pod is
+	// given are the CPUs it may use.
 	for _, e := range c.Env {
 		if e.Name == "GOMEMLIMIT" {
-			gomem = e.Value
+			t.Errorf("%s: GOMEMLIMIT is derived from the memory limit by the binary; do not set it by hand", at)
 		}
 	}
-	n, err := parseGoMemLimit(gomem)
-	switch {
-	case err != nil:
-		t.Errorf("%s: GOMEMLIMIT: %v", at, err)
-	case float64(n) >= float64(mem.Value()) || float64(n) < 0.8*float64(mem.Value()):
-		t.Errorf("%s: GOMEMLIMIT %s must be 80..100 %% of the memory limit %s", at, gomem, mem.String())
+	if rq, l := req[corev1.ResourceCPU], lim[corev1.ResourceCPU]; rq.Cmp(l) != 0 {
+		t.Errorf("%s: cpu request %s != limit %s (workers follow the limit)", at, rq.String(), l.String())
 	}
 	// The /tmp emptyDir counts against ephemeral-storage: beyond the limit the
 	// kubelet evicts the pod before the sizeLimit is reached.
@@ -478,28 +501,6 @@ func checkResources(t *testing.T, r root, at string, c *corev1.Container, p *cor
 			t.Errorf("%s: emptyDir %s sizeLimit %s > ephemeral-storage limit %s", at, v.Name, v.EmptyDir.SizeLimit.String(), eph.String())
 		}
 	}
-}
-
-// parseGoMemLimit reads the runtime's GOMEMLIMIT syntax: bytes with an
-// optional B, KiB, MiB, GiB or TiB suffix.
-func parseGoMemLimit(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
-	mult := int64(1)
-	num := s
-	for _, u := range units {
-		if strings.HasSuffix(s, u.suffix) {
-			num, mult = strings.TrimSuffix(s, u.suffix), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("%q: want a positive size like 3600MiB", s)
-	}
-	return n * mult, nil
 }
 
 func checkVolumes(t *testing.T, at string, c *corev1.Container, p *corev1.PodSpec) {
@@ -527,7 +528,7 @@ func checkVolumes(t *testing.T, at string, c *corev1.Container, p *corev1.PodSpe
 // checkEnv checks that credentials come only from Secret references and that
 // every SHELF_* variable is a setting the binary knows (it refuses unknown
 // ones). It returns the literal values.
-func checkEnv(t *testing.T, at string, c *corev1.Container) map[string]string {
+func checkEnv(t *testing.T, at string, c *corev1.Container, p *corev1.PodSpec) map[string]string {
 	t.Helper()
 	known := map[string]bool{}
 	for _, n := range append(configs.EnvNames(), nonSettingEnv...) {
@@ -542,6 +543,13 @@ func checkEnv(t *testing.T, at string, c *corev1.Container) map[string]string {
 		seen[e.Name] = true
 		if strings.HasPrefix(e.Name, "SHELF_") && !known[e.Name] {
 			t.Errorf("%s: env %s: not a Shelf setting (the binary exits 2 on unknown SHELF_* names)", at, e.Name)
+		}
+		if e.Name == "GOOGLE_APPLICATION_CREDENTIALS" {
+			// A path, not a secret: the key file must come from a Secret volume.
+			if !fromSecretVolume(c, p, e.Value) {
+				t.Errorf("%s: %s=%q is not a file of a Secret volume mounted read-only", at, e.Name, e.Value)
+			}
+			continue
 		}
 		if secretNameRE.MatchString(e.Name) {
 			if e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
@@ -562,6 +570,21 @@ func checkEnv(t *testing.T, at string, c *corev1.Container) map[string]string {
 		}
 	}
 	return env
+}
+
+// fromSecretVolume reports whether path lies in a read-only mount of a Secret volume.
+func fromSecretVolume(c *corev1.Container, p *corev1.PodSpec, path string) bool {
+	for _, m := range c.VolumeMounts {
+		if !m.ReadOnly || !strings.HasPrefix(path, strings.TrimSuffix(m.MountPath, "/")+"/") {
+			continue
+		}
+		for _, v := range p.Volumes {
+			if v.Name == m.Name && v.Secret != nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // checkArgs checks the sub-command and its date arguments, after the kubelet's
@@ -586,6 +609,11 @@ func checkArgs(t *testing.T, r root, at string, c *corev1.Container, env map[str
 	}
 	if len(c.Args) == 0 || c.Args[0] != r.command {
 		t.Fatalf("%s: args %v, want the sub-command %q first", at, c.Args, r.command)
+	}
+	if r.command == "commit" {
+		if got := flag(c.Args, "--shards"); got != strconv.Itoa(r.shards) {
+			t.Errorf("%s: --shards %q, want %d (the score Job's)", at, got, r.shards)
+		}
 	}
 	if got := flag(c.Args, "--config"); got != configPath {
 		t.Errorf("%s: --config %q, want %s", at, got, configPath)
@@ -681,28 +709,6 @@ func TestNoInlineSecrets(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := noInlineSecrets([]byte(tt.text)); (err != nil) != tt.bad {
 				t.Fatalf("noInlineSecrets(%q) = %v, want error %v", tt.text, err, tt.bad)
-			}
-		})
-	}
-}
-
-func TestParseGoMemLimit(t *testing.T) {
-	tests := []struct {
-		in   string
-		want int64
-		ok   bool
-	}{
-		{"3600MiB", 3600 << 20, true},
-		{"22GiB", 22 << 30, true},
-		{"1024", 1024, true},
-		{"4Gi", 0, false}, // Kubernetes syntax, not the runtime's
-		{"", 0, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := parseGoMemLimit(tt.in)
-			if (err == nil) != tt.ok || got != tt.want {
-				t.Fatalf("parseGoMemLimit(%q) = %d, %v; want %d, ok=%v", tt.in, got, err, tt.want, tt.ok)
 			}
 		})
 	}
@@ -874,5 +880,48 @@ func TestDockerfile(t *testing.T) {
 	var ep []string
 	if err := json.Unmarshal([]byte(entrypoint), &ep); err != nil || !reflect.DeepEqual(ep, []string{"/shelf"}) {
 		t.Errorf("ENTRYPOINT %s: want exec form [\"/shelf\"]", entrypoint)
+	}
+}
+
+// placeholderRE matches the values in the manifests that stand for a real
+// shop's: bucket names, the AWS account, the GCP project.
+var placeholderRE = regexp.MustCompile(`acme-[a-z0-9-]*[a-z0-9]|example-[a-z0-9-]*[a-z0-9]|123456789012|PROJECT_ID`)
+
+// TestPlaceholdersAreListed: every placeholder a root would deploy as is
+// appears in deploy/README.md's "Before you apply" checklist, so that an
+// operator finds each one to replace.
+func TestPlaceholdersAreListed(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(readme)
+	i := strings.Index(s, "## Before you apply")
+	if i < 0 {
+		t.Fatal(`deploy/README.md has no "## Before you apply" section`)
+	}
+	checklist := s[i:]
+	if j := strings.Index(checklist[3:], "\n## "); j >= 0 {
+		checklist = checklist[:j+3]
+	}
+	found := map[string][]string{}
+	for _, r := range roots {
+		objs, err := render(r.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			for _, m := range placeholderRE.FindAllString(string(o.yaml), -1) {
+				found[m] = append(found[m], r.dir)
+			}
+		}
+	}
+	if len(found) < 3 {
+		t.Fatalf("found only %v: the placeholder pattern is stale", found)
+	}
+	for p, where := range found {
+		if !strings.Contains(checklist, "`"+p) {
+			t.Errorf("placeholder %q (in %s) is not in the \"Before you apply\" checklist", p, strings.Join(slices.Compact(where), ", "))
+		}
 	}
 }

@@ -31,12 +31,17 @@ func runKey(date, cfgHash, code string) string {
 	return "r" + hex.EncodeToString(h.Sum(nil))[:12]
 }
 
-// versionID names the model version: same run key and input objects ⇒ same id.
+// versionID names the model version: same run key and input objects
+// (keys, sizes and content identities) ⇒ same id, wherever the files were
+// copied from.
 func versionID(date, run string, inputs []tables.InputObject) string {
 	h := sha256.New()
 	io.WriteString(h, run)
 	for _, in := range inputs {
 		fmt.Fprintf(h, "\x00%s\x00%d\x00%s\x00%s", in.Key, in.Size, in.MD5, in.ModTime)
+		if in.ETag != "" || in.SHA256 != "" {
+			fmt.Fprintf(h, "\x00%s\x00%s", in.ETag, in.SHA256)
+		}
 	}
 	return date + "-" + hex.EncodeToString(h.Sum(nil))[:12]
 }

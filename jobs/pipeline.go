@@ -188,12 +188,14 @@ func (e *env) ingest(ctx context.Context, writeRejects bool) (*model.Interaction
 	return in, acc, inputs, nil
 }
 
-// inputObjects identifies the files read (by checksum, else mod time).
+// inputObjects identifies the files read by their content: the store's
+// MD5, else its ETag, else (file://) the SHA-256 of the bytes; the
+// modification time only when a store offers none of them.
 func inputObjects(files []events.FileStat) []tables.InputObject {
 	var inputs []tables.InputObject
 	for _, f := range files {
-		o := tables.InputObject{Key: f.Key, Size: f.Size, MD5: f.MD5}
-		if f.MD5 == "" && !f.ModTime.IsZero() {
+		o := tables.InputObject{Key: f.Key, Size: f.Size, MD5: f.MD5, ETag: f.ETag, SHA256: f.SHA256}
+		if f.MD5 == "" && f.ETag == "" && f.SHA256 == "" && !f.ModTime.IsZero() {
 			o.ModTime = f.ModTime.UTC().Format(time.RFC3339Nano)
 		}
 		inputs = append(inputs, o)

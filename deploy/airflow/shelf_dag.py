@@ -6,6 +6,12 @@ redoes exactly that date. The pods mirror deploy/kubernetes (same image,
 ConfigMap, Secrets, security settings); apply an overlay there first for the
 ConfigMap `shelf-config`, the ServiceAccount and the namespace.
 
+Supported: Airflow 2.10+ or 3.x with apache-airflow-providers-cncf-kubernetes
+10.9.0 or later (10.5.0 added automount_service_account_token, 10.6.0 the
+xcom_result/context arguments of cleanup(), and before 10.9.0
+termination_grace_period never reached the pod, which then had 30 s instead of
+120 s to checkpoint). An older provider fails at import with that message.
+
 Airflow Variables (templated at run time, so no database access at parse time):
   shelf_events_url  required: bucket URL of the event dumps (SHELF_EVENTS_URL)
   shelf_output_url  required: bucket URL of models and tables (SHELF_OUTPUT_URL)
@@ -13,18 +19,27 @@ Airflow Variables (templated at run time, so no database access at parse time):
 Environment of the scheduler (read at parse time; they change the DAG's shape):
   SHELF_DAG_SHARDS      number of score shards, default 4
   SHELF_DAG_NAMESPACE   namespace of the pods, default "shelf"
-  SHELF_DAG_START_DATE  first logical date (catchup starts there), default 2024-01-01
+  SHELF_DAG_START_DATE  first logical date, default 2024-01-01
+  SHELF_DAG_CATCHUP     "true" to run every missed date since the start date
+                        when the DAG is unpaused; default false: only the
+                        latest interval runs, and past dates are backfilled on
+                        purpose (airflow dags backfill / shelf backfill)
 
-Retries and exit codes. `shelf` exits 0 (ok), 1 (retryable I/O error) or
-2 (permanent: bad config or data, quality gate refused). The cncf provider has
-no exit-code-aware retry (`skip_on_exit_code` only turns a code into "skipped",
-which would let commit run without a model). So ShelfPodOperator turns a
-failure whose `shelf` container exited 2 into AirflowFailException, which fails
-the task without using its retries; every other failure (exit 1, OOM kill,
-eviction, pod that never started) stays an AirflowException and is retried
-with exponential back-off (retries, retry_delay, max_retry_delay below). The
-check runs in cleanup(), which both the synchronous and the deferrable paths
-call with the finished pod.
+Retries and exit codes. `shelf` exits 0 (ok), 1 (retryable: storage, an
+interruption, a crash, a live lock, a score shard started before train) or 2
+(permanent: bad config or data, quality gate refused). The cncf provider has
+no exit-code-aware retry (`skip_on_exit_code` only turns a code into
+"skipped", which would let commit run without a model). So ShelfPodOperator
+turns a failure whose `shelf` container exited 2 into AirflowFailException,
+which fails the task without using its retries; every other failure (exit 1,
+OOM kill, eviction, pod that never started) stays an AirflowException and is
+retried with exponential back-off (retries, retry_delay, max_retry_delay
+below). The check runs in cleanup(), which both the synchronous and the
+deferrable paths call with the finished pod.
+
+The XCom sidecar the provider adds (airflow-xcom-sidecar) has no security
+context of its own; ShelfPodOperator gives it the same restricted one as the
+`shelf` container, so the pods pass the PodSecurity "restricted" profile.
 """
 
 from __future__ import annotations
@@ -34,9 +49,32 @@ from datetime import datetime, timedelta, timezone
 
 from airflow import DAG
 from airflow.exceptions import AirflowException, AirflowFailException
+from airflow.providers.cncf.kubernetes import __version__ as PROVIDER_VERSION
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.timetables.interval import CronDataIntervalTimetable
 from kubernetes.client import models as k8s
+
+PROVIDER_MIN = "10.9.0"
+
+
+def version_tuple(v):
+    """(10, 9, 0) from "10.9.0", "10.9.0rc1" or "10.10.0.dev0"."""
+    out = []
+    for part in v.split(".")[:3]:
+        digits = ""
+        for ch in part:
+            if not ch.isdigit():
+                break
+            digits += ch
+        out.append(int(digits or 0))
+    return tuple(out + [0] * (3 - len(out)))
+
+
+if version_tuple(PROVIDER_VERSION) < version_tuple(PROVIDER_MIN):
+    raise ImportError(
+        f"shelf_dag needs apache-airflow-providers-cncf-kubernetes >= {PROVIDER_MIN}, found {PROVIDER_VERSION}: "
+        "pip install -U 'apache-airflow-providers-cncf-kubernetes>=10.9.0' (see the docstring for why)"
+    )
 
 DAG_ID = "shelf_nightly"
 SHARDS = int(os.environ.get("SHELF_DAG_SHARDS", "4"))
@@ -44,18 +82,47 @@ NAMESPACE = os.environ.get("SHELF_DAG_NAMESPACE", "shelf")
 START_DATE = datetime.strptime(os.environ.get("SHELF_DAG_START_DATE", "2024-01-01"), "%Y-%m-%d").replace(
     tzinfo=timezone.utc
 )
+CATCHUP = os.environ.get("SHELF_DAG_CATCHUP", "false").strip().lower() in ("1", "true", "yes")
 
 IMAGE = "{{ var.value.get('shelf_image', 'ghcr.io/shelfml/shelf:0.1.0') }}"
 CONTAINER = "shelf"  # the container name podFailurePolicy and this file look at
+XCOM_SIDECAR = "airflow-xcom-sidecar"  # the provider's PodDefaults.SIDECAR_CONTAINER_NAME
 CONFIG = "/etc/shelf/config.yaml"
 CONFIG_MAP = "shelf-config"
 DATE = "{{ ds }}"
 EXIT_PERMANENT = 2
 RUN_AS = 65532
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": RUN_AS,
+    "runAsGroup": RUN_AS,
+    "fsGroup": RUN_AS,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+}
 
 
 class ShelfPodOperator(KubernetesPodOperator):
-    """A KubernetesPodOperator that does not retry permanent failures (exit 2)."""
+    """A KubernetesPodOperator that does not retry permanent failures (exit 2)
+    and runs the XCom sidecar under the restricted security context."""
+
+    def build_pod_request_obj(self, context=None):
+        pod = super().build_pod_request_obj(context)
+        for c in pod.spec.containers or []:
+            if c.name == XCOM_SIDECAR and c.security_context is None:
+                # sh, sleep and cat as uid 65532 on a read-only root: all it does.
+                c.security_context = k8s.V1SecurityContext(
+                    allow_privilege_escalation=False,
+                    read_only_root_filesystem=True,
+                    run_as_non_root=True,
+                    capabilities=k8s.V1Capabilities(drop=["ALL"]),
+                )
+        return pod
 
     def cleanup(self, pod, remote_pod, xcom_result=None, context=None):
         try:
@@ -83,8 +150,13 @@ def exit_code(remote_pod, container_name):
     return None
 
 
-def shelf_task(task_id, args, memory, cpu, gomemlimit, timeout, xcom=False):
-    """One `shelf` sub-command in a pod configured like deploy/kubernetes."""
+def shelf_task(task_id, args, memory, cpu, timeout, xcom=False):
+    """One `shelf` sub-command in a pod configured like deploy/kubernetes.
+
+    CPU request = limit: the binary's workers follow the CPU limit (the Go
+    runtime reads the cgroup quota), and its heap limit follows the memory
+    limit (90 %), so neither is set by hand here.
+    """
     return ShelfPodOperator(
         task_id=task_id,
         name=f"shelf-{task_id.replace('_', '-')}",
@@ -104,7 +176,6 @@ def shelf_task(task_id, args, memory, cpu, gomemlimit, timeout, xcom=False):
             k8s.V1EnvVar(name="SHELF_EVENTS_URL", value="{{ var.value.shelf_events_url }}"),
             k8s.V1EnvVar(name="SHELF_OUTPUT_URL", value="{{ var.value.shelf_output_url }}"),
             k8s.V1EnvVar(name="SHELF_LOG_FORMAT", value="json"),
-            k8s.V1EnvVar(name="GOMEMLIMIT", value=gomemlimit),
             k8s.V1EnvVar(name="TMPDIR", value="/tmp"),
             k8s.V1EnvVar(
                 name="SHELF_PSEUDONYM_KEY",
@@ -125,22 +196,10 @@ def shelf_task(task_id, args, memory, cpu, gomemlimit, timeout, xcom=False):
         ],
         container_resources=k8s.V1ResourceRequirements(
             requests={"cpu": cpu, "memory": memory, "ephemeral-storage": "2Gi"},
-            limits={"cpu": str(2 * int(cpu)), "memory": memory, "ephemeral-storage": "10Gi"},
+            limits={"cpu": cpu, "memory": memory, "ephemeral-storage": "10Gi"},
         ),
-        # Applies to the XCom sidecar too: it only runs `sleep` and `cat`.
-        security_context={
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "runAsGroup": RUN_AS,
-            "fsGroup": RUN_AS,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        container_security_context={
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        security_context=POD_SECURITY,
+        container_security_context=CONTAINER_SECURITY,
         # /airflow/xcom/return.json: version URI and metrics (an emptyDir the provider adds).
         do_xcom_push=xcom,
         get_logs=True,
@@ -159,7 +218,7 @@ with DAG(
     # timetable would make ds the run's own, incomplete day).
     schedule=CronDataIntervalTimetable("30 2 * * *", timezone="UTC"),
     start_date=START_DATE,
-    catchup=True,  # missed or newly added dates run as backfills
+    catchup=CATCHUP,  # default false: unpausing never queues every date since START_DATE
     max_active_runs=1,  # dates one after another: each gate compares with LATEST
     dagrun_timeout=timedelta(hours=12),
     default_args={
@@ -172,12 +231,15 @@ with DAG(
     },
     tags=["shelf", "ml"],
 ) as dag:
+    # Sizes from the memory model (docs: 20M events peaked at 5.08 GiB, 100M
+    # at 18.33 GiB): 8 GiB holds about 25M kept events. Score re-reads the
+    # events and rebuilds the ranker, so it needs what train needs; commit
+    # streams the parts.
     train = shelf_task(
         "train",
         ["train", "--date", DATE, "--config", CONFIG],
-        memory="24Gi",
-        cpu="4",
-        gomemlimit="22GiB",
+        memory="8Gi",
+        cpu="2",
         timeout=timedelta(hours=6),
         xcom=True,
     )
@@ -187,7 +249,6 @@ with DAG(
             ["score", "--date", DATE, "--config", CONFIG, "--shard", str(i), "--shards", str(SHARDS)],
             memory="8Gi",
             cpu="2",
-            gomemlimit="7GiB",
             timeout=timedelta(hours=2),
         )
         for i in range(SHARDS)
@@ -197,7 +258,6 @@ with DAG(
         ["commit", "--date", DATE, "--config", CONFIG, "--shards", str(SHARDS)],
         memory="1Gi",
         cpu="1",
-        gomemlimit="900MiB",
         timeout=timedelta(minutes=30),
         xcom=True,
     )

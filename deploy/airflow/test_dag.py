@@ -1,9 +1,14 @@
 """Checks of shelf_dag.py without Airflow.
 
 Airflow cannot be installed where these run, so the few classes the DAG uses
-are replaced by minimal stubs in sys.modules; the stubs reject keyword
-arguments the real classes do not take (cncf-kubernetes provider 10.x,
-Airflow 2.10/3.x), so a typo still fails here. Run from the repository root:
+are replaced by stand-ins in sys.modules. They are built from
+testdata/cncf_kubernetes_provider.json, the provider's own signatures and
+XCom sidecar copied from its source (the file names the commits): a DAG that
+passes an argument the provider does not take, or overrides a provider method
+with another signature, fails here. One test runs the DAG's own task
+commands, rendered for a logical date, with the real `shelf` binary
+($SHELF_BIN) against file:// buckets, in the DAG's order. Run from the
+repository root:
 
     python3 -m unittest discover -s deploy/airflow -p 'test_*.py' -v
 """
@@ -12,8 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import inspect
+import json
 import os
 import py_compile
+import re
+import subprocess
 import sys
 import tempfile
 import types
@@ -21,27 +30,14 @@ import unittest
 from types import SimpleNamespace
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 DAG_FILE = os.path.join(HERE, "shelf_dag.py")
 CRONJOB = os.path.join(HERE, "..", "kubernetes", "base", "cronjob.yaml")
+PROVIDER = json.load(open(os.path.join(HERE, "testdata", "cncf_kubernetes_provider.json")))
+RENDERED_PODS = os.path.join(HERE, "testdata", "rendered_pods.json")
+PROVIDER_VERSION = "10.21.0"  # what the stand-in reports unless a test says otherwise
 
-# Parameters of KubernetesPodOperator.__init__ (provider 10.x) and BaseOperator.
-KPO_PARAMS = set(
-    """kubernetes_conn_id namespace image name random_name_suffix cmds arguments ports volume_mounts volumes
-    env_vars env_from secrets in_cluster cluster_context labels reattach_on_restart startup_timeout_seconds
-    startup_check_interval_seconds schedule_timeout_seconds get_logs base_container_name
-    base_container_status_polling_interval init_container_logs container_logs image_pull_policy annotations
-    container_resources affinity config_file node_selector image_pull_secrets service_account_name
-    automount_service_account_token hostnetwork host_aliases tolerations security_context
-    container_security_context dnspolicy dns_config hostname subdomain schedulername full_pod_spec
-    init_containers log_events_on_failure do_xcom_push pod_template_file pod_template_dict priority_class_name
-    pod_runtime_info_envs termination_grace_period configmaps skip_on_exit_code deferrable poll_interval
-    log_pod_spec_on_failure on_finish_action termination_message_policy active_deadline_seconds callbacks
-    progress_callback logging_interval trigger_kwargs container_name_log_prefix_enabled log_formatter
-    task_id owner email retries retry_delay retry_exponential_backoff max_retry_delay start_date end_date
-    depends_on_past wait_for_downstream params default_args priority_weight weight_rule queue pool pool_slots
-    execution_timeout on_execute_callback on_failure_callback on_success_callback on_retry_callback
-    trigger_rule doc_md executor_config max_active_tis_per_dag""".split()
-)
+KPO_PARAMS = set(PROVIDER["KubernetesPodOperator.__init__"]) | set(PROVIDER["BaseOperator.__init__"])
 DAG_PARAMS = set(
     """dag_id description schedule start_date end_date default_args max_active_tasks max_active_runs
     dagrun_timeout catchup doc_md params tags owner_links render_template_as_native_obj
@@ -80,6 +76,32 @@ class DAG:
         return False
 
 
+def k8s_model(name):
+    """A stand-in for a kubernetes.client.models class: keeps its keyword arguments."""
+
+    def init(self, **kwargs):
+        self.__dict__.update(kwargs)
+
+    def getattr_(self, attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return None  # unset fields read as None, as in the real client
+
+    return type(name, (), {"__init__": init, "__getattr__": getattr_, "_k8s": name})
+
+
+class K8sModels(types.ModuleType):
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        cls = k8s_model(name)
+        setattr(self, name, cls)
+        return cls
+
+
+k8s = K8sModels("kubernetes.client.models")
+
+
 class KubernetesPodOperator:
     BASE_CONTAINER_NAME = "base"
 
@@ -109,6 +131,39 @@ class KubernetesPodOperator:
             o >> self
         return self
 
+    def build_pod_request_obj(self, context=None):
+        """The pod the provider builds from the operator's arguments (the
+        fields Shelf sets), with the XCom sidecar as xcom_sidecar.py adds it."""
+        k = self.kwargs
+        volumes = list(k.get("volumes") or [])
+        mounts = list(k.get("volume_mounts") or [])
+        container = k8s.V1Container(
+            image=k.get("image"), name=self.base_container_name, command=k.get("cmds") or [], args=k.get("arguments") or [],
+            image_pull_policy=k.get("image_pull_policy"), resources=k.get("container_resources"), volume_mounts=mounts,
+            env=list(k.get("env_vars") or []), env_from=list(k.get("env_from") or []),
+            security_context=k.get("container_security_context"), termination_message_policy="File",
+        )
+        pod = k8s.V1Pod(
+            api_version="v1", kind="Pod",
+            metadata=k8s.V1ObjectMeta(name=k.get("name"), namespace=k.get("namespace"), labels=dict(k.get("labels") or {})),
+            spec=k8s.V1PodSpec(
+                containers=[container], volumes=volumes, service_account_name=k.get("service_account_name"),
+                automount_service_account_token=k.get("automount_service_account_token"),
+                security_context=k.get("security_context") or {}, restart_policy="Never",
+                termination_grace_period_seconds=k.get("termination_grace_period"),
+            ),
+        )
+        if self.do_xcom_push:
+            sc = PROVIDER["xcom_sidecar"]
+            mount = k8s.V1VolumeMount(name=sc["volume_name"], mount_path=sc["mount_path"])
+            pod.spec.volumes.insert(0, k8s.V1Volume(name=sc["volume_name"], empty_dir=k8s.V1EmptyDirVolumeSource()))
+            pod.spec.containers[0].volume_mounts.insert(0, mount)
+            pod.spec.containers.append(k8s.V1Container(
+                name=sc["container_name"], command=list(sc["command"]), image=sc["image"], volume_mounts=[mount],
+                resources=k8s.V1ResourceRequirements(requests=dict(sc["resources"]["requests"])),
+            ))
+        return pod
+
     def cleanup(self, pod, remote_pod, xcom_result=None, context=None):
         # As the provider: a pod that did not succeed raises AirflowException.
         if remote_pod.status.phase != "Succeeded":
@@ -120,21 +175,7 @@ class CronDataIntervalTimetable:
         self.cron, self.timezone = cron, timezone
 
 
-def k8s_model(name):
-    """A stand-in for a kubernetes.client.models class: keeps its keyword arguments."""
-
-    def init(self, **kwargs):
-        self.__dict__.update(kwargs)
-
-    def getattr_(self, attr):
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        return None  # unset fields read as None, as in the real client
-
-    return type(name, (), {"__init__": init, "__getattr__": getattr_})
-
-
-def stub_modules():
+def stub_modules(provider_version=PROVIDER_VERSION):
     mods = {}
 
     def mod(name, **attrs):
@@ -145,25 +186,28 @@ def stub_modules():
 
     mod("airflow", DAG=DAG)
     mod("airflow.exceptions", AirflowException=AirflowException, AirflowFailException=AirflowFailException)
-    for name in ("airflow.providers", "airflow.providers.cncf", "airflow.providers.cncf.kubernetes",
-                 "airflow.providers.cncf.kubernetes.operators", "airflow.timetables"):
+    for name in ("airflow.providers", "airflow.providers.cncf", "airflow.providers.cncf.kubernetes.operators", "airflow.timetables"):
         mod(name)
+    mod("airflow.providers.cncf.kubernetes", __version__=provider_version)
     mod("airflow.providers.cncf.kubernetes.operators.pod", KubernetesPodOperator=KubernetesPodOperator)
     mod("airflow.timetables.interval", CronDataIntervalTimetable=CronDataIntervalTimetable)
-    models = mod("kubernetes.client.models")
-    models.__getattr__ = k8s_model
-    mod("kubernetes", client=mod("kubernetes.client", models=models))
+    mods["kubernetes.client.models"] = k8s
+    mod("kubernetes", client=mod("kubernetes.client", models=k8s))
     return mods
 
 
 @contextlib.contextmanager
-def loaded_dag(**env):
+def loaded_dag(provider_version=PROVIDER_VERSION, **env):
     """Imports shelf_dag.py against the stubs with the given scheduler environment."""
-    saved_env = {k: os.environ.get(k) for k in env}
-    saved_mods = {k: sys.modules.get(k) for k in stub_modules()}
+    keys = set(env) | {"SHELF_DAG_SHARDS", "SHELF_DAG_NAMESPACE", "SHELF_DAG_START_DATE", "SHELF_DAG_CATCHUP"}
+    saved_env = {k: os.environ.get(k) for k in keys}
+    mods = stub_modules(provider_version)
+    saved_mods = {k: sys.modules.get(k) for k in mods}
     try:
+        for k in keys - set(env):
+            os.environ.pop(k, None)
         os.environ.update(env)
-        sys.modules.update(stub_modules())
+        sys.modules.update(mods)
         spec = importlib.util.spec_from_file_location("shelf_dag_under_test", DAG_FILE)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
@@ -179,6 +223,23 @@ def loaded_dag(**env):
                 sys.modules.pop(k, None)
             else:
                 sys.modules[k] = v
+
+
+def to_k8s(obj):
+    """A stand-in model (or dict/list of them) as Kubernetes JSON: camelCase
+    keys, unset fields dropped."""
+    if isinstance(obj, list):
+        return [to_k8s(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: to_k8s(v) for k, v in obj.items() if v is not None}
+    if hasattr(obj, "_k8s"):
+        out = {}
+        for k, v in obj.__dict__.items():
+            if v is None or v == [] and k not in ("args",):
+                continue
+            out[re.sub(r"_([a-z])", lambda m: m.group(1).upper(), k)] = to_k8s(v)
+        return out
+    return obj
 
 
 def flag(args, name):
@@ -243,7 +304,7 @@ class ShelfDagTest(unittest.TestCase):
 
     def test_dag(self):
         self.assertEqual(self.dag.dag_id, "shelf_nightly")
-        self.assertTrue(self.dag.catchup, "catchup runs missed dates as backfills")
+        self.assertFalse(self.dag.catchup, "unpausing must not queue every date since the start date")
         self.assertIsInstance(self.dag.schedule, CronDataIntervalTimetable)
         self.assertEqual((self.dag.schedule.cron, self.dag.schedule.timezone), ("30 2 * * *", "UTC"))
         self.assertIsNotNone(self.dag.start_date.tzinfo)
@@ -253,6 +314,62 @@ class ShelfDagTest(unittest.TestCase):
         self.assertGreater(args["retries"], 0)
         self.assertTrue(args["retry_exponential_backoff"])
         self.assertGreaterEqual(args["max_retry_delay"], args["retry_delay"])
+
+    def test_catchup_from_environment(self):
+        for value, want in (("true", True), ("1", True), ("false", False), ("", False)):
+            with self.subTest(value=value), loaded_dag(SHELF_DAG_CATCHUP=value) as mod:
+                self.assertEqual(mod.dag.catchup, want)
+
+    def test_provider_floor(self):
+        for version, ok in (("10.8.2", False), ("10.5.0", False), ("9.0.1", False), ("10.9.0", True), ("10.10.0", True),
+                            ("10.22.0rc1", True), ("11.0.0", True)):
+            with self.subTest(version=version):
+                if ok:
+                    with loaded_dag(provider_version=version):
+                        pass
+                    continue
+                with self.assertRaises(ImportError) as cm:
+                    with loaded_dag(provider_version=version):
+                        pass
+                self.assertIn(">= " + PROVIDER["supported"]["provider_min"], str(cm.exception))
+                self.assertIn(version, str(cm.exception))
+        self.assertEqual(self.mod.PROVIDER_MIN, PROVIDER["supported"]["provider_min"])
+
+    def test_overrides_match_provider_signatures(self):
+        op = self.mod.ShelfPodOperator
+        for method in ("cleanup", "build_pod_request_obj"):
+            with self.subTest(method=method):
+                params = [p for p in inspect.signature(getattr(op, method)).parameters if p != "self"]
+                self.assertEqual(params, PROVIDER["KubernetesPodOperator." + method])
+
+    def test_pods_pass_restricted_pod_security(self):
+        """Every container of every task's pod, the XCom sidecar included,
+        meets the PodSecurity "restricted" rules (the Go test in deploy/
+        runs the real evaluator on testdata/rendered_pods.json)."""
+        pods = {}
+        for tid, op in sorted(self.tasks.items()):
+            pod = to_k8s(op.build_pod_request_obj(None))
+            pods[tid] = pod
+            spec = pod["spec"]
+            psc = spec.get("securityContext") or {}
+            names = [c["name"] for c in spec["containers"]]
+            self.assertEqual(names[0], "shelf", tid)
+            if op.do_xcom_push:
+                self.assertIn(PROVIDER["xcom_sidecar"]["container_name"], names, tid)
+            for c in spec["containers"]:
+                with self.subTest(task=tid, container=c["name"]):
+                    sc = c.get("securityContext") or {}
+                    self.assertIs(sc.get("allowPrivilegeEscalation"), False)
+                    self.assertEqual(sc.get("capabilities", {}).get("drop"), ["ALL"])
+                    self.assertTrue(sc.get("runAsNonRoot", psc.get("runAsNonRoot")))
+                    seccomp = sc.get("seccompProfile") or psc.get("seccompProfile") or {}
+                    self.assertIn(seccomp.get("type"), ("RuntimeDefault", "Localhost"))
+        want = json.dumps(pods, indent=2, sort_keys=True) + "\n"
+        if os.environ.get("SHELF_UPDATE_GOLDEN") == "1":
+            with open(RENDERED_PODS, "w") as f:
+                f.write(want)
+        with open(RENDERED_PODS) as f:
+            self.assertEqual(f.read(), want, "testdata/rendered_pods.json is stale: rerun with SHELF_UPDATE_GOLDEN=1")
 
     def test_tasks_and_edges(self):
         self.assertEqual(set(self.tasks), {"train", "commit", *self.scores})
@@ -319,6 +436,9 @@ class ShelfDagTest(unittest.TestCase):
                 self.assertEqual(csc["capabilities"], {"drop": ["ALL"]})
                 res = k["container_resources"]
                 self.assertEqual(res.requests["memory"], res.limits["memory"])
+                self.assertEqual(res.requests["cpu"], res.limits["cpu"], "workers follow the CPU limit: request = limit")
+                env_names = {e.name for e in k["env_vars"]}
+                self.assertNotIn("GOMEMLIMIT", env_names, "the binary derives it from the memory limit")
                 mounts = {m.mount_path: m for m in k["volume_mounts"]}
                 vols = {v.name: v for v in k["volumes"]}
                 self.assertTrue(mounts["/etc/shelf"].read_only)
@@ -401,6 +521,67 @@ class ShelfDagTest(unittest.TestCase):
         # Airflow's var.value raises KeyError for a missing Variable: the task fails at render time.
         with self.assertRaises(KeyError):
             env.from_string(t.kwargs["env_vars"][0].value).render({"var": {"value": Vars()}})
+
+    def test_dag_commands_end_to_end(self):
+        """The DAG's own tasks, rendered for a logical date, run in the DAG's
+        order with the real binary against file:// buckets: train publishes
+        a version, every score shard stages its part, commit publishes the
+        table and LATEST, all naming train's version."""
+        binary = os.environ.get("SHELF_BIN")
+        if not binary:
+            if os.environ.get("CI") == "true":
+                self.fail("SHELF_BIN not set (deploy/check.sh builds it)")
+            self.skipTest("SHELF_BIN not set")
+        jinja2 = require("jinja2")
+        shards = 3
+        with loaded_dag(SHELF_DAG_SHARDS=str(shards)) as mod, tempfile.TemporaryDirectory() as tmp:
+            tasks = mod.dag.tasks
+            order, done = [], set()
+            while len(order) < len(tasks):  # topological, as the scheduler runs them
+                ready = sorted(t for t in tasks if t not in done and tasks[t].upstream <= done)
+                self.assertTrue(ready, "the DAG has a cycle")
+                order += ready
+                done |= set(ready)
+            self.assertEqual(order[0], "train")
+            self.assertEqual(order[-1], "commit")
+
+            class Vars(dict):
+                __getattr__ = dict.__getitem__
+
+                def get(self, k, d=None):
+                    return dict.get(self, k, d)
+
+            out = os.path.join(tmp, "out")
+            ctx = {"ds": "2011-03-31", "var": {"value": Vars(
+                shelf_events_url="file://" + os.path.join(REPO, "testdata", "online-retail"),
+                shelf_output_url="file://" + out)}}
+            env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+            results = {}
+            for tid in order:
+                k = tasks[tid].kwargs
+                args = [env.from_string(a).render(ctx) for a in k["arguments"]]
+                # The ConfigMap's file is the pod's /etc/shelf/config.yaml; here the bundled sample's.
+                args[args.index("--config") + 1] = os.path.join(REPO, "configs", "online-retail.yaml")
+                penv = {e.name: env.from_string(e.value).render(ctx) for e in k["env_vars"] if e.value is not None}
+                penv["TMPDIR"] = tmp
+                run_env = {kk: vv for kk, vv in os.environ.items() if not kk.startswith("SHELF_")}
+                run_env.update(penv)
+                # A small model: the commands are the subject here, not the model.
+                run_env.update({"SHELF_TRAIN_DIM": "8", "SHELF_TRAIN_HIDDEN": "16", "SHELF_TRAIN_EPOCHS": "2",
+                                "SHELF_PURCHASE_EPOCHS": "3", "SHELF_EVENTS_LOOKBACK_DAYS": "75"})
+                proc = subprocess.run([binary] + args, env=run_env, capture_output=True, text=True, timeout=600)
+                self.assertEqual(proc.returncode, 0, f"{tid}: {' '.join(args)}\n{proc.stderr[-3000:]}")
+                results[tid] = json.loads(proc.stdout)
+            version = results["train"]["version"]
+            for tid in order[1:]:
+                self.assertEqual(results[tid]["version"], version, f"{tid} worked on another version than train's")
+            self.assertTrue(results["commit"]["published"])
+            with open(os.path.join(out, "tables", "recommendations", "dt=2011-03-31", "_SUCCESS")) as f:
+                success = json.load(f)
+            self.assertEqual(success["model_version"], version)
+            self.assertEqual(len(success["parts"]), shards)
+            with open(os.path.join(out, "models", "online-retail", "LATEST")) as f:
+                self.assertEqual(f.read().strip(), version)
 
     def test_matches_kubernetes_manifests(self):
         yaml = require("yaml")

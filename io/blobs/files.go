@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -226,4 +228,71 @@ func ReadPointer(ctx context.Context, b *blob.Bucket, key string) (string, error
 		return "", fmt.Errorf("read pointer %s: malformed content %q", key, data)
 	}
 	return v, nil
+}
+
+// Copy copies src to dst inside the bucket (server-side where the store
+// supports it) and returns the copy's size and sha256, read back in a
+// stream: what readers will find at dst, with memory independent of size.
+// Transient failures are retried.
+func Copy(ctx context.Context, b *blob.Bucket, dst, src string) (size int64, sha string, err error) {
+	err = Retry(ctx, DefaultPolicy(), "copy "+src+" to "+dst, func(ctx context.Context) error {
+		srcAttrs, err := b.Attributes(ctx, src)
+		if err != nil {
+			return err
+		}
+		if err := b.Copy(ctx, dst, src, nil); err != nil {
+			return err
+		}
+		r, err := b.NewReader(ctx, dst, nil)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		h := sha256.New()
+		n, err := io.Copy(h, r)
+		if err != nil {
+			return err
+		}
+		if n != srcAttrs.Size {
+			return fmt.Errorf("copy holds %d bytes, %s has %d: %w", n, src, srcAttrs.Size, ErrTruncated)
+		}
+		size, sha = n, hex.EncodeToString(h.Sum(nil))
+		return nil
+	})
+	return size, sha, err
+}
+
+// Attributes returns key's attributes, retrying transient failures.
+func Attributes(ctx context.Context, b *blob.Bucket, key string) (*blob.Attributes, error) {
+	var a *blob.Attributes
+	err := Retry(ctx, DefaultPolicy(), "stat "+key, func(ctx context.Context) error {
+		var err error
+		a, err = b.Attributes(ctx, key)
+		return err
+	})
+	return a, err
+}
+
+// SHA256 streams key and returns the hex SHA-256 of its bytes, checking the
+// count against its size; transient failures are retried.
+func SHA256(ctx context.Context, b *blob.Bucket, key string) (string, error) {
+	var sum string
+	err := Retry(ctx, DefaultPolicy(), "hash "+key, func(ctx context.Context) error {
+		r, err := b.NewReader(ctx, key, nil)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		h := sha256.New()
+		n, err := io.Copy(h, r)
+		if err != nil {
+			return err
+		}
+		if n != r.Size() {
+			return fmt.Errorf("got %d of %d bytes: %w", n, r.Size(), ErrTruncated)
+		}
+		sum = hex.EncodeToString(h.Sum(nil))
+		return nil
+	})
+	return sum, err
 }

@@ -80,7 +80,7 @@ func ReadCatalog(ctx context.Context, bucket *blob.Bucket, opts CatalogOptions) 
 	if !cfg.Enabled() || cfg.Columns.Item == "" {
 		return nil, acct, &DataError{Input: "catalog", Row: -1, Reason: "config: catalog.path and catalog.columns.item_id are required"}
 	}
-	objs, err := listParquet(ctx, bucket, "catalog", cfg.Prefix(), nil)
+	objs, _, err := listParquet(ctx, bucket, "catalog", cfg.Prefix(), nil)
 	if err != nil {
 		return nil, acct, err
 	}
@@ -90,7 +90,7 @@ func ReadCatalog(ctx context.Context, bucket *blob.Bucket, opts CatalogOptions) 
 	}
 	acct.Files = make([]FileStat, len(objs))
 	for i, o := range objs {
-		acct.Files[i] = FileStat{Key: o.key, Size: o.size, ModTime: o.mod, MD5: o.md5, Rejected: map[string]int64{}}
+		acct.Files[i] = FileStat{Key: o.key, Size: o.size, ModTime: o.mod, MD5: o.md5, ETag: o.etag, SHA256: o.sha256, Rejected: map[string]int64{}}
 	}
 	cr := &catalogReader{opts: opts, scan: s, acct: acct,
 		cat: &Catalog{Items: opts.Items, Categories: model.NewVocab()}, fixed: opts.Items != nil}

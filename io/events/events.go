@@ -57,7 +57,9 @@ type FileStat struct {
 	Key      string           `json:"key"`
 	Size     int64            `json:"size"`
 	ModTime  time.Time        `json:"mod_time"`
-	MD5      string           `json:"md5,omitempty"` // hex, empty when the store does not report it
+	MD5      string           `json:"md5,omitempty"`    // hex, empty when the store does not report it
+	ETag     string           `json:"etag,omitempty"`   // the store's, when it lists no MD5
+	SHA256   string           `json:"sha256,omitempty"` // of the bytes, on local file systems (file://)
 	Rows     int64            `json:"rows"`
 	Rejected map[string]int64 `json:"rejected"` // reason → rows
 	// Decoder is how the file was decoded: "pages" (parquet-go, page by
@@ -77,6 +79,10 @@ type Accounting struct {
 	Rejected          map[string]int64 `json:"rows_rejected"` // reason → rows; config filters appear as "filtered_<name>"
 	Files             []FileStat       `json:"files"`
 	PartitionsSkipped int              `json:"partitions_skipped"`
+	// HiddenFilesSkipped counts *.parquet objects under a "_" or "."
+	// component (Spark/Hadoop staging such as _temporary/, hidden files),
+	// which are not read.
+	HiddenFilesSkipped int `json:"hidden_files_skipped"`
 }
 
 // Balanced reports whether every row read is in exactly one bucket.

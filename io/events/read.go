@@ -23,10 +23,12 @@ const defaultBufferSize = 1 << 20
 
 // object is one listed input file.
 type object struct {
-	key  string
-	size int64
-	mod  time.Time
-	md5  string
+	key    string
+	size   int64
+	mod    time.Time
+	md5    string // hex, as the store lists it
+	etag   string // when there is no MD5
+	sha256 string // of the bytes, on local file systems
 }
 
 // candidate is a row that passed validation, before id mapping and dedupe.
@@ -93,14 +95,14 @@ func Read(ctx context.Context, bucket *blob.Bucket, opts Options) (*model.Intera
 	if err != nil {
 		return nil, acct, err
 	}
-	objs, skipped, err := r.list(ctx)
+	objs, skipped, hidden, err := r.list(ctx)
 	if err != nil {
 		return nil, acct, err
 	}
-	acct.PartitionsSkipped = skipped
+	acct.PartitionsSkipped, acct.HiddenFilesSkipped = skipped, hidden
 	acct.Files = make([]FileStat, len(objs))
 	for i, o := range objs {
-		acct.Files[i] = FileStat{Key: o.key, Size: o.size, ModTime: o.mod, MD5: o.md5, Rejected: map[string]int64{}}
+		acct.Files[i] = FileStat{Key: o.key, Size: o.size, ModTime: o.mod, MD5: o.md5, ETag: o.etag, SHA256: o.sha256, Rejected: map[string]int64{}}
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -472,10 +474,10 @@ func ceilSeconds(t time.Time) int64 {
 
 // list returns the *.parquet objects to read in key order, and the number of
 // partitions skipped because their day lies outside the window.
-func (r *reader) list(ctx context.Context) ([]object, int, error) {
-	all, err := listParquet(ctx, r.bucket, "events", "", r.opts.Skip)
+func (r *reader) list(ctx context.Context) ([]object, int, int, error) {
+	all, hidden, err := listParquet(ctx, r.bucket, "events", "", r.opts.Skip)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	objs := all[:0]
 	skipped := map[string]bool{}
@@ -486,7 +488,7 @@ func (r *reader) list(ctx context.Context) ([]object, int, error) {
 		}
 		objs = append(objs, o)
 	}
-	return objs, len(skipped), nil
+	return objs, len(skipped), hidden, nil
 }
 
 // outsidePartition reports whether key lies in a dt=YYYY-MM-DD partition

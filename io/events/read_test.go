@@ -16,6 +16,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/apache/arrow/go/v17/parquet/file"
 	"github.com/apache/arrow/go/v17/parquet/pqarrow"
+	"gocloud.dev/blob/fileblob"
 
 	"github.com/shelfml/shelf/model"
 )
@@ -311,3 +312,76 @@ func TestTruncate(t *testing.T) {
 }
 
 func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
+
+// TestHiddenAndStagingFilesAreSkipped: Spark/Hadoop staging (_temporary/,
+// half-written) and hidden (.x) files under the events prefix are not read,
+// and are counted; the other files read as without them.
+func TestHiddenAndStagingFilesAreSkipped(t *testing.T) {
+	data := sampleBytes(t)
+	for _, bk := range bucketKinds {
+		t.Run(bk.name, func(t *testing.T) {
+			ctx := context.Background()
+			clean, cleanAcct, err := Read(ctx, bk.open(t, map[string][]byte{sampleKey: data}), sampleOptions(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := bk.open(t, map[string][]byte{
+				sampleKey:                           data,
+				"_temporary/0/part-1.parquet":       data[:len(data)/3], // a writer still at work
+				"dt=2011-03-01/.part-2.parquet.crc": []byte("x"),
+				"dt=2011-03-01/.part-2.parquet":     []byte("not parquet"),
+				"dt=2011-03-01/_SUCCESS":            nil,
+				"nested/_staging/part-3.parquet":    []byte("junk"),
+			})
+			in, acct, err := Read(ctx, b, sampleOptions(t))
+			if err != nil {
+				t.Fatalf("hidden files were read: %v", err)
+			}
+			if acct.HiddenFilesSkipped != 3 {
+				t.Errorf("hidden files skipped = %d, want 3", acct.HiddenFilesSkipped)
+			}
+			if len(in.Events) != len(clean.Events) || acct.Read != cleanAcct.Read || len(acct.Files) != 1 {
+				t.Errorf("read %d events from %d files, want %d from 1", len(in.Events), len(acct.Files), len(clean.Events))
+			}
+		})
+	}
+}
+
+// TestInputIdentityIsContent: on a file system without gocloud's metadata
+// sidecars (files written by Spark, cp, rsync) the identity of an input is
+// the SHA-256 of its bytes, so a copy (new modification time) is the same
+// input and other bytes of the same size are not.
+func TestInputIdentityIsContent(t *testing.T) {
+	ctx := context.Background()
+	data := sampleBytes(t)
+	id := func(content []byte) string {
+		t.Helper()
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, sampleKey), content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b, err := fileblob.OpenBucket(dir, &fileblob.Options{Metadata: fileblob.MetadataDontWrite})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		objs, _, err := listParquet(ctx, b, "events", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if objs[0].md5 != "" || len(objs[0].sha256) != 64 {
+			t.Fatalf("identity %+v: want a SHA-256 and no MD5", objs[0])
+		}
+		return objs[0].sha256
+	}
+	first := id(data)
+	time.Sleep(20 * time.Millisecond)
+	if again := id(data); again != first {
+		t.Fatalf("a copy has another identity: %q vs %q", again, first)
+	}
+	other := slices.Clone(data)
+	other[len(other)/2] ^= 1
+	if id(other) == first {
+		t.Fatal("other bytes of the same size have the same identity")
+	}
+}

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -20,6 +23,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/shelfml/shelf/configs"
+	"github.com/shelfml/shelf/io/blobs"
 )
 
 // scanner streams the record batches of Parquet objects through Arrow for
@@ -369,25 +373,89 @@ func (a *cappedAllocator) Reallocate(size int, b []byte) []byte {
 }
 
 // listParquet returns the *.parquet objects under prefix (recursively) in key
-// order, leaving out keys under any of skip.
-func listParquet(ctx context.Context, bucket *blob.Bucket, input, prefix string, skip []string) ([]object, error) {
+// order, without those under a skip prefix and those with a path component
+// (below prefix) starting with "_" or "." — the Hive/Spark convention for
+// staging (_temporary/, _SUCCESS) and hidden files, which are half-written or
+// not data; their count is returned. Each object carries an identity of its
+// content: the store's MD5 where it lists one, else its ETag (S3 multipart
+// uploads, some GCS and Azure objects), else — on a local file system, whose
+// modification time changes with every copy — the SHA-256 of its bytes.
+func listParquet(ctx context.Context, bucket *blob.Bucket, input, prefix string, skip []string) ([]object, int, error) {
+	all, err := blobs.List(ctx, bucket, prefix)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list %s: %w", input, err)
+	}
 	var objs []object
-	it := bucket.List(&blob.ListOptions{Prefix: prefix})
-	for {
-		o, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
+	hidden := 0
+	for _, o := range all {
+		if !strings.HasSuffix(o.Key, ".parquet") || slices.ContainsFunc(skip, func(p string) bool { return p != "" && strings.HasPrefix(o.Key, p) }) {
+			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", input, err)
-		}
-		if o.IsDir || !strings.HasSuffix(o.Key, ".parquet") || slices.ContainsFunc(skip, func(p string) bool { return p != "" && strings.HasPrefix(o.Key, p) }) {
+		if hiddenPath(strings.TrimPrefix(o.Key, prefix)) {
+			hidden++
 			continue
 		}
 		objs = append(objs, object{key: o.Key, size: o.Size, mod: o.ModTime, md5: hex.EncodeToString(o.MD5)})
 	}
 	slices.SortFunc(objs, func(a, b object) int { return strings.Compare(a.key, b.key) })
-	return objs, nil
+	if err := identify(ctx, bucket, objs); err != nil {
+		return nil, 0, fmt.Errorf("list %s: %w", input, err)
+	}
+	return objs, hidden, nil
+}
+
+// hiddenPath reports whether a key has a component starting with "_" or ".".
+func hiddenPath(key string) bool {
+	for _, seg := range strings.Split(key, "/") {
+		if strings.HasPrefix(seg, "_") || strings.HasPrefix(seg, ".") {
+			return true
+		}
+	}
+	return false
+}
+
+// identify fills the content identity of objects the listing gave no MD5.
+func identify(ctx context.Context, bucket *blob.Bucket, objs []object) error {
+	var fi os.FileInfo
+	local := bucket.As(&fi)
+	var todo []int
+	for i := range objs {
+		if objs[i].md5 == "" {
+			todo = append(todo, i)
+		}
+	}
+	var next atomic.Int64
+	errs := make([]error, 4)
+	var wg sync.WaitGroup
+	for w := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(todo) || ctx.Err() != nil {
+					return
+				}
+				o := &objs[todo[k]]
+				if local {
+					o.sha256, errs[w] = blobs.SHA256(ctx, bucket, o.key)
+				} else {
+					var a *blob.Attributes
+					if a, errs[w] = blobs.Attributes(ctx, bucket, o.key); a != nil {
+						o.etag = a.ETag
+					}
+				}
+				if errs[w] != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return ctx.Err()
 }
 
 // partitionDay finds the innermost dt=YYYY-MM-DD directory of key and

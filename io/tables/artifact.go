@@ -32,6 +32,8 @@ type InputObject struct {
 	Key     string `json:"key"`
 	Size    int64  `json:"size"`
 	MD5     string `json:"md5,omitempty"`
+	ETag    string `json:"etag,omitempty"`
+	SHA256  string `json:"sha256,omitempty"`
 	ModTime string `json:"mod_time,omitempty"`
 }
 

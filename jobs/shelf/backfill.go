@@ -22,7 +22,7 @@ type backfillRow struct {
 	ExitCode int     `json:"exit_code"`
 }
 
-// backfillSummary is printed at the end; the exit code is the worst date's.
+// backfillSummary is printed at the end; the exit code is backfillExit's.
 type backfillSummary struct {
 	From  string        `json:"from"`
 	To    string        `json:"to"`
@@ -94,9 +94,6 @@ func backfill(ctx context.Context, args, environ []string, log *slog.Logger, pro
 			if row.ExitCode != jobs.ExitOK {
 				failed++
 			}
-			if row.ExitCode > sum.code {
-				sum.code = row.ExitCode
-			}
 			nFailed := failed
 			mu.Unlock()
 			log.Info("backfill date done", "date", d, "status", row.Status, "seconds", int(row.Seconds))
@@ -109,12 +106,45 @@ func backfill(ctx context.Context, args, environ []string, log *slog.Logger, pro
 	for _, r := range sum.Dates {
 		log.Info("backfill date", "date", r.Date, "status", r.Status, "version", r.Version, "seconds", int(r.Seconds), "error", r.Error)
 	}
+	sum.code = backfillExit(sum.Dates)
+	retryable, permanent := sum.count(jobs.ExitRetryable), sum.count(jobs.ExitPermanent)
 	switch sum.code {
 	case jobs.ExitOK:
 		return sum, nil
 	case jobs.ExitPermanent:
-		return sum, jobs.Permanent(fmt.Errorf("backfill: some dates failed permanently"))
+		return sum, jobs.Permanent(fmt.Errorf("backfill: %d of %d dates failed permanently (a retry would fail them again)", permanent, len(sum.Dates)))
 	default:
-		return sum, fmt.Errorf("backfill: some dates failed (retryable)")
+		return sum, fmt.Errorf("backfill: %d of %d dates failed retryably (and %d permanently): exit 1, so that the Job retries; "+
+			"the retry skips the dates already committed", retryable, len(sum.Dates), permanent)
 	}
+}
+
+// backfillExit is the summary's exit code, read by the Job's
+// podFailurePolicy: 1 while any date may pass on a retry (the retry skips
+// committed dates and redoes the rest), 2 only when every failed date failed
+// permanently, 0 when none failed.
+func backfillExit(rows []backfillRow) int {
+	code := jobs.ExitOK
+	for _, r := range rows {
+		switch r.ExitCode {
+		case jobs.ExitOK:
+		case jobs.ExitPermanent:
+			if code == jobs.ExitOK {
+				code = jobs.ExitPermanent
+			}
+		default:
+			return jobs.ExitRetryable
+		}
+	}
+	return code
+}
+
+func (s *backfillSummary) count(code int) int {
+	n := 0
+	for _, r := range s.Dates {
+		if r.ExitCode == code || code == jobs.ExitRetryable && r.ExitCode != jobs.ExitOK && r.ExitCode != jobs.ExitPermanent {
+			n++
+		}
+	}
+	return n
 }

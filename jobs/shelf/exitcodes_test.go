@@ -193,3 +193,31 @@ func tail(s string, n int) string {
 	}
 	return s
 }
+
+// TestBackfillExit: a backfill's exit code tells the Job whether a retry can
+// help. Any retryable date makes it 1 (the retry skips committed dates and
+// redoes the rest), only permanent failures make it 2.
+func TestBackfillExit(t *testing.T) {
+	row := func(code int) backfillRow { return backfillRow{ExitCode: code} }
+	for _, tc := range []struct {
+		name  string
+		codes []int
+		want  int
+	}{
+		{"all published", []int{0, 0}, 0},
+		{"one refused by the gate", []int{0, 2, 0}, 2},
+		{"one refused, one storage failure", []int{2, 1, 0}, 1},
+		{"a crash (137) among permanent ones", []int{2, 137}, 1},
+		{"only retryable", []int{1, 1}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var rows []backfillRow
+			for _, c := range tc.codes {
+				rows = append(rows, row(c))
+			}
+			if got := backfillExit(rows); got != tc.want {
+				t.Fatalf("backfillExit(%v) = %d, want %d", tc.codes, got, tc.want)
+			}
+		})
+	}
+}
