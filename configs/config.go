@@ -91,12 +91,16 @@ type CatalogColumnsConfig struct {
 // LimitsConfig bounds what one Parquet input may make the reader decode,
 // against decompression bombs and absurd rows. The sizes are uncompressed
 // bytes of the columns read (projected), as the file's metadata declares
-// them; values and buffers are checked again while decoding.
+// them, checked before decoding; values and buffers are checked again while
+// decoding. 0 for a byte size means "from the memory this process may use"
+// (an eighth of it per column chunk, a quarter per row group): what is
+// dangerous is what cannot be held, not a high compression ratio — a
+// constant or plain-encoded column legitimately compresses 1000:1 and more.
 type LimitsConfig struct {
 	MaxRowsPerFile      int64   `yaml:"max_rows_per_file"`
-	MaxRowGroupBytes    int64   `yaml:"max_row_group_bytes"`    // Σ projected column chunks of one row group
-	MaxColumnChunkBytes int64   `yaml:"max_column_chunk_bytes"` // one projected column chunk; also the largest decoding buffer
-	MaxCompressionRatio float64 `yaml:"max_compression_ratio"`  // uncompressed / compressed of a column chunk of >= 1 MiB
+	MaxRowGroupBytes    int64   `yaml:"max_row_group_bytes"`    // Σ projected column chunks of one row group; 0 = budget/4
+	MaxColumnChunkBytes int64   `yaml:"max_column_chunk_bytes"` // one projected column chunk, also the largest decoding buffer; 0 = budget/8
+	MaxCompressionRatio float64 `yaml:"max_compression_ratio"`  // uncompressed / compressed of a column chunk of >= 1 MiB; 0 = no ratio check
 	MaxValueBytes       int64   `yaml:"max_value_bytes"`        // one string or binary value
 }
 
@@ -104,11 +108,8 @@ type LimitsConfig struct {
 // exhaust a worker's memory.
 func DefaultLimits() LimitsConfig {
 	return LimitsConfig{
-		MaxRowsPerFile:      1_000_000_000,
-		MaxRowGroupBytes:    4 << 30,
-		MaxColumnChunkBytes: 1 << 30,
-		MaxCompressionRatio: 1000,
-		MaxValueBytes:       1 << 20,
+		MaxRowsPerFile: 1_000_000_000,
+		MaxValueBytes:  1 << 20,
 	}
 }
 

@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -188,5 +189,55 @@ func TestCatalogAndLimits(t *testing.T) {
 	if c.Catalog.Path != "items.parquet" || c.Catalog.Columns.Category != "cat" || c.Catalog.Columns.Item != "item_id" ||
 		c.Events.Limits.MaxRowsPerFile != 10 || c.Events.Limits.MaxValueBytes != DefaultLimits().MaxValueBytes {
 		t.Fatalf("file: %+v %+v", c.Catalog, c.Events.Limits)
+	}
+}
+
+// TestValidateRejectsAbsurdValues: the values an independent run of
+// absurd configs found accepted, every one refused at once with the setting
+// named — never an out-of-memory crash or a NaN deep in training.
+func TestValidateRejectsAbsurdValues(t *testing.T) {
+	nan, inf := math.NaN(), math.Inf(1)
+	for _, tc := range []struct {
+		name string
+		edit func(c *Config)
+		want string
+	}{
+		{"NaN learning rate", func(c *Config) { c.Train.LearningRate = nan }, "train.learning_rate"},
+		{"+Inf learning rate", func(c *Config) { c.Train.LearningRate = inf }, "train.learning_rate"},
+		{"NaN L2", func(c *Config) { c.Train.L2 = nan }, "train.l2"},
+		{"NaN half-life", func(c *Config) { c.Train.HalfLifeDays = nan }, "train.half_life_days"},
+		{"NaN history half-life", func(c *Config) { c.Train.KNNHistoryHalfLifeDays = []float64{nan} }, "train.knn_history_half_life_days"},
+		{"NaN gate tolerance", func(c *Config) { c.Gate.Tolerance = nan }, "gate.tolerance"},
+		{"NaN blend weight", func(c *Config) { c.Train.BlendKNN = []float64{0, nan} }, "train.blend_knn"},
+		{"NaN purchase learning rate", func(c *Config) { c.Purchase.LearningRate = nan }, "purchase"},
+		{"batch of 2e9", func(c *Config) { c.Train.BatchSize = 2e9 }, "train.batch_size"},
+		{"layer of 1e8", func(c *Config) { c.Train.Hidden = []int{1e8} }, "train.hidden[0]"},
+		{"k of 1e8", func(c *Config) { c.Score.K, c.Score.Candidates = 1e8, 1e8 }, "score.k"},
+		{"2e9 neighbours", func(c *Config) { c.Baselines.ItemKNNNeighbors = IntList{2e9} }, "baselines.itemknn_neighbors"},
+		{"1e9 negatives", func(c *Config) { c.Train.Negatives = 1e9 }, "train.negatives"},
+		{"1e5 shards", func(c *Config) { c.Score.Shards = 1e5 }, "score.shards"},
+		{"1000 workers... fine, 1e6 not", func(c *Config) { c.Train.Workers = 1e6 }, "train.workers"},
+		{"lease that overflows a Duration", func(c *Config) { c.LockLeaseSeconds = 1e12 }, "lock_lease_seconds"},
+		{"name ..", func(c *Config) { c.Name = ".." }, "name"},
+		{"name with a slash", func(c *Config) { c.Name = "a/b" }, "name"},
+		{"negative popularity half-life", func(c *Config) { c.Baselines.PopularityHalfLifeDays = -1 }, "baselines.popularity_half_life_days"},
+		{"NaN event weight", func(c *Config) { c.Events.EventTypes[0].Weight = float32(nan) }, "events.event_types[0]"},
+		{"NaN reject ratio", func(c *Config) { c.Events.MaxRejectRatio = nan }, "events.max_reject_ratio"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			c.Events.URL, c.Output.URL = "mem://", "mem://"
+			c.Train.Workers = 1000 // allowed: the goroutines only schedule
+			tc.edit(&c)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate() = %v, want an error naming %q", err, tc.want)
+			}
+		})
+	}
+	c := Default()
+	c.Events.URL, c.Output.URL = "mem://", "mem://"
+	if err := c.Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
 	}
 }

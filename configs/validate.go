@@ -3,26 +3,94 @@ package configs
 import (
 	"errors"
 	"fmt"
+	"math"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
 )
 
+// Bounds on sizes: far above anything a shop needs, far below what would
+// exhaust a machine before the data is even read (a batch of 2·10⁹ rows or
+// a layer of 10⁸ units is an out-of-memory crash, not a model). Sizes that
+// depend on the data (embedding tables) are checked after ingest against
+// the memory the process may use.
+const (
+	maxDim        = 1024
+	maxHidden     = 4096
+	maxLayers     = 8
+	maxBatch      = 1 << 20
+	maxEpochs     = 10_000
+	maxNegatives  = 1_000
+	maxK          = 10_000
+	maxCandidates = 100_000
+	maxNeighbors  = 10_000
+	maxShards     = 4_096
+	maxWorkers    = 1_024
+	maxDays       = 36_500
+	maxLeaseSec   = 86_400
+	maxGrid       = 64 // values in one selection grid
+)
+
+// nameRE is a model name: a path segment of its own.
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// checker collects every problem of a config.
+type checker struct{ errs []error }
+
+func (c *checker) bad(format string, a ...any) { c.errs = append(c.errs, fmt.Errorf(format, a...)) }
+
+// num requires a finite v within [lo, hi] (or (lo, hi] when openLo).
+func (c *checker) num(name string, v, lo, hi float64, openLo bool) {
+	ok := !math.IsNaN(v) && !math.IsInf(v, 0) && v <= hi && (v > lo || !openLo && v == lo)
+	if !ok {
+		l := "["
+		if openLo {
+			l = "("
+		}
+		c.bad("%s %v: must be a finite number in %s%g, %g]", name, v, l, lo, hi)
+	}
+}
+
+// count requires lo <= v <= hi.
+func (c *checker) count(name string, v, lo, hi int) {
+	if v < lo || v > hi {
+		c.bad("%s %d: must be in %d..%d", name, v, lo, hi)
+	}
+}
+
+// grid checks a list of candidate values: 1..maxGrid finite values in [lo, hi].
+func (c *checker) grid(name string, vs []float64, lo, hi float64, openHi bool) {
+	if len(vs) == 0 || len(vs) > maxGrid {
+		c.bad("%s: need 1..%d values, have %d", name, maxGrid, len(vs))
+	}
+	for _, v := range vs {
+		if math.IsNaN(v) || math.IsInf(v, 0) || v < lo || v > hi || openHi && v == hi {
+			r := "]"
+			if openHi {
+				r = ")"
+			}
+			c.bad("%s: %v must be a finite number in [%g, %g%s", name, v, lo, hi, r)
+		}
+	}
+}
+
 // Validate returns every problem of the config at once.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	if c.Name == "" || strings.ContainsAny(c.Name, "/\\ ") {
-		bad("name %q: must be non-empty without slashes or spaces", c.Name)
+	var k checker
+	bad := k.bad
+	if !nameRE.MatchString(c.Name) || strings.Trim(c.Name, ".") == "" {
+		bad("name %q: must be 1..128 letters, digits, '.', '_' or '-', starting with a letter or digit", c.Name)
 	}
 	if c.Date != "" {
 		if _, err := time.Parse("2006-01-02", c.Date); err != nil {
 			bad("date %q: want YYYY-MM-DD", c.Date)
 		}
 	}
-	if c.LockLeaseSeconds < 1 {
-		bad("lock_lease_seconds %d: must be >= 1", c.LockLeaseSeconds)
-	}
+	k.count("lock_lease_seconds", c.LockLeaseSeconds, 1, maxLeaseSec)
+	k.num("storage.timeout_seconds", c.Storage.TimeoutSeconds, 0, 3600, true)
+	k.num("storage.min_bytes_per_second", c.Storage.MinBytesPerSecond, 0, 1e12, true)
+	k.count("storage.attempts", c.Storage.Attempts, 1, 20)
 	e := c.Events
 	if e.URL == "" {
 		bad("events.url: required (flag --events-url or SHELF_EVENTS_URL)")
@@ -30,9 +98,7 @@ func (c Config) Validate() error {
 	if c.Output.URL == "" {
 		bad("output.url: required (flag --output-url or SHELF_OUTPUT_URL)")
 	}
-	if e.LookbackDays <= 0 {
-		bad("events.lookback_days %d: must be > 0", e.LookbackDays)
-	}
+	k.count("events.lookback_days", e.LookbackDays, 1, maxDays)
 	if e.Columns.User == "" || e.Columns.Item == "" || e.Columns.TS == "" {
 		bad("events.columns: user_id, item_id and ts are required")
 	}
@@ -53,8 +119,8 @@ func (c Config) Validate() error {
 			bad("events.event_types[%d]: name %q empty or repeated", i, t.Name)
 		}
 		names[t.Name] = true
-		if t.Weight <= 0 {
-			bad("events.event_types[%d] %s: weight must be > 0", i, t.Name)
+		if w := float64(t.Weight); math.IsNaN(w) || math.IsInf(w, 0) || w <= 0 || w > 1e6 {
+			bad("events.event_types[%d] %s: weight %v must be a finite number in (0, 1e6]", i, t.Name, t.Weight)
 		}
 	}
 	if e.Columns.EventType == "" || e.UnknownEventType == "default" {
@@ -72,7 +138,7 @@ func (c Config) Validate() error {
 		switch f.Op {
 		case ">", ">=", "<", "<=", "==", "!=", "prefix", "not_prefix":
 			if f.Op != "prefix" && f.Op != "not_prefix" && f.Op != "==" && f.Op != "!=" {
-				if _, err := parseFloat(f.Value); err != nil {
+				if v, err := parseFloat(f.Value); err != nil || math.IsNaN(v) {
 					bad("events.filters[%d] %s: op %s needs a number, got %q", i, f.Name, f.Op, f.Value)
 				}
 			}
@@ -81,14 +147,15 @@ func (c Config) Validate() error {
 			bad("events.filters[%d] %s: op %q: want > >= < <= == != not_null prefix not_prefix", i, f.Name, f.Op)
 		}
 	}
-	if e.MaxRejectRatio < 0 || e.MaxRejectRatio > 1 {
-		bad("events.max_reject_ratio %g: must be in [0, 1]", e.MaxRejectRatio)
+	k.num("events.max_reject_ratio", e.MaxRejectRatio, 0, 1, false)
+	if e.ReadBufferSize < 0 || e.ReadBufferSize > 1<<30 {
+		bad("events.read_buffer_size %d: must be in 0..%d", e.ReadBufferSize, 1<<30)
 	}
-	if l := e.Limits; l.MaxRowsPerFile <= 0 || l.MaxRowGroupBytes <= 0 || l.MaxColumnChunkBytes <= 0 || l.MaxValueBytes <= 0 {
-		bad("events.limits: max_rows_per_file, max_row_group_bytes, max_column_chunk_bytes and max_value_bytes must be > 0")
+	if l := e.Limits; l.MaxRowsPerFile <= 0 || l.MaxValueBytes <= 0 || l.MaxRowGroupBytes < 0 || l.MaxColumnChunkBytes < 0 {
+		bad("events.limits: max_rows_per_file and max_value_bytes must be > 0, max_row_group_bytes and max_column_chunk_bytes >= 0 (0 = from the memory limit)")
 	}
-	if r := e.Limits.MaxCompressionRatio; !(r >= 1) { // NaN too
-		bad("events.limits.max_compression_ratio %g: must be >= 1", r)
+	if r := e.Limits.MaxCompressionRatio; math.IsNaN(r) || math.IsInf(r, 0) || r != 0 && r < 1 {
+		bad("events.limits.max_compression_ratio %g: must be 0 (no ratio check) or a finite number >= 1", r)
 	}
 	if cat := c.Catalog; cat.Enabled() {
 		if cat.Columns.Item == "" {
@@ -107,113 +174,114 @@ func (c Config) Validate() error {
 		bad("split: test_days + validation_days (%d) must be < events.lookback_days (%d)", c.Split.TestDays+c.Split.ValidationDays, e.LookbackDays)
 	}
 	t := c.Train
-	if t.Dim <= 0 || t.Dim > 1024 {
-		bad("train.dim %d: must be in 1..1024", t.Dim)
+	k.count("train.dim", t.Dim, 1, maxDim)
+	if len(t.Hidden) > maxLayers {
+		bad("train.hidden: at most %d layers, have %d", maxLayers, len(t.Hidden))
 	}
 	for i, h := range t.Hidden {
-		if h <= 0 {
-			bad("train.hidden[%d] %d: must be > 0", i, h)
-		}
+		k.count(fmt.Sprintf("train.hidden[%d]", i), h, 1, maxHidden)
 	}
-	if t.Epochs <= 0 || t.BatchSize <= 0 || t.Negatives <= 0 || t.BatchShards <= 0 {
-		bad("train: epochs, batch_size, negatives and batch_shards must be > 0")
-	}
-	if t.Workers < 0 || c.Score.Workers < 0 {
-		bad("train.workers and score.workers: must be >= 0 (0 = the CPUs this process may use)")
-	}
-	if t.LearningRate <= 0 {
-		bad("train.learning_rate %g: must be > 0", t.LearningRate)
-	}
+	k.count("train.epochs", t.Epochs, 1, maxEpochs)
+	k.count("train.batch_size", t.BatchSize, 1, maxBatch)
+	k.count("train.negatives", t.Negatives, 1, maxNegatives)
+	k.count("train.batch_shards", t.BatchShards, 1, 64)
+	k.count("train.workers", t.Workers, 0, maxWorkers)
+	k.count("score.workers", c.Score.Workers, 0, maxWorkers)
+	k.count("train.patience", t.Patience, 0, maxEpochs)
+	k.count("train.checkpoint_seconds", t.CheckpointSec, 0, maxLeaseSec)
+	k.num("train.learning_rate", t.LearningRate, 0, 1, true)
 	if t.NegSampling != "uniform" && t.NegSampling != "popularity" {
 		bad("train.neg_sampling %q: want uniform or popularity", t.NegSampling)
 	}
 	if t.Loss != "bce" && t.Loss != "bpr" {
 		bad("train.loss %q: want bce or bpr", t.Loss)
 	}
-	if t.EpochPositives < 0 {
-		bad("train.epoch_positives %d: want >= 0 (0 = all)", t.EpochPositives)
-	}
-	if !(t.Dropout >= 0 && t.Dropout < 1) {
+	k.count("train.epoch_positives", t.EpochPositives, 0, math.MaxInt32)
+	if math.IsNaN(t.Dropout) || !(t.Dropout >= 0 && t.Dropout < 1) {
 		bad("train.dropout %g: want 0 <= p < 1", t.Dropout)
 	}
-	if t.L2 < 0 || t.HalfLifeDays < 0 || t.NegAlpha < 0 {
-		bad("train: l2, half_life_days and neg_alpha must be >= 0")
-	}
-	if len(t.BlendKNN) == 0 || len(t.BlendPopularity) == 0 {
-		bad("train.blend_knn and train.blend_popularity: need at least one value each ([0] = model only)")
-	}
-	for _, b := range append(append([]float64(nil), t.BlendKNN...), t.BlendPopularity...) {
-		if b < 0 || b >= 1 {
-			bad("train.blend_knn / blend_popularity: %g must be in [0, 1)", b)
-		}
-	}
+	k.num("train.l2", t.L2, 0, 1, false)
+	k.num("train.half_life_days", t.HalfLifeDays, 0, maxDays, false)
+	k.num("train.neg_alpha", t.NegAlpha, 0, 4, false)
+	k.grid("train.blend_knn", t.BlendKNN, 0, 1, true)
+	k.grid("train.blend_popularity", t.BlendPopularity, 0, 1, true)
 	if len(t.BlendKNN) > 0 && len(t.BlendPopularity) > 0 && t.BlendKNN[0]+t.BlendPopularity[0] >= 1 {
 		bad("train: blend_knn[0] + blend_popularity[0] must be < 1")
 	}
-	if w := c.Baselines.ItemKNNWeighting; w != "log1p" && w != "binary" {
+	k.grid("train.knn_history_half_life_days", t.KNNHistoryHalfLifeDays, 0, maxDays, false)
+	b := c.Baselines
+	if w := b.ItemKNNWeighting; w != "log1p" && w != "binary" {
 		bad("baselines.itemknn_weighting %q: want log1p or binary", w)
 	}
-	if len(c.Baselines.ItemKNNNeighbors) == 0 {
-		bad("baselines.itemknn_neighbors: need at least one value")
+	if len(b.ItemKNNNeighbors) == 0 || len(b.ItemKNNNeighbors) > maxGrid {
+		bad("baselines.itemknn_neighbors: need 1..%d values", maxGrid)
 	}
-	for _, n := range c.Baselines.ItemKNNNeighbors {
-		if n <= 0 {
-			bad("baselines.itemknn_neighbors: %d must be > 0", n)
-		}
+	for _, n := range b.ItemKNNNeighbors {
+		k.count("baselines.itemknn_neighbors", n, 1, maxNeighbors)
 	}
-	if len(t.KNNHistoryHalfLifeDays) == 0 {
-		bad("train.knn_history_half_life_days: need at least one value ([0] = no decay)")
+	k.num("baselines.popularity_half_life_days", b.PopularityHalfLifeDays, 0, maxDays, false)
+	if len(c.Eval.Ks) == 0 || len(c.Eval.Ks) > maxGrid {
+		bad("eval.ks: need 1..%d cut-offs", maxGrid)
 	}
-	for _, h := range t.KNNHistoryHalfLifeDays {
-		if h < 0 {
-			bad("train.knn_history_half_life_days: %g must be >= 0", h)
-		}
-	}
-	if len(c.Eval.Ks) == 0 {
-		bad("eval.ks: need at least one cut-off")
-	}
-	for _, k := range c.Eval.Ks {
-		if k <= 0 {
-			bad("eval.ks: %d must be > 0", k)
-		}
+	for _, kk := range c.Eval.Ks {
+		k.count("eval.ks", kk, 1, maxK)
 	}
 	if _, _, err := ParseMetric(c.Gate.Metric); err != nil {
 		bad("gate.metric: %v", err)
 	}
-	if c.Gate.Tolerance < 0 || c.Gate.Tolerance >= 1 {
+	if math.IsNaN(c.Gate.Tolerance) || c.Gate.Tolerance < 0 || c.Gate.Tolerance >= 1 {
 		bad("gate.tolerance %g: must be in [0, 1)", c.Gate.Tolerance)
 	}
-	if c.Score.K <= 0 || c.Score.Candidates < c.Score.K || c.Score.Shards <= 0 {
+	s := c.Score
+	if s.K <= 0 || s.Candidates < s.K || s.Shards <= 0 {
 		bad("score: need k > 0, candidates >= k, shards > 0")
 	}
+	k.count("score.k", s.K, 1, maxK)
+	k.count("score.candidates", s.Candidates, 1, maxCandidates)
+	k.count("score.shards", s.Shards, 1, maxShards)
 	if pc := c.Purchase; pc.Enabled {
-		if pc.HorizonDays <= 0 || pc.Cutoffs < 2 || pc.Epochs <= 0 || pc.BatchSize <= 0 || pc.LearningRate <= 0 || pc.TopItems <= 0 {
+		if pc.HorizonDays <= 0 || pc.Cutoffs < 2 || pc.Epochs <= 0 || pc.BatchSize <= 0 || !(pc.LearningRate > 0) || pc.TopItems <= 0 {
 			bad("purchase: need horizon_days, epochs, batch_size, learning_rate, top_items > 0 and cutoffs >= 2")
+		}
+		k.count("purchase.horizon_days", pc.HorizonDays, 1, 365)
+		k.count("purchase.cutoffs", pc.Cutoffs, 2, 200)
+		k.count("purchase.epochs", pc.Epochs, 1, maxEpochs)
+		k.count("purchase.batch_size", pc.BatchSize, 1, maxBatch)
+		k.count("purchase.patience", pc.Patience, 0, maxEpochs)
+		k.count("purchase.top_items", pc.TopItems, 1, maxK)
+		k.num("purchase.learning_rate", pc.LearningRate, 0, 1, true)
+		if len(pc.Hidden) > maxLayers {
+			bad("purchase.hidden: at most %d layers, have %d", maxLayers, len(pc.Hidden))
+		}
+		for i, h := range pc.Hidden {
+			k.count(fmt.Sprintf("purchase.hidden[%d]", i), h, 1, maxHidden)
 		}
 		if (pc.Cutoffs+1)*pc.HorizonDays >= e.LookbackDays {
 			bad("purchase: (cutoffs+1)·horizon_days = %d days must fit in events.lookback_days (%d)", (pc.Cutoffs+1)*pc.HorizonDays, e.LookbackDays)
 		}
-		if pc.Tolerance < 0 || pc.L2 < 0 {
+		if math.IsNaN(pc.Tolerance) || math.IsNaN(pc.L2) || pc.Tolerance < 0 || pc.L2 < 0 {
 			bad("purchase: tolerance and l2 must be >= 0")
 		}
+		k.num("purchase.tolerance", pc.Tolerance, 0, 10, false)
+		k.num("purchase.l2", pc.L2, 0, 1, false)
 		if len(pc.WindowsDays) == 0 {
 			bad("purchase.windows_days: need at least one window")
 		}
 		for i, w := range pc.WindowsDays {
-			if w <= 0 || slices.Contains(pc.WindowsDays[:i], w) {
-				bad("purchase.windows_days: %d must be > 0 and not repeated", w)
+			if w <= 0 || w > maxDays || slices.Contains(pc.WindowsDays[:i], w) {
+				bad("purchase.windows_days: %d must be in 1..%d and not repeated", w, maxDays)
 			}
 		}
-		if len(pc.ItemBlend) == 0 {
-			bad("purchase.item_blend: need at least one weight")
+		if len(pc.ItemBlend) == 0 || len(pc.ItemBlend) > maxGrid {
+			bad("purchase.item_blend: need 1..%d weights", maxGrid)
 		}
 		for _, w := range pc.ItemBlend {
-			if w < 0 || w > 1 {
+			if math.IsNaN(w) || w < 0 || w > 1 {
 				bad("purchase.item_blend: %g must be in [0, 1]", w)
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(k.errs...)
 }
 
 // ParseMetric splits "ndcg@10" into its name and cut-off.
@@ -228,7 +296,7 @@ func ParseMetric(s string) (string, int, error) {
 		return "", 0, fmt.Errorf("%q: metric must be ndcg, recall, hr or map", s)
 	}
 	var n int
-	if _, err := fmt.Sscanf(k, "%d", &n); err != nil || n <= 0 {
+	if _, err := fmt.Sscanf(k, "%d", &n); err != nil || n <= 0 || n > maxK {
 		return "", 0, fmt.Errorf("%q: bad cut-off", s)
 	}
 	return name, n, nil

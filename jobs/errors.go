@@ -9,6 +9,7 @@ import (
 	"github.com/shelfml/shelf/io/blobs"
 	"github.com/shelfml/shelf/io/events"
 	"github.com/shelfml/shelf/io/tables"
+	"github.com/shelfml/shelf/model/nn"
 )
 
 // Exit codes (STYLE.md): 0 ok, 1 retryable, 2 permanent.
@@ -80,7 +81,7 @@ func Classify(err error) (int, string) {
 		return ExitOK, ClassOK
 	case errors.As(err, &re):
 		return ExitRetryable, ClassNotYet
-	case errors.As(err, &pe) || errors.As(err, &de):
+	case errors.As(err, &pe) || errors.As(err, &de) || errors.Is(err, nn.ErrDiverged):
 		return ExitPermanent, ClassPermanent
 	case errors.Is(err, tables.ErrNoVersion), errors.Is(err, tables.ErrNotCommitted):
 		return ExitPermanent, ClassMissing

@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"fmt"
+	"github.com/shelfml/shelf/io/blobs"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,7 +52,7 @@ func PushMetrics(ctx context.Context, url, modelName, command string, res *Resul
 	}
 	p := push.New(url, "shelf").Gatherer(reg).Grouping("model", modelName).Grouping("command", command)
 	if err := p.PushContext(ctx); err != nil {
-		return fmt.Errorf("push metrics to %s: %w", url, err)
+		return fmt.Errorf("push metrics to %s: %w", blobs.Redact(url), blobs.RedactError(err, url))
 	}
 	return nil
 }

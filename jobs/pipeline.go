@@ -89,6 +89,8 @@ func (r *Runner) open(ctx context.Context) (*env, error) {
 	if err != nil {
 		return nil, Permanent(err)
 	}
+	st := cfg.Storage
+	blobs.Configure(time.Duration(st.TimeoutSeconds*float64(time.Second)), st.MinBytesPerSecond, st.Attempts)
 	h, y, err := configHash(cfg)
 	if err != nil {
 		return nil, Permanent(err)

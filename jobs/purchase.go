@@ -237,6 +237,10 @@ func (e *env) trainPurchase(ctx context.Context, in *model.Interactions, fits []
 		op = "<="
 	}
 	rep.GateReason = fmt.Sprintf("model log-loss %.4f %s %.4f (best baseline %s %.4f)", rep.Metrics["model"].LogLoss, op, bar, best, rep.Metrics[best].LogLoss)
+	if bad := rep.Metrics["model"].Invalid; bad > 0 {
+		rep.GatePassed = false
+		rep.GateReason = fmt.Sprintf("the model gave %d predictions that are not probabilities (NaN or out of range)", bad)
+	}
 
 	// Refit through the held-out week for the published predictions.
 	all := append([]int64{t0}, append([]int64{t0 - h}, fit...)[:p.Cutoffs-1]...)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/parquet-go/parquet-go"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -159,4 +161,35 @@ func TestPurchaseOnSynthetic(t *testing.T) {
 		t.Errorf("published lists %+v, variants %+v", rep.Items, rep.ItemVariants)
 	}
 	checkPurchases(t, b.out, cfg, m)
+}
+
+// TestNonFiniteAmountsDoNotReachTheModels: one +Inf price and one price ×
+// quantity beyond float range among a synthetic shop's events once made the
+// purchase stage spin forever on NaN predictions. Now those rows are
+// rejected with their reason and the run completes.
+func TestNonFiniteAmountsDoNotReachTheModels(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the pipeline")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	asOf := time.Date(2024, 3, 31, 0, 0, 0, 0, time.UTC)
+	b, cfg := synthShop(t, "synthetic", asOf, synth.Options{Events: 60000, Users: 2000, Items: 500, Days: 90, End: asOf, Seed: 3})
+	var buf bytes.Buffer
+	w := parquet.NewGenericWriter[synth.Row](&buf)
+	w.Write([]synth.Row{
+		{UserID: "u1", ItemID: "i1", EventType: "purchase", TS: asOf.Add(-48 * time.Hour), Quantity: 1, Price: math.Inf(1)},
+		{UserID: "u2", ItemID: "i2", EventType: "purchase", TS: asOf.Add(-30 * time.Hour), Quantity: 2147483647, Price: 1e300},
+	})
+	w.Close()
+	if err := b.events.WriteAll(ctx, "dt=2024-03-29/part-hostile.parquet", buf.Bytes(), nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := newRunner(cfg, b, false).Run(ctx)
+	if err != nil && !errors.Is(err, ErrGateRefused) {
+		t.Fatal(err)
+	}
+	if res.Accounting.Rejected["bad_price"] != 2 {
+		t.Fatalf("rejected %v, want the two hostile rows as bad_price", res.Accounting.Rejected)
+	}
 }

@@ -371,7 +371,7 @@ func (e *env) writeReport(ctx context.Context, res *Result) {
 	res.StageTiming = e.stages.times
 	data, err := json.MarshalIndent(res, "", "  ")
 	if err == nil {
-		err = e.out.WriteAll(ctx, e.runPrefix()+"report.json", append(data, '\n'), nil)
+		err = blobs.WriteFile(ctx, e.out, e.runPrefix()+"report.json", append(data, '\n'), blobs.DefaultPolicy())
 	}
 	if err != nil {
 		e.log.Warn("could not write run report", "err", err)

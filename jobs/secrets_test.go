@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -64,5 +66,29 @@ func TestNoSecretLeaks(t *testing.T) {
 	_, err = (&Runner{Cfg: cfg, Log: slog.New(slog.NewJSONHandler(&logs, nil)), CodeVersion: "test", Force: true, Now: time.Now}).Run(ctx)
 	if err == nil || strings.Contains(err.Error(), canary) || strings.Contains(logs.String(), canary) {
 		t.Fatalf("error path: %v", err)
+	}
+}
+
+// TestPushgatewayCredentialsRedacted: a Pushgateway URL with a password
+// (basic auth) never shows it in the error the command logs, whether the
+// gateway is unreachable or answers an error.
+func TestPushgatewayCredentialsRedacted(t *testing.T) {
+	const canary = "CANARYpushPASSWORD42"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "refused "+r.URL.String(), http.StatusBadGateway)
+	}))
+	defer srv.Close()
+	for _, raw := range []string{
+		"http://shelf:" + canary + "@127.0.0.1:1",
+		strings.Replace(srv.URL, "http://", "http://shelf:"+canary+"@", 1),
+		srv.URL + "?token=" + canary,
+	} {
+		err := PushMetrics(context.Background(), raw, "m", "run", nil, nil, time.Second, time.Now())
+		if err == nil {
+			t.Fatalf("push to %s succeeded", blobs.Redact(raw))
+		}
+		if strings.Contains(err.Error(), canary) {
+			t.Fatalf("the error shows the password: %v", err)
+		}
 	}
 }

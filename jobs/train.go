@@ -57,7 +57,7 @@ func (e *env) fit(ctx context.Context, phase string, s *slice, epochs int, valid
 	o.Epochs = epochs
 	d := nn.RankingData{NUsers: len(s.users), NItems: len(s.items), Positives: s.positives, Side: e.sideFeatures(s)}
 	ckptKey := e.runPrefix() + "checkpoints/" + phase + ".shlfw"
-	if data, err := e.out.ReadAll(ctx, ckptKey); err == nil {
+	if data, err := blobs.ReadFile(ctx, e.out, ckptKey, blobs.DefaultPolicy()); err == nil {
 		w, err := model.ReadWeights(bytes.NewReader(data))
 		if err != nil {
 			e.log.Warn("ignoring unreadable checkpoint", "key", ckptKey, "err", err)
@@ -68,18 +68,15 @@ func (e *env) fit(ctx context.Context, phase string, s *slice, epochs int, valid
 	} else if gcerrors.Code(err) != gcerrors.NotFound {
 		return nil, nil, fmt.Errorf("read checkpoint %s: %w", ckptKey, err)
 	}
+	ckpt := newCheckpointer(e, ckptKey)
+	defer ckpt.flush() // the last one (on SIGTERM too) is stored before the fit returns
 	o.OnCheckpoint = func(w *model.Weights) error {
 		var buf bytes.Buffer
 		if err := model.WriteWeights(&buf, w); err != nil {
 			return err
 		}
-		// Written even when ctx was cancelled (SIGTERM): that is when it
-		// matters most; but never by a run that lost its lock.
-		wctx := context.WithoutCancel(ctx)
-		if err := e.fence(wctx); err != nil {
-			return err
-		}
-		return e.out.WriteAll(wctx, ckptKey, buf.Bytes(), nil)
+		ckpt.put(buf.Bytes())
+		return nil
 	}
 	o.CheckpointEvery = time.Duration(e.cfg.Train.CheckpointSec) * time.Second
 	meter := e.meter("train", "epochs", int64(epochs), "phase", phase)
@@ -103,6 +100,9 @@ func (e *env) fit(ctx context.Context, phase string, s *slice, epochs int, valid
 func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 	in, acc, inputs, err := e.ingest(ctx, true)
 	if err != nil {
+		return nil, err
+	}
+	if err := e.checkModelFits(in); err != nil {
 		return nil, err
 	}
 	cfg := e.cfg
@@ -241,6 +241,28 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 	}
 	e.clearCheckpoints(ctx)
 	return out, nil
+}
+
+// checkModelFits refuses, before any training, a model whose tables cannot
+// fit in the memory this process may use: two ranking models are alive at a
+// time (the evaluation model and the one being fit), each with its Adam
+// moments, on top of the events themselves.
+func (e *env) checkModelFits(in *model.Interactions) error {
+	d := int64(e.cfg.Train.Dim)
+	rows := int64(in.Users.Len() + in.Items.Len())
+	need := 2 * 3 * 4 * d * rows       // weights, Adam m and v, float32, two models
+	need += int64(len(in.Events)) * 64 // the events and the slices built on them
+	budget := sysres.MemoryBudget(8 << 30)
+	if need <= budget*8/10 {
+		return nil
+	}
+	fit := d
+	for fit > 1 && 2*3*4*fit*rows+int64(len(in.Events))*64 > budget*8/10 {
+		fit /= 2
+	}
+	return Permanent(fmt.Errorf("train.dim %d with %d users and %d items needs about %.1f GiB, and this process may use %.1f GiB "+
+		"(its memory limit): lower train.dim (e.g. to %d) or events.lookback_days, or give it more memory",
+		d, in.Users.Len(), in.Items.Len(), float64(need)/(1<<30), float64(budget)/(1<<30), fit))
 }
 
 // selectBlend chooses on the validation window, by the gate metric: the

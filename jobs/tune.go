@@ -14,6 +14,7 @@ import (
 
 	"github.com/shelfml/shelf/configs"
 	"github.com/shelfml/shelf/internal/sysres"
+	"github.com/shelfml/shelf/io/blobs"
 	"github.com/shelfml/shelf/io/tables"
 	"github.com/shelfml/shelf/model"
 	"github.com/shelfml/shelf/model/nn"
@@ -164,14 +165,14 @@ func (r *Runner) Tune(ctx context.Context, trials int) (*TuneResult, error) {
 	res.Config = append([]byte(header), res.Config...)
 	prefix := "tuning/" + cfg.Name + "/" + cfg.Date + "/"
 	res.Key = prefix + "best.yaml"
-	if err := e.out.WriteAll(ctx, res.Key, res.Config, nil); err != nil {
+	if err := blobs.WriteFile(ctx, e.out, res.Key, res.Config, blobs.DefaultPolicy()); err != nil {
 		return nil, fmt.Errorf("tune: write %s: %w", res.Key, err)
 	}
 	js, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return nil, err
 	}
-	if err := e.out.WriteAll(ctx, prefix+"trials.json", js, nil); err != nil {
+	if err := blobs.WriteFile(ctx, e.out, prefix+"trials.json", js, blobs.DefaultPolicy()); err != nil {
 		return nil, fmt.Errorf("tune: write trials: %w", err)
 	}
 	e.log.Info("tune done", "stage", "tune", "best", res.Best, slog.Float64("validation", res.Trials[res.Best].Validation), "config", res.Key)

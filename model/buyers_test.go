@@ -1,11 +1,13 @@
 package model
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 )
 
 func TestEvaluateClassifierHandComputed(t *testing.T) {
@@ -256,5 +258,35 @@ func TestEvaluateNextItemsDeterministic(t *testing.T) {
 		if m := EvaluateNextItems(in, n, 19*day, 7*day); m != first {
 			t.Fatalf("run %d: %+v, first %+v", i, m, first)
 		}
+	}
+}
+
+// TestEvaluateClassifierNaNSafe: NaN or out-of-range predictions (a model
+// broken by its input) end in finite metrics and a count, in bounded time;
+// they once spun the tie loop forever.
+func TestEvaluateClassifierNaNSafe(t *testing.T) {
+	nan := float32(math.NaN())
+	p := []float32{nan, 0.2, nan, float32(math.Inf(1)), 0.9, -3, nan}
+	y := []float32{1, 0, 0, 1, 1, 0, 0}
+	done := make(chan ClassMetrics, 1)
+	go func() { done <- EvaluateClassifier(p, y) }()
+	select {
+	case m := <-done:
+		if m.Invalid != 5 {
+			t.Errorf("invalid = %d, want 5", m.Invalid)
+		}
+		for name, v := range map[string]float64{"auc": m.AUC, "pr_auc": m.PRAUC, "log_loss": m.LogLoss, "brier": m.Brier, "ece": m.ECE} {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				t.Errorf("%s = %v", name, v)
+			}
+		}
+		if _, err := json.Marshal(m); err != nil {
+			t.Errorf("metrics do not encode: %v", err)
+		}
+		if !math.IsNaN(float64(p[0])) {
+			t.Error("the caller's predictions were changed")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("EvaluateClassifier did not return on NaN predictions")
 	}
 }

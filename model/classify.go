@@ -24,14 +24,27 @@ type ClassMetrics struct {
 	Brier       float64          `json:"brier"`
 	ECE         float64          `json:"ece"` // expected calibration error, 10 equal-width bins
 	Reliability []ReliabilityBin `json:"reliability"`
+	Invalid     int              `json:"invalid,omitempty"` // predictions that were not probabilities (NaN, ±Inf, outside [0, 1])
 }
 
 // EvaluateClassifier computes ClassMetrics of predictions p for labels y.
+// A prediction that is not a probability (NaN, infinite, outside [0, 1]) is
+// counted in Invalid and scored as 0.5, so that every metric stays a finite
+// number; callers refuse a model with invalid predictions.
 func EvaluateClassifier(p, y []float32) ClassMetrics {
 	n := len(p)
 	m := ClassMetrics{N: n}
 	if n == 0 {
 		return m
+	}
+	for i, v := range p {
+		if !(v >= 0 && v <= 1) { // NaN too
+			if m.Invalid == 0 {
+				p = append([]float32(nil), p...) // the caller's slice stays as it was
+			}
+			p[i] = 0.5
+			m.Invalid++
+		}
 	}
 	idx := make([]int, n)
 	for i := range idx {
@@ -42,7 +55,7 @@ func EvaluateClassifier(p, y []float32) ClassMetrics {
 	var rankSum float64
 	pos := 0
 	for i := 0; i < n; {
-		j := i
+		j := i + 1 // always advances, whatever the values
 		for j < n && p[idx[j]] == p[idx[i]] {
 			j++
 		}

@@ -24,7 +24,7 @@ import (
 // committed half-written.
 func WriteFile(ctx context.Context, b *blob.Bucket, key string, data []byte, p Policy) error {
 	sum := md5.Sum(data)
-	return Retry(ctx, p, "write "+key, func(ctx context.Context) error {
+	return RetryBytes(ctx, p, "write "+key, int64(len(data)), func(ctx context.Context) error {
 		return writeAll(ctx, b, key, data, &blob.WriterOptions{ContentMD5: sum[:]})
 	})
 }
@@ -102,11 +102,23 @@ func WriteIfNotExists(ctx context.Context, b *blob.Bucket, key string, data []by
 // short data.
 func ReadFile(ctx context.Context, b *blob.Bucket, key string, p Policy) ([]byte, error) {
 	var out []byte
+	parent := ctx
 	err := Retry(ctx, p, "read "+key, func(ctx context.Context) error {
 		attrs, err := b.Attributes(ctx, key)
 		if err != nil {
 			return err
 		}
+		// The body gets the deadline of its size, from the caller's context.
+		return attempt(parent, p.Deadline(attrs.Size), func(ctx context.Context) error {
+			return readBody(ctx, b, key, attrs, &out)
+		})
+	})
+	return out, err
+}
+
+// readBody reads key whole into *out, checking it against attrs.
+func readBody(ctx context.Context, b *blob.Bucket, key string, attrs *blob.Attributes, out *[]byte) error {
+	{
 		r, err := b.NewReader(ctx, key, nil)
 		if err != nil {
 			return err
@@ -133,10 +145,9 @@ func ReadFile(ctx context.Context, b *blob.Bucket, key string, p Policy) ([]byte
 				return fmt.Errorf("md5 %x, stored %x: %w", sum, attrs.MD5, ErrCorrupt)
 			}
 		}
-		out = buf
+		*out = buf
 		return nil
-	})
-	return out, err
+	}
 }
 
 // Exists reports whether an object exists at key.
@@ -154,11 +165,19 @@ func Exists(ctx context.Context, b *blob.Bucket, key string) (bool, error) {
 // by key. Directory placeholders are skipped.
 func List(ctx context.Context, b *blob.Bucket, prefix string) ([]*blob.ListObject, error) {
 	var out []*blob.ListObject
-	err := Retry(ctx, DefaultPolicy(), "list "+prefix, func(ctx context.Context) error {
+	p := DefaultPolicy()
+	// No deadline for the whole listing (a large prefix has many pages):
+	// each page gets one.
+	err := Retry(ctx, Policy{Attempts: p.Attempts, Base: p.Base, Max: p.Max, Seed: p.Seed}, "list "+prefix, func(ctx context.Context) error {
 		out = out[:0]
 		it := b.List(&blob.ListOptions{Prefix: prefix})
 		for {
-			o, err := it.Next(ctx)
+			var o *blob.ListObject
+			err := attempt(ctx, p.Deadline(0), func(ctx context.Context) error {
+				var err error
+				o, err = it.Next(ctx)
+				return err
+			})
 			if err == io.EOF {
 				return nil
 			}
@@ -235,29 +254,33 @@ func ReadPointer(ctx context.Context, b *blob.Bucket, key string) (string, error
 // stream: what readers will find at dst, with memory independent of size.
 // Transient failures are retried.
 func Copy(ctx context.Context, b *blob.Bucket, dst, src string) (size int64, sha string, err error) {
-	err = Retry(ctx, DefaultPolicy(), "copy "+src+" to "+dst, func(ctx context.Context) error {
+	p := DefaultPolicy()
+	parent := ctx
+	err = Retry(ctx, p, "copy "+src+" to "+dst, func(ctx context.Context) error {
 		srcAttrs, err := b.Attributes(ctx, src)
 		if err != nil {
 			return err
 		}
-		if err := b.Copy(ctx, dst, src, nil); err != nil {
-			return err
-		}
-		r, err := b.NewReader(ctx, dst, nil)
-		if err != nil {
-			return err
-		}
-		defer r.Close()
-		h := sha256.New()
-		n, err := io.Copy(h, r)
-		if err != nil {
-			return err
-		}
-		if n != srcAttrs.Size {
-			return fmt.Errorf("copy holds %d bytes, %s has %d: %w", n, src, srcAttrs.Size, ErrTruncated)
-		}
-		size, sha = n, hex.EncodeToString(h.Sum(nil))
-		return nil
+		return attempt(parent, 2*p.Deadline(srcAttrs.Size), func(ctx context.Context) error { // copy, then read back
+			if err := b.Copy(ctx, dst, src, nil); err != nil {
+				return err
+			}
+			r, err := b.NewReader(ctx, dst, nil)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			h := sha256.New()
+			n, err := io.Copy(h, r)
+			if err != nil {
+				return err
+			}
+			if n != srcAttrs.Size {
+				return fmt.Errorf("copy holds %d bytes, %s has %d: %w", n, src, srcAttrs.Size, ErrTruncated)
+			}
+			size, sha = n, hex.EncodeToString(h.Sum(nil))
+			return nil
+		})
 	})
 	return size, sha, err
 }
@@ -277,22 +300,30 @@ func Attributes(ctx context.Context, b *blob.Bucket, key string) (*blob.Attribut
 // count against its size; transient failures are retried.
 func SHA256(ctx context.Context, b *blob.Bucket, key string) (string, error) {
 	var sum string
-	err := Retry(ctx, DefaultPolicy(), "hash "+key, func(ctx context.Context) error {
-		r, err := b.NewReader(ctx, key, nil)
+	p := DefaultPolicy()
+	parent := ctx
+	err := Retry(ctx, p, "hash "+key, func(ctx context.Context) error {
+		a, err := b.Attributes(ctx, key)
 		if err != nil {
 			return err
 		}
-		defer r.Close()
-		h := sha256.New()
-		n, err := io.Copy(h, r)
-		if err != nil {
-			return err
-		}
-		if n != r.Size() {
-			return fmt.Errorf("got %d of %d bytes: %w", n, r.Size(), ErrTruncated)
-		}
-		sum = hex.EncodeToString(h.Sum(nil))
-		return nil
+		return attempt(parent, p.Deadline(a.Size), func(ctx context.Context) error {
+			r, err := b.NewReader(ctx, key, nil)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			h := sha256.New()
+			n, err := io.Copy(h, r)
+			if err != nil {
+				return err
+			}
+			if n != r.Size() {
+				return fmt.Errorf("got %d of %d bytes: %w", n, r.Size(), ErrTruncated)
+			}
+			sum = hex.EncodeToString(h.Sum(nil))
+			return nil
+		})
 	})
 	return sum, err
 }

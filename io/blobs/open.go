@@ -93,13 +93,29 @@ func (e *redactedError) Error() string {
 	msg := e.err.Error()
 	if e.raw != "" && e.raw != e.red {
 		msg = strings.ReplaceAll(msg, e.raw, e.red)
-		if u, perr := url.Parse(e.raw); perr == nil && u.RawQuery != "" {
-			if ru, rerr := url.Parse(e.red); rerr == nil {
+		if u, perr := url.Parse(e.raw); perr == nil {
+			if ru, rerr := url.Parse(e.red); rerr == nil && u.RawQuery != "" {
 				msg = strings.ReplaceAll(msg, u.RawQuery, ru.RawQuery)
+			}
+			if pw, ok := u.User.Password(); ok && pw != "" {
+				msg = strings.ReplaceAll(msg, u.User.String(), redacted)
+				msg = strings.ReplaceAll(msg, url.QueryEscape(pw), redacted)
+				msg = strings.ReplaceAll(msg, pw, redacted)
 			}
 		}
 	}
 	return msg
+}
+
+// RedactError returns err with every trace of rawURL's credentials (user
+// info, secret-looking query values) replaced in its message; errors.Is and
+// errors.As still see the original. Use it for errors of HTTP clients that
+// quote the URL they were given.
+func RedactError(err error, rawURL string) error {
+	if err == nil {
+		return nil
+	}
+	return &redactedError{err: err, raw: rawURL, red: Redact(rawURL)}
 }
 
 func (e *redactedError) Unwrap() error { return e.err }

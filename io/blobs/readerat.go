@@ -113,7 +113,7 @@ func (r *ReaderAt) fromCache(dst []byte, off int64) bool {
 // fetch fills dst from [off, off+len(dst)) with one range read, retried.
 func (r *ReaderAt) fetch(dst []byte, off int64) error {
 	op := fmt.Sprintf("read %s [%d, %d)", r.key, off, off+int64(len(dst)))
-	return Retry(r.ctx, r.policy, op, func(ctx context.Context) error {
+	return RetryBytes(r.ctx, r.policy, op, int64(len(dst)), func(ctx context.Context) error {
 		r.requests.Add(1)
 		rr, err := r.b.NewRangeReader(ctx, r.key, off, int64(len(dst)), nil)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,7 +25,10 @@ var ErrTruncated = errors.New("truncated read")
 var ErrCorrupt = errors.New("content does not match stored checksum")
 
 // Policy is exponential backoff with jitter: attempt i (from 0) is followed by
-// a sleep drawn from [d/2, d) with d = min(Max, Base·2^i).
+// a sleep drawn from [d/2, d) with d = min(Max, Base·2^i). Every attempt
+// runs under a deadline of Timeout plus the time its bytes take at MinRate,
+// so a stalled request (accepted, never answered; a trickling body) fails
+// and is retried instead of hanging the run.
 type Policy struct {
 	Attempts int           // total tries, including the first; <1 means 1
 	Base     time.Duration // first backoff
@@ -32,13 +36,46 @@ type Policy struct {
 	// Seed makes the jitter deterministic (tests). 0 draws a random seed per
 	// Retry call, so that concurrent shards do not retry in lockstep.
 	Seed uint64
+	// Timeout is the floor of every attempt's deadline; 0 = no deadline.
+	Timeout time.Duration
+	// MinRate (bytes per second) adds size/MinRate to the deadline of an
+	// attempt that moves size bytes; 0 = the floor alone.
+	MinRate float64
+}
+
+// Deadline is the time an attempt moving n bytes may take (0: none).
+func (p Policy) Deadline(n int64) time.Duration {
+	if p.Timeout <= 0 {
+		return 0
+	}
+	d := p.Timeout
+	if p.MinRate > 0 && n > 0 {
+		d += time.Duration(float64(n) / p.MinRate * float64(time.Second))
+	}
+	return d
+}
+
+// defaults are the settings DefaultPolicy returns; set once at start-up
+// from the run's storage.* config (Configure).
+var defaults atomic.Pointer[Policy]
+
+// Configure sets the deadlines and attempts of DefaultPolicy: every
+// attempt gets timeout plus its bytes at minRate, and each call tries
+// attempts times. The command calls it once from its config, before any I/O.
+func Configure(timeout time.Duration, minRate float64, attempts int) {
+	p := Policy{Attempts: attempts, Base: 200 * time.Millisecond, Max: 5 * time.Second, Timeout: timeout, MinRate: minRate}
+	defaults.Store(&p)
 }
 
 // DefaultPolicy is used by helpers that take no Policy (Exists, List,
 // DeletePrefix, locks, ReaderAt without WithPolicy). Cloud SDKs retry some
 // errors themselves too; this covers what they give up on, and truncations.
+// Until Configure is called: 5 attempts, 30 s + 1 MiB/s deadlines.
 func DefaultPolicy() Policy {
-	return Policy{Attempts: 5, Base: 200 * time.Millisecond, Max: 5 * time.Second}
+	if p := defaults.Load(); p != nil {
+		return *p
+	}
+	return Policy{Attempts: 5, Base: 200 * time.Millisecond, Max: 5 * time.Second, Timeout: 30 * time.Second, MinRate: 1 << 20}
 }
 
 // Delays returns the sleeps Retry would make between its attempts, for a
@@ -84,8 +121,19 @@ func (p Policy) backoff(i int, rng *rand.Rand) time.Duration {
 
 // Retry runs fn until it succeeds, returns a non-retryable error (see
 // IsRetryable), the attempts are used up, or ctx is done. op names the
-// operation in the returned error ("read s3://b/key").
+// operation in the returned error ("read s3://b/key"). Each attempt runs
+// under the policy's deadline for a request without a body.
 func Retry(ctx context.Context, p Policy, op string, fn func(ctx context.Context) error) error {
+	return RetryBytes(ctx, p, op, 0, fn)
+}
+
+// ErrStalled marks an attempt that ran past its deadline while the run's
+// own context was still live: a stalled request. It is retryable.
+var ErrStalled = errors.New("request stalled past its deadline")
+
+// RetryBytes is Retry for attempts that move size bytes: each gets the
+// policy's deadline for that size.
+func RetryBytes(ctx context.Context, p Policy, op string, size int64, fn func(ctx context.Context) error) error {
 	rng := p.rng()
 	n := p.attempts()
 	var err error
@@ -96,7 +144,7 @@ func Retry(ctx context.Context, p Policy, op string, fn func(ctx context.Context
 			}
 			return fmt.Errorf("%s: %w", op, err)
 		}
-		err = fn(ctx)
+		err = attempt(ctx, p.Deadline(size), fn)
 		if err == nil {
 			return nil
 		}
@@ -117,6 +165,21 @@ func Retry(ctx context.Context, p Policy, op string, fn func(ctx context.Context
 	return fmt.Errorf("%s: giving up after %d attempts: %w", op, n, err)
 }
 
+// attempt runs fn under deadline d (none when 0); a deadline of its own
+// that expires is ErrStalled, the caller's cancellation stays as it is.
+func attempt(ctx context.Context, d time.Duration, fn func(ctx context.Context) error) error {
+	if d <= 0 {
+		return fn(ctx)
+	}
+	actx, cancel := context.WithTimeoutCause(ctx, d, fmt.Errorf("%w (%s)", ErrStalled, d))
+	defer cancel()
+	err := fn(actx)
+	if err != nil && ctx.Err() == nil && actx.Err() != nil {
+		return fmt.Errorf("%w: %w", context.Cause(actx), err)
+	}
+	return err
+}
+
 // IsRetryable reports whether err is transient: gcerrors DeadlineExceeded,
 // Internal or ResourceExhausted; HTTP 408/429/5xx (gocloud has no Unavailable
 // code: drivers report a 503 as Unknown wrapping the SDK error); network
@@ -135,7 +198,7 @@ func IsRetryable(err error) bool {
 	case gcerrors.DeadlineExceeded, gcerrors.Internal, gcerrors.ResourceExhausted:
 		return true
 	}
-	if errors.Is(err, ErrTruncated) || errors.Is(err, ErrCorrupt) || errors.Is(err, errDriverPanic) ||
+	if errors.Is(err, ErrTruncated) || errors.Is(err, ErrCorrupt) || errors.Is(err, errDriverPanic) || errors.Is(err, ErrStalled) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED) {

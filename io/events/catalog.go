@@ -20,7 +20,7 @@ import (
 const (
 	ReasonUnknownItem          = "unknown_item"          // not in CatalogOptions.Items
 	ReasonConflictingDuplicate = "conflicting_duplicate" // item seen before with another category or price
-	ReasonBadPrice             = "bad_price"             // NaN, infinite or negative
+	ReasonBadPrice             = "bad_price"             // NaN, infinite, negative or beyond MaxAmount (events: not negative)
 	ReasonBadCategory          = "bad_category"          // non-integral double category id
 )
 
@@ -201,7 +201,7 @@ func (cr *catalogReader) batch(fs *FileStat, key string, rec arrow.Record, start
 			continue
 		}
 		p, hasPrice := price(i)
-		if hasPrice && (math.IsNaN(p) || math.IsInf(p, 0) || p < 0) {
+		if hasPrice && (!amountOK(p) || p < 0) {
 			reject(cols.Price, ReasonBadPrice, strconv.FormatFloat(p, 'g', -1, 64))
 			continue
 		}

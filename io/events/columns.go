@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -292,9 +294,19 @@ func (c *idColumn) bind(arr arrow.Array) (func(int) (id, reason string), error) 
 		}
 		return func(i int) (string, string) {
 			s, ok := get(i)
-			return checkStringID(s, ok, c.null)
+			return checkStringID(s, ok, c.null, c.bad)
 		}, nil
 	case kindInt:
+		if u, ok := arr.(*array.Uint64); ok {
+			// Ids above MaxInt64 are ids too: format them unsigned.
+			vals := u.Uint64Values()
+			return func(i int) (string, string) {
+				if u.IsNull(i) {
+					return "", c.null
+				}
+				return strconv.FormatUint(vals[i], 10), ""
+			}, nil
+		}
 		get, err := intAccessor(arr)
 		if err != nil {
 			return nil, err
@@ -335,15 +347,38 @@ func (c *idColumn) bind(arr arrow.Array) (func(int) (id, reason string), error) 
 }
 
 // checkStringID returns a string id, or the reject reason with the value to
-// report: null (absent or empty) or longer than MaxIDLen.
-func checkStringID(s string, ok bool, null string) (id, reason string) {
+// report: null (absent or empty), longer than MaxIDLen, or bad — not valid
+// UTF-8, holding a control character (NUL, CR, LF, …: they break every
+// line- or C-string-based consumer of the tables), or only white space.
+func checkStringID(s string, ok bool, null, bad string) (id, reason string) {
 	switch {
 	case !ok || s == "":
 		return "", null
 	case len(s) > MaxIDLen:
 		return s, ReasonIDTooLong
 	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f { // not plain printable ASCII: look closer
+			if !goodID(s) {
+				return strconv.QuoteToASCII(s), bad
+			}
+			break
+		}
+	}
 	return s, ""
+}
+
+// goodID is valid UTF-8 without control characters and not only white space.
+func goodID(s string) bool {
+	if !utf8.ValidString(s) || strings.TrimSpace(s) == "" {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // tsColumn decodes the ts column to unix seconds.
@@ -412,16 +447,25 @@ func (c *tsColumn) bind(arr arrow.Array) (func(int) (sec int64, reason, raw stri
 }
 
 // numberColumn reads optional quantity/price; null reads as 0.
-func bindNumber(arr arrow.Array) (func(int) float32, error) {
+func bindNumber(arr arrow.Array) (func(int) float64, error) {
 	get, err := floatAccessor(arr)
 	if err != nil {
 		return nil, err
 	}
-	return func(i int) float32 {
+	return func(i int) float64 {
 		v, _ := get(i)
-		return float32(v)
+		return v
 	}, nil
 }
+
+// MaxAmount bounds the magnitude of a quantity or a price: far beyond any
+// real order line, far inside float32, so that spends (Σ quantity × price)
+// stay finite. A NaN, an infinity or a larger value is a rejected row
+// (bad_quantity, bad_price), never a number fed to the models.
+const MaxAmount = 1e12
+
+// amountOK reports whether v is a usable quantity or price.
+func amountOK(v float64) bool { return v >= -MaxAmount && v <= MaxAmount } // false for NaN
 
 // checkNumberType validates quantity and price columns.
 func checkNumberType(dt arrow.DataType) error {

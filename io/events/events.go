@@ -207,6 +207,7 @@ const (
 	ReasonTSBefore1970     = "ts_before_1970"
 	ReasonFutureTS         = "future_ts"
 	ReasonUnknownEventType = "unknown_event_type"
+	ReasonBadQuantity      = "bad_quantity" // NaN, infinite, or beyond ±MaxAmount (bad_price likewise)
 	// FilterReasonPrefix precedes a config filter's name.
 	FilterReasonPrefix = "filtered_"
 )

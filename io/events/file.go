@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -28,7 +29,7 @@ func (r *reader) decodeFile(ctx context.Context, fi int, o object, send func(*ba
 		if plan := r.planPages(cols, p); plan != nil {
 			decoder = "pages"
 			cols.pages = func(ra io.ReaderAt, total int64) error {
-				return r.decodePages(ctx, fi, o.key, ra, o.size, total, plan, send)
+				return r.decodePages(ctx, fi, o.key, ra, o.size, total, cols.readBuf, plan, send)
 			}
 		}
 		return nil
@@ -154,9 +155,9 @@ func (r *reader) decodeBatch(fi int, key string, rec arrow.Record, p *projection
 			return nil, bindErr(cols.EventType, err)
 		}
 	}
-	number := func(name string) (func(int) float32, error) {
+	number := func(name string) (func(int) float64, error) {
 		if name == "" {
-			return func(int) float32 { return 0 }, nil
+			return func(int) float64 { return 0 }, nil
 		}
 		get, err := bindNumber(column(name))
 		if err != nil {
@@ -238,7 +239,16 @@ rows:
 				continue
 			}
 		}
-		b.cands = append(b.cands, candidate{user: u, item: it, uref: -1, iref: -1, ts: sec, typ: uint8(typ), qty: qty(i), price: price(i)})
+		q, pr := qty(i), price(i)
+		if !amountOK(q) {
+			reject(i, cols.Quantity, ReasonBadQuantity, strconv.FormatFloat(q, 'g', -1, 64))
+			continue
+		}
+		if !amountOK(pr) {
+			reject(i, cols.Price, ReasonBadPrice, strconv.FormatFloat(pr, 'g', -1, 64))
+			continue
+		}
+		b.cands = append(b.cands, candidate{user: u, item: it, uref: -1, iref: -1, ts: sec, typ: uint8(typ), qty: float32(q), price: float32(pr)})
 	}
 	rec.Retain() // candidates alias its strings until merged
 	b.rec = rec

@@ -137,6 +137,8 @@ func appendValue(t testing.TB, b array.Builder, v any) {
 		b.Append(int64(asFloat(t, v)))
 	case *array.Int32Builder:
 		b.Append(int32(asFloat(t, v)))
+	case *array.Uint64Builder:
+		b.Append(v.(uint64))
 	case *array.Float64Builder:
 		b.Append(asFloat(t, v))
 	case *array.Float32Builder:

@@ -83,6 +83,16 @@ type malformedCase struct {
 
 func bigString(n int) string { return strings.Repeat("x", n) }
 
+// highRatio is 40,000 rows whose event_type is one 50-byte value,
+// plain-encoded and zstd-compressed: 2 MB of column in about 1 KB.
+func highRatio(t testing.TB) []byte {
+	rows := make([][]any, 40_000)
+	for i := range rows {
+		rows[i] = []any{"u1", "i1", at(0), bigString(50)}
+	}
+	return parquetBytes(t, stdSch, rows, 0, parquet.WithCompression(compress.Codecs.Zstd), parquet.WithDictionaryDefault(false))
+}
+
 var malformedCases = []malformedCase{
 	{name: "truncated", build: func(t testing.TB) []byte {
 		b := std(t, []any{"u1", "i1", at(0), "view"}, []any{"u2", "i2", at(0), "view"})
@@ -124,6 +134,28 @@ var malformedCases = []malformedCase{
 	}, cfg: func(c *configs.EventsConfig) {
 		c.Filters = []configs.FilterConfig{{Name: "f", Column: "qty", Op: "prefix", Value: "C"}}
 	}, errColumn: "qty", errRow: -1, errContains: "needs a string column"},
+	{name: "bad_ids", build: func(t testing.TB) []byte {
+		return std(t, []any{"u\x00nul", "i1", at(0), "view"}, []any{"u\r\nlf", "i1", at(0), "view"}, []any{"\xff\xfe", "i1", at(0), "view"},
+			[]any{"   ", "i1", at(0), "view"}, []any{"u5", "i\tx", at(0), "view"}, []any{"ünï cødé", "i 2", at(0), "view"})
+	}, want: &counts{Read: 6, Used: 1, Rejected: map[string]int64{"bad_user_id": 4, "bad_item_id": 1}}},
+	{name: "uint64_ids", build: func(t testing.TB) []byte {
+		sc := arrow.NewSchema([]arrow.Field{field("user_id", arrow.PrimitiveTypes.Uint64), field("item_id", arrow.PrimitiveTypes.Uint64), field("ts", tsMS), field("event_type", arrow.BinaryTypes.String)}, nil)
+		return parquetBytes(t, sc, [][]any{{uint64(18446744073709551615), uint64(9223372036854775808), at(0), "view"}, {uint64(1), uint64(2), at(0), "view"}}, 0)
+	}, want: &counts{Read: 2, Used: 2, Rejected: map[string]int64{}}},
+	{name: "nonfinite_amounts", build: func(t testing.TB) []byte {
+		sc := arrow.NewSchema(append(stdSch.Fields(), field("qty", arrow.PrimitiveTypes.Float64), field("price", arrow.PrimitiveTypes.Float64)), nil)
+		return parquetBytes(t, sc, [][]any{
+			{"u1", "i1", at(0), "purchase", 1.0, math.Inf(1)},
+			{"u2", "i1", at(0), "purchase", math.NaN(), 2.0},
+			{"u3", "i1", at(0), "purchase", 1e300, 1e300},
+			{"u4", "i1", at(0), "purchase", 2.0, -1e13},
+			{"u5", "i1", at(0), "purchase", -3.0, 9.99},
+		}, 0)
+	}, cfg: func(c *configs.EventsConfig) {
+		c.Columns.Quantity, c.Columns.Price = "qty", "price"
+		c.MaxRejectRatio = 1
+	},
+		want: &counts{Read: 5, Used: 1, Rejected: map[string]int64{"bad_price": 2, "bad_quantity": 2}}},
 	{name: "all_null_user", build: func(t testing.TB) []byte {
 		return std(t, []any{nil, "i1", at(0), "view"}, []any{nil, "i2", at(0), "view"}, []any{"", "i3", at(0), "view"})
 	}, want: &counts{Read: 3, Rejected: map[string]int64{"null_user": 3}}},
@@ -268,13 +300,18 @@ var malformedCases = []malformedCase{
 	}, cfg: func(c *configs.EventsConfig) { c.Limits.MaxRowsPerFile = 2 }, errRow: -1,
 		errContains: "3 rows, over 2 per file (limit events.limits.max_rows_per_file; raise it, or SHELF_EVENTS_LIMITS_MAX_ROWS_PER_FILE, if the file is genuine)"},
 	{name: "compression_bomb", build: func(t testing.TB) []byte {
-		// 2 MB of one repeated value, plain-encoded, zstd: about 1 KB on disk.
-		rows := make([][]any, 40_000)
-		for i := range rows {
-			rows[i] = []any{"u1", "i1", at(0), bigString(50)}
-		}
-		return parquetBytes(t, stdSch, rows, 0, parquet.WithCompression(compress.Codecs.Zstd), parquet.WithDictionaryDefault(false))
-	}, errColumn: "event_type", errRow: -1, errContains: ":1 — a decompression bomb? (limit events.limits.max_compression_ratio; raise it, or SHELF_EVENTS_LIMITS_MAX_COMPRESSION_RATIO, if the file is genuine)"},
+		// 2 MB of one repeated value, plain-encoded, zstd: about 1 KB on disk,
+		// 2000:1. A ratio is no danger by itself: a genuine dump with a
+		// plain-encoded event_type compresses like this. It is read (its
+		// event type is unknown, so rejected); what cannot be held is refused
+		// (the next cases, and the ratio when one is set).
+		return highRatio(t)
+	}, want: &counts{Read: 40_000, Rejected: map[string]int64{"unknown_event_type": 40_000}},
+		cfg: func(c *configs.EventsConfig) { c.MaxRejectRatio = 1 }},
+	{name: "compression_bomb_ratio_set", build: highRatio, cfg: func(c *configs.EventsConfig) { c.Limits.MaxCompressionRatio = 1000 },
+		errColumn: "event_type", errRow: -1, errContains: ":1 — a decompression bomb? (limit events.limits.max_compression_ratio; raise it, or SHELF_EVENTS_LIMITS_MAX_COMPRESSION_RATIO, if the file is genuine)"},
+	{name: "compression_bomb_over_budget", build: highRatio, cfg: func(c *configs.EventsConfig) { c.Limits.MaxColumnChunkBytes = 1 << 20 },
+		errColumn: "event_type", errRow: -1, errContains: "bytes uncompressed, over 1048576 (limit events.limits.max_column_chunk_bytes"},
 	{name: "column_chunk_too_big", build: func(t testing.TB) []byte {
 		var rows [][]any
 		for i := 0; i < 500; i++ {

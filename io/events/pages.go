@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/parquet"
@@ -435,8 +436,8 @@ func (c *cursor) close() {
 
 // decodePages decodes one file by plan, sending batches of at most
 // batchRows rows (never spanning row groups) in row order.
-func (r *reader) decodePages(ctx context.Context, fi int, key string, ra io.ReaderAt, size, total int64, plan *pagePlan, send func(*batch) bool) error {
-	f, err := pq.OpenFile(ra, size, pq.SkipPageIndex(true), pq.SkipBloomFilters(true), pq.ReadBufferSize(int(min(r.scan.bufSize, max(size, 64<<10)))))
+func (r *reader) decodePages(ctx context.Context, fi int, key string, ra io.ReaderAt, size, total, readBuf int64, plan *pagePlan, send func(*batch) bool) error {
+	f, err := pq.OpenFile(ra, size, pq.SkipPageIndex(true), pq.SkipBloomFilters(true), pq.ReadBufferSize(int(readBuf)))
 	if err != nil {
 		return errPage{fmt.Errorf("open: %w", err)}
 	}
@@ -569,11 +570,11 @@ func (r *reader) decodeRowGroup(ctx context.Context, fi int, key string, g int, 
 					b.outside++
 					continue
 				}
-				if v, reason := checkStringID(us, uok, ReasonNullUser); reason != "" {
+				if v, reason := checkStringID(us, uok, ReasonNullUser, ReasonBadUserID); reason != "" {
 					reject(i, cols.User, reason, v)
 					continue
 				}
-				if v, reason := checkStringID(is, iok, ReasonNullItem); reason != "" {
+				if v, reason := checkStringID(is, iok, ReasonNullItem, ReasonBadItemID); reason != "" {
 					reject(i, cols.Item, reason, v)
 					continue
 				}
@@ -593,10 +594,20 @@ func (r *reader) decodeRowGroup(ctx context.Context, fi int, key string, g int, 
 				}
 				c := candidate{user: us, item: is, uref: uref, iref: iref, ts: sec, typ: uint8(typ)}
 				if qok {
-					c.qty = float32(qty.num(qv))
+					q := qty.num(qv)
+					if !amountOK(q) {
+						reject(i, cols.Quantity, ReasonBadQuantity, strconv.FormatFloat(q, 'g', -1, 64))
+						continue rows
+					}
+					c.qty = float32(q)
 				}
 				if pok {
-					c.price = float32(price.num(pv))
+					pr := price.num(pv)
+					if !amountOK(pr) {
+						reject(i, cols.Price, ReasonBadPrice, strconv.FormatFloat(pr, 'g', -1, 64))
+						continue rows
+					}
+					c.price = float32(pr)
 				}
 				b.cands = append(b.cands, c)
 			}

@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"github.com/apache/arrow/go/v17/parquet"
+	"github.com/apache/arrow/go/v17/parquet/compress"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -383,5 +387,45 @@ func TestInputIdentityIsContent(t *testing.T) {
 	other[len(other)/2] ^= 1
 	if id(other) == first {
 		t.Fatal("other bytes of the same size have the same identity")
+	}
+}
+
+// TestManyRowGroupsAllocateLittle: memory follows rows, not layout. A file
+// of thousands of tiny row groups once made every column chunk reader
+// allocate (and zero) a full read buffer: gigabytes of churn and a peak of
+// hundreds of MB for a 23 MB file. The buffers are now sized to the largest
+// projected chunk, so reading allocates a small multiple of the file.
+func TestManyRowGroupsAllocateLittle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a file of 4,000 row groups")
+	}
+	rows := make([][]any, 0, 100_000)
+	for i := 0; i < 100_000; i++ {
+		rows = append(rows, []any{fmt.Sprintf("u%d", i%5000), fmt.Sprintf("i%d", i%3000), at(time.Duration(i) * time.Second), "view"})
+	}
+	data := parquetBytes(t, stdSch, rows, 25, parquet.WithCompression(compress.Codecs.Snappy))
+	for _, arrowOnly := range []bool{false, true} {
+		b := memBucket(t, map[string][]byte{"x.parquet": data})
+		opts := Options{Config: testConfig(), Start: winStart, End: winEnd, Now: wallClock, ArrowRecords: arrowOnly}
+		opts.Config.ReadBufferSize = 4 << 20
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, acct, err := Read(context.Background(), b, opts)
+		runtime.ReadMemStats(&after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alloc := after.TotalAlloc - before.TotalAlloc
+		t.Logf("%s decoder: %d rows from a %d-byte file of 4,000 row groups, %d MB allocated", acct.Files[0].Decoder, acct.Used, len(data), alloc>>20)
+		if acct.Used != 100_000 {
+			t.Fatalf("used %d rows", acct.Used)
+		}
+		limit := 64 * uint64(len(data))
+		if arrowOnly {
+			limit *= 8 // Arrow's page reader allocates a fixed 16 KiB per column chunk on top
+		}
+		if alloc > limit {
+			t.Errorf("%s decoder allocated %d MB for a %d-byte file: buffers follow the layout", acct.Files[0].Decoder, alloc>>20, len(data))
+		}
 	}
 }

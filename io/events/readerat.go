@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"gocloud.dev/blob"
+
+	"github.com/shelfml/shelf/io/blobs"
 )
 
 // rangeReaderAt is an io.ReaderAt (and io.Seeker, which Parquet needs to find
@@ -68,25 +70,32 @@ func (r *rangeReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	if rest := r.size - off; want > rest {
 		want = rest
 	}
-	rd, err := r.bucket.NewRangeReader(r.ctx, r.key, off, want, nil)
-	if err != nil {
-		return 0, r.fail(fmt.Errorf("read %s at %d: %w", r.key, off, err))
-	}
-	n, err := io.ReadFull(rd, p[:want])
-	cerr := rd.Close()
-	if err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			err = fmt.Errorf("object shorter than listed size %d", r.size)
+	// One range request per attempt, under a deadline for its size; a cut
+	// body (fewer bytes than asked), a stall, a 5xx or a reset is retried
+	// with back-off, and the error that remains names its cause.
+	op := fmt.Sprintf("read %s [%d, %d)", r.key, off, off+want)
+	err := blobs.RetryBytes(r.ctx, blobs.DefaultPolicy(), op, want, func(ctx context.Context) error {
+		rd, err := r.bucket.NewRangeReader(ctx, r.key, off, want, nil)
+		if err != nil {
+			return err
 		}
-		return n, r.fail(fmt.Errorf("read %s at %d: %w", r.key, off, err))
-	}
-	if cerr != nil {
-		return n, r.fail(fmt.Errorf("read %s at %d: %w", r.key, off, cerr))
+		defer rd.Close()
+		if rd.Size() != r.size {
+			return fmt.Errorf("object is %d bytes now, %d when listed: replaced while reading", rd.Size(), r.size)
+		}
+		n, err := io.ReadFull(rd, p[:want])
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return fmt.Errorf("got %d of %d bytes: %w", n, want, blobs.ErrTruncated)
+		}
+		return err
+	})
+	if err != nil {
+		return 0, r.fail(err)
 	}
 	if want < int64(len(p)) {
-		return n, io.EOF
+		return int(want), io.EOF
 	}
-	return n, nil
+	return int(want), nil
 }
 
 // Seek implements io.Seeker over the object's size.

@@ -23,6 +23,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/shelfml/shelf/configs"
+	"github.com/shelfml/shelf/internal/sysres"
 	"github.com/shelfml/shelf/io/blobs"
 )
 
@@ -46,21 +47,20 @@ func newScanner(input string, bucket *blob.Bucket, mem memory.Allocator, bufSize
 	return &scanner{input: input, bucket: bucket, mem: mem, bufSize: bufSize, limits: withDefaultLimits(l)}
 }
 
-// withDefaultLimits fills unset (non-positive) limits with the defaults, for
-// callers that build a config by hand; configs.Validate refuses them.
+// withDefaultLimits fills unset (non-positive) limits: the byte sizes from
+// the memory this process may use (sysres.MemoryBudget: the Go memory limit,
+// else the cgroup's, else the machine's), the others with the defaults.
 func withDefaultLimits(l configs.LimitsConfig) configs.LimitsConfig {
 	d := configs.DefaultLimits()
 	if l.MaxRowsPerFile <= 0 {
 		l.MaxRowsPerFile = d.MaxRowsPerFile
 	}
+	budget := sysres.MemoryBudget(8 << 30)
 	if l.MaxRowGroupBytes <= 0 {
-		l.MaxRowGroupBytes = d.MaxRowGroupBytes
+		l.MaxRowGroupBytes = min(max(budget/4, 256<<20), 4<<30)
 	}
 	if l.MaxColumnChunkBytes <= 0 {
-		l.MaxColumnChunkBytes = d.MaxColumnChunkBytes
-	}
-	if !(l.MaxCompressionRatio >= 1) {
-		l.MaxCompressionRatio = d.MaxCompressionRatio
+		l.MaxColumnChunkBytes = min(max(budget/8, 64<<20), 1<<30)
 	}
 	if l.MaxValueBytes <= 0 {
 		l.MaxValueBytes = d.MaxValueBytes
@@ -86,6 +86,11 @@ type fileColumns struct {
 	// pages, when bind sets it, decodes the file instead of Arrow's record
 	// reader (the page decoder, pages.go), after the metadata checks.
 	pages func(ra io.ReaderAt, total int64) error
+	// readBuf is the read buffer of one column chunk reader: no larger
+	// than the largest projected column chunk (set by checkMetadata), since
+	// every chunk reader allocates and zeroes one, and a file of many small
+	// row groups would otherwise churn a full buffer per chunk.
+	readBuf int64
 }
 
 // need finds the top-level column name, checks its type and, when read is
@@ -202,6 +207,7 @@ func (s *scanner) scanFile(ctx context.Context, o object, bind func(*fileColumns
 	if rgStarts, err = s.checkMetadata(o.key, pf, cols); err != nil {
 		return err
 	}
+	props.BufferSize = cols.readBuf
 	if total == 0 {
 		return nil
 	}
@@ -263,7 +269,7 @@ func (s *scanner) checkMetadata(key string, pf *file.Reader, cols *fileColumns) 
 		names[cols.leaves[p]] = name
 	}
 	starts := make([]int64, 0, pf.NumRowGroups())
-	var next int64
+	var next, biggest int64
 	for g := 0; g < pf.NumRowGroups(); g++ {
 		rg := md.RowGroup(g)
 		starts = append(starts, next)
@@ -284,18 +290,20 @@ func (s *scanner) checkMetadata(key string, pf *file.Reader, cols *fileColumns) 
 			case u > l.MaxColumnChunkBytes:
 				return nil, s.limitErr(key, names[leaf], -1, "max_column_chunk_bytes",
 					"row group %d: column chunk of %d bytes uncompressed, over %d", g, u, l.MaxColumnChunkBytes)
-			case u >= ratioFloor && float64(u) > l.MaxCompressionRatio*float64(max(c, 1)):
+			case l.MaxCompressionRatio > 0 && u >= ratioFloor && float64(u) > l.MaxCompressionRatio*float64(max(c, 1)):
 				return nil, s.limitErr(key, names[leaf], -1, "max_compression_ratio",
 					"row group %d: column chunk of %d bytes compressed into %d (%.0f:1), over %g:1 — a decompression bomb?",
 					g, u, c, float64(u)/float64(max(c, 1)), l.MaxCompressionRatio)
 			}
 			sum += u
+			biggest = max(biggest, c)
 		}
 		if sum > l.MaxRowGroupBytes {
 			return nil, s.limitErr(key, "", -1, "max_row_group_bytes",
 				"row group %d: %d bytes uncompressed in the columns read, over %d", g, sum, l.MaxRowGroupBytes)
 		}
 	}
+	cols.readBuf = min(s.bufSize, max(biggest+4<<10, 8<<10))
 	return starts, nil
 }
 

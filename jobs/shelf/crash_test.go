@@ -205,6 +205,7 @@ type crashRound struct {
 	landed string // stage the run was in when signalled; "" = it ended first
 	err    error  // of cmd.Wait
 	stderr string
+	exitIn time.Duration // from the signal to the process's end
 }
 
 // runAndKill runs `shelf run` on out, follows its JSON log lines on stderr
@@ -225,6 +226,7 @@ func runAndKill(t *testing.T, bin, out string, p killPoint) crashRound {
 		landed  string
 		armed   bool // the kill is scheduled
 		fired   bool
+		firedAt time.Time
 		exited  bool
 		timers  []*time.Timer
 	)
@@ -234,7 +236,7 @@ func runAndKill(t *testing.T, bin, out string, p killPoint) crashRound {
 		if fired || exited {
 			return
 		}
-		fired, landed = true, stageGroup(current)+"/"+cmp.Or(current, "-")
+		fired, landed, firedAt = true, stageGroup(current)+"/"+cmp.Or(current, "-"), time.Now()
 		cmd.Process.Signal(p.sig)
 	}
 	if p.stage == "" {
@@ -264,8 +266,12 @@ func runAndKill(t *testing.T, bin, out string, p killPoint) crashRound {
 	for _, tm := range timers {
 		tm.Stop()
 	}
+	var exitIn time.Duration
+	if fired {
+		exitIn = time.Since(firedAt)
+	}
 	mu.Unlock()
-	return crashRound{point: p, landed: landed, err: err, stderr: stderr.String()}
+	return crashRound{point: p, landed: landed, err: err, stderr: stderr.String(), exitIn: exitIn}
 }
 
 // TestCrashSafety kills runs with SIGKILL and SIGTERM at the start of each
@@ -322,6 +328,11 @@ func TestCrashSafety(t *testing.T) {
 		var ee *exec.ExitError
 		if r.landed != "" && p.sig == syscall.SIGTERM && errors.As(r.err, &ee) && ee.ExitCode() != 1 && ee.ExitCode() != -1 {
 			t.Fatalf("SIGTERM in %s: exit %d, want 1\n%s", r.landed, ee.ExitCode(), r.stderr)
+		}
+		// Any stage stops within seconds (the pod's grace period is 120 s);
+		// a generous bound for a loaded machine, not a timing.
+		if r.landed != "" && p.sig == syscall.SIGTERM && r.exitIn > 30*time.Second {
+			t.Errorf("SIGTERM in %s: the process took %s to end", r.landed, r.exitIn)
 		}
 		t.Logf("round %2d, dir %d: %-10v at %-13s +%-6v landed in %-22s exit: %v", i, dirs, p.sig, cmp.Or(p.stage, "(random)"),
 			p.delay.Round(time.Millisecond), cmp.Or(r.landed, "(run ended first)"), r.err)

@@ -95,6 +95,9 @@ func TrainClassifier(ctx context.Context, X []float32, y []float32, f int, o MLP
 			}
 		}
 		s := EpochStats{Epoch: epoch + 1, Loss: lossSum / float64(n), Samples: n}
+		if math.IsNaN(s.Loss) || math.IsInf(s.Loss, 0) {
+			return nil, hist, fmt.Errorf("train classifier: epoch %d: loss %v: %w", s.Epoch, s.Loss, ErrDiverged)
+		}
 		stop := false
 		if len(validY) > 0 {
 			s.Validation = LogLoss(layers, validX, validY)

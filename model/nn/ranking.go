@@ -60,6 +60,11 @@ type RankingOptions struct {
 	CheckpointEvery time.Duration
 }
 
+// ErrDiverged means training produced a non-finite loss: the weights are
+// garbage from there on (a learning rate far too high for the data, or
+// inputs out of any sensible range). Retrying does not help.
+var ErrDiverged = errors.New("training diverged (lower the learning rate)")
+
 // DefaultShards is the batch split when RankingOptions.Shards is 0: two
 // shares, so that the two cores of a small node both work on every step.
 const DefaultShards = 2
@@ -413,6 +418,9 @@ func (t *rankTrainer) endEpoch(validate Validate, progress func(EpochStats)) err
 	s := EpochStats{Epoch: t.epoch + 1, Samples: t.samples, Seconds: time.Since(t.epochStart).Seconds()}
 	if t.weightSum > 0 {
 		s.Loss = t.lossSum / t.weightSum
+	}
+	if math.IsNaN(s.Loss) || math.IsInf(s.Loss, 0) {
+		return fmt.Errorf("train ranking: epoch %d: loss %v: %w", s.Epoch, s.Loss, ErrDiverged)
 	}
 	if validate != nil {
 		cur := t.folded()
