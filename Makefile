@@ -16,13 +16,10 @@ build:
 demo: build
 	SHELF_LOG_FORMAT=text ./bin/shelf demo
 
-# Installs/starts what the tests need (idempotent), then runs every test.
+# Installs/starts what the tests need (idempotent), runs every test, and
+# stops the servers it started.
 test:
-	@eval "$$(bash .ci/setup)" && \
-	$(GO) vet $(PKGS) && \
-	{ test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }; } && \
-	$(GO) test -count=1 -timeout 30m $(PKGS) && \
-	bash deploy/check.sh
+	@GO=$(GO) bash .ci/test
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
@@ -51,4 +48,5 @@ image:
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 clean:
-	rm -rf bin shelf-out bench-out bench-out.txt
+	-bash .ci/setup stop 2>/dev/null
+	rm -rf bin shelf-out bench-out bench-out.txt .ci/node/node_modules "$${TMPDIR:-/tmp}/shelf-azurite" "$${TMPDIR:-/tmp}/shelf-minio"

@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # Starts Azurite's blob service on 127.0.0.1 for the io/blobs conformance tests
 # and prints the variables the tests read. Idempotent: does nothing if the port
-# already answers. Installs azurite@3.35.0 with npm when missing (later versions
-# need Node 22).
+# already answers. Azurite 3.35.0 (later versions need Node 22) comes from
+# .ci/node/package-lock.json.
 #
 #   eval "$(.ci/services/azurite.sh)"   # exports SHELF_TEST_AZURITE, AZURE_STORAGE_*
 #   .ci/services/azurite.sh stop        # stops the instance this script started
 set -euo pipefail
 
-AZURITE_VERSION="${AZURITE_VERSION:-3.35.0}"
 HOST="${AZURITE_HOST:-127.0.0.1}"
 PORT="${AZURITE_PORT:-10000}"
 STATE_DIR="${AZURITE_STATE_DIR:-${TMPDIR:-/tmp}/shelf-azurite}"
@@ -46,14 +45,18 @@ if port_open; then
   exit 0
 fi
 
-if ! command -v azurite-blob >/dev/null 2>&1; then
+# Installed into the repository's .ci/node (pinned with the other Node
+# tools in its package-lock.json), never globally.
+NODE_DIR="$(cd "$(dirname "$0")/../node" && pwd)"
+AZURITE="$NODE_DIR/node_modules/.bin/azurite-blob"
+if [[ ! -x "$AZURITE" ]]; then
   command -v npm >/dev/null 2>&1 || { log "npm not found: install Node.js 20+ first"; exit 1; }
-  log "installing azurite@$AZURITE_VERSION"
-  npm install -g "azurite@$AZURITE_VERSION" >&2
+  log "installing the pinned Node tools into $NODE_DIR/node_modules (npm ci)"
+  npm ci --prefix "$NODE_DIR" --no-audit --no-fund >&2
 fi
 
 mkdir -p "$STATE_DIR/data"
-nohup azurite-blob --blobHost "$HOST" --blobPort "$PORT" \
+nohup "$AZURITE" --blobHost "$HOST" --blobPort "$PORT" \
   --location "$STATE_DIR/data" --silent --skipApiVersionCheck --loose \
   >"$LOG_FILE" 2>&1 &
 echo $! >"$PID_FILE"
@@ -62,6 +65,7 @@ for _ in $(seq 1 100); do
   if port_open; then
     log "ready on $HOST:$PORT (pid $(cat "$PID_FILE"), log $LOG_FILE)"
     print_env
+    echo "export SHELF_TEST_AZURITE_STARTED=1"  # this call started it: the caller's cleanup stops it
     exit 0
   fi
   if ! kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then

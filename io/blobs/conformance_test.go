@@ -27,7 +27,8 @@ type backend struct {
 var backends = []backend{
 	{"mem", func(testing.TB) string { return "mem://" }},
 	{"file", func(t testing.TB) string { return "file://" + filepath.ToSlash(t.TempDir()) }},
-	{"s3", blobstest.StartS3},
+	{"s3", blobstest.StartS3},     // gofakes3, in-process
+	{"minio", blobstest.MinIOURL}, // a real S3 implementation (.ci/services/minio.sh)
 	{"gcs", blobstest.StartGCS},
 	{"azure", blobstest.AzuriteURL},
 }

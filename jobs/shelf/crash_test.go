@@ -23,6 +23,8 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 
+	"github.com/shelfml/shelf/io/blobs"
+	"github.com/shelfml/shelf/io/blobs/blobstest"
 	"github.com/shelfml/shelf/io/tables"
 )
 
@@ -52,10 +54,12 @@ func smallRunEnv() []string {
 		"SHELF_LOCK_LEASE_SECONDS=2", "SHELF_LOG_LEVEL=INFO") // INFO: the stage lines
 }
 
+// shelfCmd runs the pipeline on the bundled sample into out: a directory,
+// or a bucket URL (then the events are read from the sample directory too).
 func shelfCmd(bin, out string) *exec.Cmd {
 	data, _ := filepath.Abs("../../testdata/online-retail")
 	cmd := exec.Command(bin, "run", "--config", "../../configs/online-retail.yaml", "--date", "2011-03-31",
-		"--events-url", "file://"+data, "--output-url", "file://"+out)
+		"--events-url", "file://"+data, "--output-url", outURL(out))
 	cmd.Env = smallRunEnv()
 	return cmd
 }
@@ -83,10 +87,26 @@ func runToCompletion(t *testing.T, bin, out string) {
 	t.Fatalf("run did not complete after 10 attempts; last stderr:\n%s", last)
 }
 
+// outURL is out as a bucket URL.
+func outURL(out string) string {
+	if strings.Contains(out, "://") {
+		return out
+	}
+	return "file://" + out
+}
+
+// openOut opens out (a directory or a bucket URL).
+func openOut(out string) (*blob.Bucket, error) {
+	if strings.Contains(out, "://") {
+		return blobs.Open(context.Background(), out)
+	}
+	return fileblob.OpenBucket(out, nil)
+}
+
 // checkTrustworthy asserts that everything a reader would trust is complete.
 func checkTrustworthy(t *testing.T, out string) {
 	t.Helper()
-	b, err := fileblob.OpenBucket(out, nil)
+	b, err := openOut(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +128,7 @@ func checkTrustworthy(t *testing.T, out string) {
 func trustedOutput(t *testing.T, out string) string {
 	t.Helper()
 	ctx := context.Background()
-	b, err := fileblob.OpenBucket(out, nil)
+	b, err := openOut(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,9 +425,18 @@ func TestKillThenImmediateRetry(t *testing.T) {
 		name      string
 		otherHost bool
 		lease     string
-	}{{"same host, default lease", false, ""}, {"other host, 4 s lease", true, "4"}} {
+		minio     bool
+	}{{"same host, default lease", false, "", false}, {"other host, 4 s lease", true, "4", false}, {"MinIO, same host, default lease", false, "", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := t.TempDir()
+			if tc.minio {
+				out = blobstest.MinIOURL(t)
+			}
+			b, err := openOut(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
 			env := func(cmd *exec.Cmd) {
 				cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, "SHELF_LOCK_LEASE_SECONDS=") })
 				if tc.lease != "" {
@@ -419,13 +448,11 @@ func TestKillThenImmediateRetry(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			lock := filepath.Join(out, "runs", "2011-03-31", "lock")
+			const lock = "runs/2011-03-31/lock"
 			deadline := time.Now().Add(30 * time.Second)
 			for {
-				if _, err := os.Stat(filepath.Join(out, "runs", "2011-03-31")); err == nil {
-					if data, err := os.ReadFile(lock); err == nil && len(data) > 0 {
-						break
-					}
+				if data, err := b.ReadAll(context.Background(), lock); err == nil && len(data) > 0 {
+					break
 				}
 				if time.Now().After(deadline) {
 					t.Fatal("the run never took its lock")
@@ -436,7 +463,7 @@ func TestKillThenImmediateRetry(t *testing.T) {
 			cmd.Process.Kill()
 			cmd.Wait()
 			if tc.otherHost {
-				data, err := os.ReadFile(lock)
+				data, err := b.ReadAll(context.Background(), lock)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -444,7 +471,9 @@ func TestKillThenImmediateRetry(t *testing.T) {
 				json.Unmarshal(data, &body)
 				body["host"] = "another-node"
 				data, _ = json.Marshal(body)
-				os.WriteFile(lock, data, 0o644)
+				if err := b.WriteAll(context.Background(), lock, data, nil); err != nil {
+					t.Fatal(err)
+				}
 			}
 			retry := shelfCmd(bin, out)
 			env(retry)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
@@ -182,4 +184,101 @@ func freePort() (uint16, error) {
 	}
 	defer l.Close()
 	return uint16(l.Addr().(*net.TCPAddr).Port), nil
+}
+
+// MinIOURL returns the URL of a fresh bucket on the MinIO server at
+// $SHELF_TEST_MINIO (a real S3 implementation, started by
+// .ci/services/minio.sh), with the AWS SDK's credentials set to MinIO's.
+// The bucket is emptied and removed when the test ends. Without the server
+// the test is skipped, loudly, or fails when CI=true.
+func MinIOURL(t testing.TB) string {
+	t.Helper()
+	endpoint := MinIOEndpoint(t)
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		t.Fatalf("bucket name: %v", err)
+	}
+	name := "shelf-" + hex.EncodeToString(rnd[:])
+	u := S3URL(endpoint, name)
+	ctx := context.Background()
+	b, err := blob.OpenBucket(ctx, u)
+	if err != nil {
+		t.Fatalf("open minio bucket %s: %v", u, err)
+	}
+	var c *s3.Client
+	if !b.As(&c) {
+		t.Fatal("s3blob bucket is not an *s3.Client")
+	}
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+		t.Fatalf("create minio bucket %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		it := b.List(nil)
+		for {
+			o, err := it.Next(ctx)
+			if err != nil {
+				break
+			}
+			b.Delete(ctx, o.Key)
+		}
+		if _, err := c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(name)}); err != nil {
+			t.Logf("delete minio bucket %s: %v", name, err)
+		}
+		b.Close()
+	})
+	return u
+}
+
+// MinIOEndpoint is the MinIO server's address with the environment set for
+// it (see MinIOURL).
+func MinIOEndpoint(t testing.TB) string {
+	t.Helper()
+	endpoint := os.Getenv("SHELF_TEST_MINIO")
+	if endpoint == "" {
+		endpoint = "http://127.0.0.1:9900"
+	}
+	eu, err := url.Parse(endpoint)
+	if err != nil || eu.Host == "" {
+		t.Fatalf("SHELF_TEST_MINIO=%q: want http://HOST:PORT", endpoint)
+	}
+	conn, err := net.DialTimeout("tcp", eu.Host, time.Second)
+	if err != nil {
+		msg := fmt.Sprintf("\n\n*** MINIO NOT REACHABLE at %s (%v): tests against a real S3 server NOT RUN ***\n"+
+			"*** start it with: eval \"$(.ci/services/minio.sh)\" ***\n", endpoint, err)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	conn.Close()
+	setAWSEnv(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", cmpOr(os.Getenv("SHELF_TEST_MINIO_USER"), "shelfminio"))
+	t.Setenv("AWS_SECRET_ACCESS_KEY", cmpOr(os.Getenv("SHELF_TEST_MINIO_PASSWORD"), "shelfminio-local-only"))
+	return endpoint
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// StartFaultyMinIO is MinIOURL behind a FaultProxy.
+func StartFaultyMinIO(t testing.TB, cfg FaultConfig) (string, *FaultProxy) {
+	t.Helper()
+	u := MinIOURL(t)
+	target, err := url.Parse(MinIOEndpoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := NewFaultProxy(target, cfg)
+	proxy := httptest.NewServer(fp)
+	t.Cleanup(proxy.Close)
+	pu, _ := url.Parse(u)
+	q := pu.Query()
+	q.Set("endpoint", proxy.URL)
+	pu.RawQuery = q.Encode()
+	return pu.String(), fp
 }
