@@ -39,6 +39,18 @@ type Config struct {
 	Purchase         PurchaseConfig  `yaml:"purchase"`
 	Metrics          MetricsConfig   `yaml:"metrics"`
 	Catalog          CatalogConfig   `yaml:"catalog"`
+	Privacy          PrivacyConfig   `yaml:"privacy"`
+}
+
+// PrivacyConfig points at the erasure list: users whose events no run may
+// use from then on.
+type PrivacyConfig struct {
+	// ForgetURL is the list's object URL — the bucket URL with the key as
+	// its path: file:///etc/shelf/forget.txt, s3://bucket/privacy/forget.parquet?region=…,
+	// or a prefix ending in "/" whose objects are all read. Text: one user id
+	// per line ('#' comments, an optional "user_id" header); Parquet: a
+	// user_id column. Read on every run; its content is part of the version.
+	ForgetURL string `yaml:"forget_url"`
 }
 
 // StorageConfig bounds every object-store call: a request gets

@@ -29,6 +29,7 @@ var Operational = []string{
 	"score.shards",
 	"score.workers",
 	"metrics.pushgateway_url",
+	"privacy.forget_url", // where the list is; its content is an input of the version
 }
 
 // ResultDefining returns c with every Operational setting cleared: what the

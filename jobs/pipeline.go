@@ -75,6 +75,7 @@ type env struct {
 	pseudo  pseudonym
 	catalog *events.Catalog // item attributes when catalog.path is set (read by ingest)
 	lock    *blobs.Lock     // the date's lock, when this command holds it
+	forget  *forgetList     // the erasure list (privacy.forget_url), read by ingest
 }
 
 func (r *Runner) open(ctx context.Context) (*env, error) {
@@ -141,8 +142,19 @@ func (e *env) ingest(ctx context.Context, writeRejects bool) (*model.Interaction
 		sink = &rejectSink{w: w, userColumn: e.cfg.Events.Columns.User, pseudo: e.pseudo}
 		defer sink.w.Abort() // no-op after a successful Close
 	}
+	forget, err := e.readForget(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	e.forget = forget
 	opts := events.Options{Config: e.cfg.Events, Start: e.start, End: e.end, Now: e.r.Now(),
 		Skip: []string{e.cfg.CatalogInEvents()}} // a catalog beside the dumps is not events
+	if forget != nil {
+		opts.Forget = forget.ids
+		if bu, key, _ := blobs.SplitObjectURL(e.cfg.Privacy.ForgetURL); bu == e.cfg.Events.URL {
+			opts.Skip = append(opts.Skip, key) // the list beside the dumps is not events
+		}
+	}
 	if sink != nil {
 		opts.Rejects = sink
 	}
@@ -167,8 +179,11 @@ func (e *env) ingest(ctx context.Context, writeRejects bool) (*model.Interaction
 		}
 	}
 	inputs := inputObjects(acc.Files)
+	if forget != nil {
+		inputs = append(inputs, forget.inputs...) // a new list is a new version
+	}
 	done(slog.Int64("rows", acc.Read), slog.Int64("used", acc.Used), slog.Int64("outside_window", acc.OutsideWindow),
-		slog.Int64("duplicate", acc.Duplicate), slog.Any("rejected", acc.Rejected), slog.Int("users", in.Users.Len()), slog.Int("items", in.Items.Len()))
+		slog.Int64("duplicate", acc.Duplicate), slog.Int64("forgotten", acc.Forgotten), slog.Int64("users_forgotten", acc.ForgottenUsers), slog.Any("rejected", acc.Rejected), slog.Int("users", in.Users.Len()), slog.Int("items", in.Items.Len()))
 	if !acc.Balanced() {
 		return nil, nil, nil, fmt.Errorf("ingest: accounting does not balance: %+v", acc)
 	}

@@ -97,6 +97,9 @@ func (e *env) refused(ctx context.Context, o *trainOutcome, res *Result) (*Resul
 		done(slog.String("version", o.version), slog.String("table", tables.PurchasePredictions))
 		res.PurchasePublished = true
 	}
+	if err := e.leaveForgottenLatest(ctx, &o.manifest, res); err != nil {
+		return nil, err
+	}
 	e.writeReport(ctx, res)
 	return res, Permanent(fmt.Errorf("%w: %s; LATEST unchanged, version %s kept for inspection; %s", ErrGateRefused,
 		o.manifest.Gate.Reason, o.version, purchaseOutcome(o.manifest.Purchase, pub)))
@@ -254,6 +257,10 @@ func (e *env) advanceLatest(ctx context.Context, m *tables.Manifest) (bool, stri
 			e.log.Warn("LATEST names a version without a manifest: repointing it", "latest", cur)
 		case err != nil:
 			return false, "", fmt.Errorf("read LATEST's manifest (%s): %w", cur, err)
+		case lm.HoldsForgotten() && !m.HoldsForgotten():
+			// Erasure first: whatever its date, LATEST leaves a version
+			// that holds users the list erases.
+			e.log.Warn("LATEST held erased users: moving it to a version without them", "from", cur, "to", m.Version)
 		case lm.Date > m.Date:
 			why := fmt.Sprintf("LATEST stays at %s: its as-of date %s is after %s (LATEST only moves forward)", cur, lm.Date, m.Date)
 			e.log.Info("LATEST not moved", "reason", why)
@@ -287,13 +294,49 @@ func (e *env) alreadyCommitted(ctx context.Context) (*Result, bool) {
 		return nil, false
 	}
 	m, err := tables.OpenVersion(ctx, e.out, e.cfg.Name, s.ModelVersion)
-	if err != nil || m.ConfigSHA256 != e.cfgHash || m.CodeVersion != e.r.CodeVersion {
+	if err != nil || m.ConfigSHA256 != e.cfgHash || m.CodeVersion != e.r.CodeVersion || m.HoldsForgotten() {
 		return nil, false
+	}
+	if f, err := e.readForget(ctx); err != nil || forgetSHA(f) != forgetSHA256(m) {
+		return nil, false // another erasure list: recompute
 	}
 	e.log.Info("already committed: nothing to do (use --force to recompute)", "version", s.ModelVersion)
 	return &Result{Date: e.cfg.Date, RunID: e.run, Version: s.ModelVersion, VersionURI: e.versionURI(s.ModelVersion),
 		Gate: m.Gate, Metrics: m.Metrics, Published: true, PurchasePublished: e.purchaseCommitted(ctx, s.ModelVersion), Skipped: true,
 		TablesURI: e.tablesURI()}, true
+}
+
+// leaveForgottenLatest moves LATEST off a version that holds erased users
+// even when this run's model was refused: erasure comes before quality.
+func (e *env) leaveForgottenLatest(ctx context.Context, m *tables.Manifest, res *Result) error {
+	cur, err := tables.Latest(ctx, e.out, e.cfg.Name)
+	if err != nil || cur == "" || cur == m.Version {
+		return err
+	}
+	lm, err := tables.OpenVersion(ctx, e.out, e.cfg.Name, cur)
+	if err != nil || !lm.HoldsForgotten() || m.HoldsForgotten() {
+		return nil
+	}
+	e.log.Warn("LATEST held erased users: moved to this version although its model was refused", "from", cur, "to", m.Version)
+	if err := tables.SetLatest(ctx, e.out, e.cfg.Name, m.Version, e.fence); err != nil {
+		return err
+	}
+	res.LatestMoved, res.Latest = true, "moved from "+cur+", which holds erased users (erasure before quality)"
+	return nil
+}
+
+func forgetSHA(f *forgetList) string {
+	if f.empty() {
+		return ""
+	}
+	return f.sha256
+}
+
+func forgetSHA256(m *tables.Manifest) string {
+	if m.Privacy == nil {
+		return ""
+	}
+	return m.Privacy.ForgetList
 }
 
 // finishCommit moves LATEST when a run committed this date's tables but

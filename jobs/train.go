@@ -105,6 +105,9 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 	if err := e.checkModelFits(in); err != nil {
 		return nil, err
 	}
+	if err := e.markVersions(ctx, e.forget); err != nil {
+		return nil, err
+	}
 	cfg := e.cfg
 	endTS := e.end.Unix()
 	testStart := e.end.AddDate(0, 0, -cfg.Split.TestDays).Unix()
@@ -232,6 +235,9 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 		Window: tables.Window{Start: e.start.UTC().Format(time.RFC3339), End: e.end.UTC().Format(time.RFC3339),
 			TestStart: time.Unix(testStart, 0).UTC().Format(time.RFC3339)},
 		Inputs: inputs, Metrics: metrics, Gate: gate, Selection: sel, Users: int64(len(out.final.users)),
+	}
+	if f := e.forget; !f.empty() {
+		out.manifest.Privacy = &tables.Privacy{ForgetList: f.sha256, ForgottenUsers: acc.ForgottenUsers, CheckedList: f.sha256, CheckedOn: cfg.Date}
 	}
 	if purchase != nil {
 		out.manifest.Purchase = purchase.summary()

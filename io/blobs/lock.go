@@ -164,6 +164,10 @@ func AcquireLock(ctx context.Context, b *blob.Bucket, key, owner string, o LockO
 			return nil, fmt.Errorf("acquire lock %s: %w", key, err)
 		}
 		created, err := WriteIfNotExists(ctx, b, key, body)
+		if IsNotFound(err) {
+			// A create finds nothing missing but the bucket itself.
+			return nil, fmt.Errorf("acquire lock %s: the bucket does not exist: %w: %w", key, ErrOpen, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("acquire lock %s: %w", key, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path"
 	"regexp"
 	"strings"
 
@@ -174,4 +175,38 @@ func Redact(rawURL string) string {
 		out = sch + strings.TrimPrefix(out, u.Scheme+":") // empty host, as in mem://?nomd5
 	}
 	return out
+}
+
+// SplitObjectURL splits the URL of one object (or of a prefix, ending in
+// "/") into its bucket URL and key: file:///data/x/forget.txt → file:///data/x
+// and forget.txt; s3://bucket/a/b.parquet?region=r → s3://bucket?region=r and
+// a/b.parquet. For file:// the last path segment is the key (the bucket is
+// its directory).
+func SplitObjectURL(raw string) (bucketURL, key string, err error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		return "", "", fmt.Errorf("object URL %s: want scheme://bucket/key (file:///dir/file, s3://bucket/key?…): %w", Redact(raw), ErrOpen)
+	}
+	if u.Scheme == "file" {
+		dir, file := path.Split(u.Path)
+		if strings.HasSuffix(u.Path, "/") {
+			dir, file = u.Path, ""
+		}
+		if dir == "" {
+			dir = "/"
+		}
+		b := *u
+		b.Path = strings.TrimSuffix(dir, "/")
+		if b.Path == "" {
+			b.Path = "/"
+		}
+		return b.String(), file, nil
+	}
+	key = strings.TrimPrefix(u.Path, "/")
+	if key == "" && !strings.HasSuffix(u.Path, "/") {
+		return "", "", fmt.Errorf("object URL %s: no key after the bucket: %w", Redact(raw), ErrOpen)
+	}
+	b := *u
+	b.Path = ""
+	return b.String(), key, nil
 }

@@ -34,6 +34,10 @@ type Options struct {
 	// ArrowRecords decodes every file with Arrow's record reader, never the
 	// page decoder (for comparisons: both give the same result).
 	ArrowRecords bool
+	// Forget holds the user ids (as in the dump) whose rows are dropped
+	// before anything else sees them: never in the vocabulary, the events or
+	// the rejects; counted as Forgotten. Empty = none.
+	Forget map[string]bool
 
 	mem memory.Allocator // Arrow allocator; tests set a checked one
 }
@@ -69,13 +73,15 @@ type FileStat struct {
 }
 
 // Accounting is the exact fate of every row read:
-// Read == Used + OutsideWindow + Duplicate + Σ Rejected.
+// Read == Used + OutsideWindow + Duplicate + Forgotten + Σ Rejected.
 // The JSON names are those of the run report (DESIGN §2).
 type Accounting struct {
 	Read              int64            `json:"rows_read"`
 	Used              int64            `json:"rows_used"`
 	OutsideWindow     int64            `json:"rows_outside_window"`
 	Duplicate         int64            `json:"rows_duplicate"`
+	Forgotten         int64            `json:"rows_forgotten"`  // of users on the erasure list (privacy.forget_url)
+	ForgottenUsers    int64            `json:"users_forgotten"` // distinct such users seen in the window
 	Rejected          map[string]int64 `json:"rows_rejected"` // reason → rows; config filters appear as "filtered_<name>"
 	Files             []FileStat       `json:"files"`
 	PartitionsSkipped int              `json:"partitions_skipped"`
@@ -91,7 +97,7 @@ func (a *Accounting) Balanced() bool {
 	for _, n := range a.Rejected {
 		rej += n
 	}
-	return a.Read == a.Used+a.OutsideWindow+a.Duplicate+rej
+	return a.Read == a.Used+a.OutsideWindow+a.Duplicate+a.Forgotten+rej
 }
 
 // isFilter reports whether reason comes from a config filter, which is a

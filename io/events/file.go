@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -183,6 +184,10 @@ func (r *reader) decodeBatch(fi int, key string, rec arrow.Record, p *projection
 	n := int(rec.NumRows())
 	b = &batch{file: fi, rows: int64(n), cands: newCands(n)}
 	values := r.opts.Rejects != nil
+	forget := r.opts.Forget
+	if len(forget) == 0 {
+		forget = nil
+	}
 	reject := func(i int, col, reason, value string) {
 		rj := Reject{File: key, Row: start + int64(i), Reason: reason}
 		if values {
@@ -222,6 +227,10 @@ rows:
 		u, reason := user(i)
 		if reason != "" {
 			reject(i, cols.User, reason, u)
+			continue
+		}
+		if forget != nil && forget[u] {
+			b.forgot = append(b.forgot, strings.Clone(u))
 			continue
 		}
 		it, reason := item(i)

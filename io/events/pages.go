@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/parquet"
@@ -488,6 +489,10 @@ func (r *reader) decodeRowGroup(ctx context.Context, fi int, key string, g int, 
 	cols := r.opts.Config.Columns
 	values := r.opts.Rejects != nil
 	limit := r.scan.limits.MaxValueBytes
+	forget := r.opts.Forget
+	if len(forget) == 0 {
+		forget = nil
+	}
 	for left := n; left > 0; {
 		b := &batch{file: fi, cands: newCands(int(min(left, batchRows)))}
 		reject := func(i int64, col, reason, value string) {
@@ -572,6 +577,10 @@ func (r *reader) decodeRowGroup(ctx context.Context, fi int, key string, g int, 
 				}
 				if v, reason := checkStringID(us, uok, ReasonNullUser, ReasonBadUserID); reason != "" {
 					reject(i, cols.User, reason, v)
+					continue
+				}
+				if forget != nil && forget[us] {
+					b.forgot = append(b.forgot, strings.Clone(us))
 					continue
 				}
 				if v, reason := checkStringID(is, iok, ReasonNullItem, ReasonBadItemID); reason != "" {

@@ -51,6 +51,7 @@ type batch struct {
 	udict   *pageDict // the page decoder's id dictionaries (nil: none)
 	idict   *pageDict
 	outside int64
+	forgot  []string // user ids of the rows dropped as forgotten (with repeats)
 	rejects []Reject
 	err     error  // terminal: the read stops here
 	eof     bool   // the file's last message: no rows
@@ -205,6 +206,13 @@ func (r *reader) merge(b *batch, acct *Accounting, users, items *model.Vocab, ev
 	fs.Rows += b.rows
 	acct.Read += b.rows
 	acct.OutsideWindow += b.outside
+	acct.Forgotten += int64(len(b.forgot))
+	for _, u := range b.forgot {
+		if !r.forgotten[u] {
+			r.forgotten[u] = true
+			acct.ForgottenUsers++
+		}
+	}
 	for _, rj := range b.rejects {
 		acct.Rejected[rj.Reason]++
 		fs.Rejected[rj.Reason]++
@@ -405,11 +413,13 @@ type reader struct {
 	hasStart bool
 	hasEnd   bool
 	hasNow   bool
+	// forgotten are the forgotten users seen so far (merge only).
+	forgotten map[string]bool
 }
 
 func newReader(bucket *blob.Bucket, opts Options) (*reader, error) {
 	cfg := opts.Config
-	r := &reader{bucket: bucket, opts: opts, defType: -1, typeIdx: map[string]uint8{},
+	r := &reader{bucket: bucket, opts: opts, defType: -1, typeIdx: map[string]uint8{}, forgotten: map[string]bool{},
 		scan: newScanner("events", bucket, opts.mem, int64(cfg.ReadBufferSize), cfg.Limits)}
 	cfgErr := func(format string, a ...any) error {
 		return &DataError{Row: -1, Reason: "config: " + fmt.Sprintf(format, a...)}

@@ -76,6 +76,37 @@ type Manifest struct {
 	// Users is how many users the recommendations table of this version
 	// holds: commit checks that its parts cover exactly them.
 	Users int64 `json:"users"`
+	// Privacy records the erasure list this version was trained with, and
+	// — written later, by a run with a newer list — whether the version
+	// holds users that list erases (then it is never LATEST again).
+	Privacy *Privacy `json:"privacy,omitempty"`
+}
+
+// Privacy is a version's relation to the erasure list (privacy.forget_url).
+type Privacy struct {
+	ForgetList     string `json:"forget_list_sha256,omitempty"` // list the version was trained with ("" = none)
+	ForgottenUsers int64  `json:"forgotten_users,omitempty"`    // users of it present in the window, dropped
+	// CheckedList is the latest list this version was checked against, and
+	// Holds how many of that list's users its vocabularies contain.
+	CheckedList string `json:"checked_list_sha256,omitempty"`
+	Holds       int64  `json:"holds_forgotten_users,omitempty"`
+	CheckedOn   string `json:"checked_on,omitempty"` // as-of date of the run that checked
+}
+
+// HoldsForgotten reports whether the version is known to hold erased users.
+func (m *Manifest) HoldsForgotten() bool { return m.Privacy != nil && m.Privacy.Holds > 0 }
+
+// Rewrite replaces a published version's manifest with m (same files), for
+// marks added after publishing (Privacy). One atomic write.
+func Rewrite(ctx context.Context, b *blob.Bucket, m *Manifest, fence Fence) error {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode manifest: %w", err)
+	}
+	if err := fence.check(ctx); err != nil {
+		return fmt.Errorf("rewrite manifest of %s: %w", m.Version, err)
+	}
+	return putObject(ctx, b, VersionPrefix(m.Name, m.Version)+"manifest.json", append(data, '\n'))
 }
 
 // PurchaseSummary is the purchase model's gate decision; the full

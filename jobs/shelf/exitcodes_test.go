@@ -34,9 +34,13 @@ func baseEnv() []string {
 // checks the exit code the scheduler acts on: 2 fails the Job or task at
 // once, 1 is retried. The README's exit-code table lists these classes.
 func TestExitCodes(t *testing.T) {
-	// The AWS SDK reads credentials from the process environment.
+	// The SDKs read credentials from the process environment: no Azure
+	// account (CI's Azurite exports one), dummy AWS keys.
 	t.Setenv("AWS_ACCESS_KEY_ID", "x")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "y")
+	for _, k := range []string{"AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_CONNECTION_STRING"} {
+		t.Setenv(k, "")
+	}
 	data, _ := filepath.Abs("../../testdata/online-retail")
 	events := "file://" + data
 	cfg := "../../configs/online-retail.yaml"
