@@ -82,7 +82,7 @@ type Accounting struct {
 	Duplicate         int64            `json:"rows_duplicate"`
 	Forgotten         int64            `json:"rows_forgotten"`  // of users on the erasure list (privacy.forget_url)
 	ForgottenUsers    int64            `json:"users_forgotten"` // distinct such users seen in the window
-	Rejected          map[string]int64 `json:"rows_rejected"` // reason → rows; config filters appear as "filtered_<name>"
+	Rejected          map[string]int64 `json:"rows_rejected"`   // reason → rows; config filters appear as "filtered_<name>"
 	Files             []FileStat       `json:"files"`
 	PartitionsSkipped int              `json:"partitions_skipped"`
 	// HiddenFilesSkipped counts *.parquet objects under a "_" or "."
