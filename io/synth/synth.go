@@ -58,11 +58,56 @@ type Options struct {
 	Seed        uint64
 	PartsPerDay int     // files per day partition (default 1)
 	Signal      float64 // share of a user's events in their preferred category (default 0.6)
+	// The funnel, per viewed item: the share carted (default 0.15) and
+	// favourited (default 0: no favourites); a cart becomes a purchase with
+	// the user's own propensity times BuyScale (default 1).
+	CartRate, FavoriteRate, BuyScale float64
+	// Sequence is the chance that the next item of a session is the
+	// previous item's planted successor (each item has one, in its
+	// category): the order signal a sequence model must find (default 0).
+	Sequence float64
+	// SessionLength is the mean number of items a session views (default 3).
+	SessionLength float64
+}
+
+// Shapes are the shops `shelf gen --shape` knows, as Options without sizes.
+var Shapes = map[string]Options{
+	// A web shop: three months, a view → cart → purchase funnel, re-buys.
+	"retail": {},
+	// The typical mobile shop: days, not months; many views, carts and
+	// favourites, few purchases; far more items than users touch.
+	"mobile": {CartRate: 0.05, FavoriteRate: 0.04, BuyScale: 0.3, SessionLength: 6},
+	// Sessions that follow a planted order: item B tends to follow item A.
+	"sequential": {Sequence: 0.5, SessionLength: 5},
+}
+
+// WithShape fills o's unset funnel settings from the named shape.
+func WithShape(o Options, shape string) (Options, error) {
+	s, ok := Shapes[shape]
+	if !ok {
+		return o, fmt.Errorf("synth: unknown shape %q (want retail, mobile or sequential)", shape)
+	}
+	if o.CartRate == 0 {
+		o.CartRate = s.CartRate
+	}
+	if o.FavoriteRate == 0 {
+		o.FavoriteRate = s.FavoriteRate
+	}
+	if o.BuyScale == 0 {
+		o.BuyScale = s.BuyScale
+	}
+	if o.Sequence == 0 {
+		o.Sequence = s.Sequence
+	}
+	if o.SessionLength == 0 {
+		o.SessionLength = s.SessionLength
+	}
+	return o, nil
 }
 
 // Stats summarises what was written.
 type Stats struct {
-	Events, Purchases, Carts, Views int64
+	Events, Purchases, Carts, Views, Favorites int64
 	Files                           int
 	Bytes                           int64
 }
@@ -92,7 +137,11 @@ type world struct {
 	lastBuy    []int32   // last purchased item per user, -1 if none
 	userCDF    []float64 // activity: some users shop far more than others
 	buyer      []float32 // per-user purchase propensity (conversion of carts)
+	next       []int32   // each item's planted successor (Options.Sequence)
 }
+
+// Successors returns each item's planted successor in the world o builds.
+func Successors(o Options) []int32 { return newWorld(o).next }
 
 // Tastes returns each user's preferred category in the world o builds (the
 // planted structure, for tests).
@@ -104,6 +153,15 @@ func newWorld(o Options) *world {
 	}
 	if o.Signal == 0 {
 		o.Signal = 0.6
+	}
+	if o.CartRate == 0 {
+		o.CartRate = 0.15
+	}
+	if o.BuyScale == 0 {
+		o.BuyScale = 1
+	}
+	if o.SessionLength == 0 {
+		o.SessionLength = 3
 	}
 	w := &world{o: o, categories: max(4, min(64, o.Items/100))}
 	rng := rand.New(rand.NewPCG(o.Seed, 0x5eed))
@@ -126,6 +184,14 @@ func newWorld(o Options) *world {
 	w.catCDF = make([][]float64, w.categories)
 	for c, items := range w.catItems {
 		w.catCDF[c] = cdf(pop, items)
+	}
+	// Successors: a random item of the same category, drawn by popularity
+	// (a separate stream, so that the rest of the world does not change).
+	srng := rand.New(rand.NewPCG(o.Seed, 0x5e9))
+	w.next = make([]int32, o.Items)
+	for i := range w.next {
+		c := w.itemCat[i]
+		w.next[i] = w.catItems[c][draw(srng, w.catCDF[c])]
 	}
 	act := make([]float64, o.Users)
 	w.buyer = make([]float32, o.Users)
@@ -265,12 +331,17 @@ func (w *world) writePart(ctx context.Context, b *blob.Bucket, key string, rng *
 			}
 			sess := fmt.Sprintf("s%d-%d-%d", d, u, made)
 			t := day.Add(time.Duration(rng.IntN(86400-3600)) * time.Second)
-			length := 1 + int(rng.ExpFloat64()*3)
+			length := 1 + int(rng.ExpFloat64()*w.o.SessionLength)
+			prev := int32(-1)
 			for s := 0; s < length && made < n; s++ {
 				it := w.pickItem(rng, u, d)
 				if w.lastBuy[u] >= 0 && rng.Float64() < 0.08 {
 					it = w.lastBuy[u] // re-buy interest
 				}
+				if w.o.Sequence > 0 && prev >= 0 && rng.Float64() < w.o.Sequence && w.itemStart[w.next[prev]] <= d {
+					it = w.next[prev] // the planted order
+				}
+				prev = it
 				add := func(typ string, qty int32) {
 					rows = append(rows, Row{UserID: fmt.Sprintf("u%07d", u), ItemID: fmt.Sprintf("i%06d", it), EventType: typ,
 						TS: t, SessionID: sess, Quantity: qty, Price: w.price[it], Category: fmt.Sprintf("c%02d", w.itemCat[it])})
@@ -279,10 +350,14 @@ func (w *world) writePart(ctx context.Context, b *blob.Bucket, key string, rng *
 				}
 				add("view", 0)
 				st.Views++
-				if made < n && rng.Float64() < 0.15 {
+				if w.o.FavoriteRate > 0 && made < n && rng.Float64() < w.o.FavoriteRate {
+					add("favorite", 0)
+					st.Favorites++
+				}
+				if made < n && rng.Float64() < w.o.CartRate {
 					add("cart", 1)
 					st.Carts++
-					if made < n && rng.Float32() < w.buyer[u] {
+					if made < n && rng.Float32() < w.buyer[u]*float32(w.o.BuyScale) {
 						add("purchase", int32(1+rng.IntN(3)))
 						st.Purchases++
 						w.lastBuy[u] = it

@@ -24,10 +24,17 @@ func gen(ctx context.Context, args []string, log *slog.Logger) (any, error) {
 	end := fs.String("end", "2024-03-31", "last day (YYYY-MM-DD, UTC)")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed: same seed and sizes ⇒ identical files")
 	fs.IntVar(&o.PartsPerDay, "parts-per-day", 1, "files per day partition")
+	shape := fs.String("shape", "retail", "shop shape: retail (3-month web shop funnel), mobile (view-heavy, favourites, few purchases) or sequential (a planted item order)")
+	fs.Float64Var(&o.CartRate, "cart-rate", 0, "share of viewed items carted (0 = the shape's)")
+	fs.Float64Var(&o.FavoriteRate, "favorite-rate", 0, "share of viewed items favourited (0 = the shape's)")
+	fs.Float64Var(&o.Sequence, "sequence", 0, "chance that a session's next item is the previous one's planted successor (0 = the shape's)")
 	if err := fs.Parse(args); err != nil {
 		return nil, jobs.Permanent(err)
 	}
 	var err error
+	if o, err = synth.WithShape(o, *shape); err != nil {
+		return nil, jobs.Permanent(err)
+	}
 	if o.End, err = time.Parse(time.DateOnly, *end); err != nil || *url == "" {
 		return nil, jobs.Permanent(fmt.Errorf("gen: need --url and --end YYYY-MM-DD"))
 	}
