@@ -134,8 +134,8 @@ type MetricsConfig struct {
 // the next horizon_days").
 type PurchaseConfig struct {
 	Enabled      bool    `yaml:"enabled"`
-	HorizonDays  int     `yaml:"horizon_days"`
-	Cutoffs      int     `yaml:"cutoffs"` // rolling training cut-offs before the held-out one
+	HorizonDays  int     `yaml:"horizon_days"` // 0 = 7, or less on logs shorter than four weeks
+	Cutoffs      int     `yaml:"cutoffs"`      // rolling training cut-offs before the held-out one; 0 = as many as the data holds, up to 8
 	Hidden       []int   `yaml:"hidden"`
 	Epochs       int     `yaml:"epochs"`
 	BatchSize    int     `yaml:"batch_size"`
@@ -207,8 +207,8 @@ type OutputConfig struct {
 
 // SplitConfig defines the temporal holdout.
 type SplitConfig struct {
-	TestDays       int `yaml:"test_days"`       // last days before D+1 held out for the test
-	ValidationDays int `yaml:"validation_days"` // last days of the training period for early stopping
+	TestDays       int `yaml:"test_days"`       // last days before D+1 held out for the test; 0 = from the data
+	ValidationDays int `yaml:"validation_days"` // last days of the training period for early stopping; 0 = from the data
 }
 
 // TrainConfig holds the ranking model's hyper-parameters.
@@ -257,9 +257,18 @@ type BaselinesConfig struct {
 	ItemKNNWeighting string  `yaml:"itemknn_weighting"` // log1p (of decayed type weights) | binary
 }
 
-// EvalConfig says which cut-offs to report.
+// EvalConfig says what the holdouts (validation, test) measure.
 type EvalConfig struct {
 	Ks []int `yaml:"ks"`
+	// Targets are the event types whose items count as a user's next
+	// interactions in a holdout: "any" (default) = every type. An item the
+	// table would exclude for the user (score.exclude) is never a target,
+	// so the gate measures what the table is judged on.
+	Targets []string `yaml:"targets"`
+	// MinUsers is the evidence a holdout needs: with fewer users holding
+	// targets, selection keeps its priors and the gate publishes the best
+	// baseline's table, and says so.
+	MinUsers int `yaml:"min_users"`
 }
 
 // GateConfig decides whether a new version may become LATEST.
@@ -270,11 +279,51 @@ type GateConfig struct {
 
 // ScoreConfig controls the published recommendation table.
 type ScoreConfig struct {
-	K                int  `yaml:"k"`
-	Candidates       int  `yaml:"candidates"`
-	ExcludePurchased bool `yaml:"exclude_purchased"`
-	Shards           int  `yaml:"shards"`
-	Workers          int  `yaml:"workers"` // goroutines scoring blocks; 0 = the CPUs this process may use
+	K          int `yaml:"k"`
+	Candidates int `yaml:"candidates"`
+	// Exclude says which items a user's table leaves out: "seen" (default:
+	// every item the user interacted with), "none", or event type names
+	// (e.g. [purchase]: bought items only). The holdouts exclude the same.
+	Exclude []string `yaml:"exclude"`
+	// ExcludePurchased is the earlier spelling: true = [purchase types],
+	// false = none. Set either it or exclude.
+	ExcludePurchased *bool `yaml:"exclude_purchased,omitempty"`
+	Shards           int   `yaml:"shards"`
+	Workers          int   `yaml:"workers"` // goroutines scoring blocks; 0 = the CPUs this process may use
+}
+
+// TypeMask is one flag per event type of events.event_types; nil = all.
+type TypeMask []bool
+
+// Has reports whether type t is in the mask.
+func (m TypeMask) Has(t uint8) bool { return m == nil || int(t) < len(m) && m[t] }
+
+// typeMask resolves names ("any"/"seen" = all, "none" = no type).
+func (c Config) typeMask(names []string, all string) TypeMask {
+	if slices.Contains(names, all) {
+		return nil
+	}
+	m := make(TypeMask, len(c.Events.EventTypes))
+	for i, t := range c.Events.EventTypes {
+		m[i] = slices.Contains(names, t.Name)
+	}
+	return m
+}
+
+// TargetTypes is eval.targets as a mask over events.event_types.
+func (c Config) TargetTypes() TypeMask { return c.typeMask(c.Eval.Targets, "any") }
+
+// ExcludedTypes is score.exclude (or exclude_purchased) as a mask; nil =
+// every type (all seen items).
+func (c Config) ExcludedTypes() TypeMask {
+	if p := c.Score.ExcludePurchased; p != nil {
+		m := make(TypeMask, len(c.Events.EventTypes))
+		for i, t := range c.Events.EventTypes {
+			m[i] = *p && t.Purchase
+		}
+		return m
+	}
+	return c.typeMask(c.Score.Exclude, "seen")
 }
 
 // Default returns the defaults every file overrides.
@@ -295,16 +344,16 @@ func Default() Config {
 			ReadBufferSize:   4 << 20,
 			Limits:           DefaultLimits(),
 		},
-		Split: SplitConfig{TestDays: 7, ValidationDays: 7},
+		Split: SplitConfig{}, // chosen from the data
 		Train: TrainConfig{Dim: 32, Hidden: []int{64, 64}, Epochs: 20, BatchSize: 512, LearningRate: 0.003,
 			Negatives: 4, NegSampling: "popularity", NegAlpha: 0.5, Loss: "bce", L2: 1e-6, Patience: 3,
 			Refit: true, BatchShards: 2, Workers: 0, CheckpointSec: 60, BlendKNN: []float64{0, 0.25, 0.5, 0.75}, BlendPopularity: []float64{0, 0.15, 0.3},
 			KNNHistoryHalfLifeDays: []float64{0, 90, 30, 10}},
 		Baselines: BaselinesConfig{PopularityHalfLifeDays: 14, ItemKNNNeighbors: IntList{10, 20, 50, 100}, ItemKNNWeighting: "binary"},
-		Eval:      EvalConfig{Ks: []int{10, 20}},
+		Eval:      EvalConfig{Ks: []int{10, 20}, Targets: []string{"any"}, MinUsers: 50},
 		Gate:      GateConfig{Metric: "ndcg@10", Tolerance: 0},
-		Score:     ScoreConfig{K: 20, Candidates: 200, ExcludePurchased: true, Shards: 1},
-		Purchase: PurchaseConfig{Enabled: true, HorizonDays: 7, Cutoffs: 8, Hidden: []int{32, 16}, Epochs: 40, BatchSize: 256,
+		Score:     ScoreConfig{K: 20, Candidates: 200, Exclude: []string{"seen"}, Shards: 1},
+		Purchase: PurchaseConfig{Enabled: true, Hidden: []int{32, 16}, Epochs: 40, BatchSize: 256,
 			LearningRate: 0.003, L2: 1e-5, Patience: 5, TopItems: 10, WindowsDays: IntList{1, 7, 30, 90},
 			ItemBlend: []float64{0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1}},
 		Catalog: CatalogConfig{Columns: CatalogColumnsConfig{Item: "item_id"}},
@@ -420,6 +469,12 @@ func walk(v reflect.Value, prefix string, fn func(string, reflect.Value)) {
 
 func setScalar(f reflect.Value, s string) error {
 	switch f.Kind() {
+	case reflect.Pointer:
+		v := reflect.New(f.Type().Elem())
+		if err := setScalar(v.Elem(), s); err != nil {
+			return err
+		}
+		f.Set(v)
 	case reflect.String:
 		f.SetString(s)
 	case reflect.Bool:

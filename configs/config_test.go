@@ -72,7 +72,7 @@ func TestPrecedence(t *testing.T) {
 	if !slices.Equal(cfg.Purchase.WindowsDays, IntList{3, 14}) {
 		t.Fatalf("SHELF_PURCHASE_WINDOWS_DAYS: %v", cfg.Purchase.WindowsDays)
 	}
-	if cfg.Train.Epochs != 9 || cfg.Train.Dim != 8 || len(cfg.Eval.Ks) != 2 || cfg.Eval.Ks[1] != 50 || cfg.Score.ExcludePurchased {
+	if cfg.Train.Epochs != 9 || cfg.Train.Dim != 8 || len(cfg.Eval.Ks) != 2 || cfg.Eval.Ks[1] != 50 || cfg.Score.ExcludePurchased == nil || *cfg.Score.ExcludePurchased {
 		t.Fatalf("env over file: %+v %+v", cfg.Train, cfg.Eval)
 	}
 	if err := cfg.ApplyEnv([]string{"SHELF_TRAIN_EPOHCS=1", "SHELF_TRAIN_DIM=x"}); err == nil ||

@@ -55,6 +55,12 @@ func mutate(f reflect.Value) {
 		f.SetInt(f.Int() + 1)
 	case reflect.Float32, reflect.Float64:
 		f.SetFloat(f.Float() + 0.5)
+	case reflect.Pointer:
+		if f.IsNil() {
+			f.Set(reflect.New(f.Type().Elem()))
+		} else {
+			mutate(f.Elem())
+		}
 	case reflect.Slice:
 		e := reflect.New(f.Type().Elem()).Elem()
 		if e.Kind() == reflect.Struct {

@@ -167,8 +167,8 @@ func (c Config) Validate() error {
 	} else if cat.URL != "" {
 		bad("catalog.url is set but catalog.path is empty")
 	}
-	if c.Split.TestDays <= 0 || c.Split.ValidationDays <= 0 {
-		bad("split: test_days and validation_days must be > 0")
+	if c.Split.TestDays < 0 || c.Split.ValidationDays < 0 {
+		bad("split: test_days and validation_days must be >= 0 (0 = chosen from the data)")
 	}
 	if c.Split.TestDays+c.Split.ValidationDays >= e.LookbackDays {
 		bad("split: test_days + validation_days (%d) must be < events.lookback_days (%d)", c.Split.TestDays+c.Split.ValidationDays, e.LookbackDays)
@@ -226,6 +226,23 @@ func (c Config) Validate() error {
 	for _, kk := range c.Eval.Ks {
 		k.count("eval.ks", kk, 1, maxK)
 	}
+	for _, name := range c.Eval.Targets {
+		if name != "any" && !names[name] {
+			bad("eval.targets: %q is neither \"any\" nor an event type (%s)", name, typeNames(e.EventTypes))
+		}
+	}
+	if len(c.Eval.Targets) == 0 || c.TargetTypes() != nil && !slices.Contains(c.TargetTypes(), true) {
+		bad("eval.targets: need \"any\" or at least one event type")
+	}
+	k.count("eval.min_users", c.Eval.MinUsers, 1, 1_000_000)
+	for _, name := range c.Score.Exclude {
+		if name != "seen" && name != "none" && !names[name] {
+			bad("score.exclude: %q is neither \"seen\", \"none\" nor an event type (%s)", name, typeNames(e.EventTypes))
+		}
+	}
+	if c.Score.ExcludePurchased != nil && !slices.Equal(c.Score.Exclude, Default().Score.Exclude) {
+		bad("score: set exclude or the older exclude_purchased, not both")
+	}
 	if _, _, err := ParseMetric(c.Gate.Metric); err != nil {
 		bad("gate.metric: %v", err)
 	}
@@ -240,11 +257,11 @@ func (c Config) Validate() error {
 	k.count("score.candidates", s.Candidates, 1, maxCandidates)
 	k.count("score.shards", s.Shards, 1, maxShards)
 	if pc := c.Purchase; pc.Enabled {
-		if pc.HorizonDays <= 0 || pc.Cutoffs < 2 || pc.Epochs <= 0 || pc.BatchSize <= 0 || !(pc.LearningRate > 0) || pc.TopItems <= 0 {
-			bad("purchase: need horizon_days, epochs, batch_size, learning_rate, top_items > 0 and cutoffs >= 2")
+		if pc.HorizonDays < 0 || pc.Cutoffs == 1 || pc.Cutoffs < 0 || pc.Epochs <= 0 || pc.BatchSize <= 0 || !(pc.LearningRate > 0) || pc.TopItems <= 0 {
+			bad("purchase: need epochs, batch_size, learning_rate, top_items > 0, horizon_days >= 0 and cutoffs 0 or >= 2 (0 = chosen from the data)")
 		}
-		k.count("purchase.horizon_days", pc.HorizonDays, 1, 365)
-		k.count("purchase.cutoffs", pc.Cutoffs, 2, 200)
+		k.count("purchase.horizon_days", pc.HorizonDays, 0, 365)
+		k.count("purchase.cutoffs", pc.Cutoffs, 0, 200)
 		k.count("purchase.epochs", pc.Epochs, 1, maxEpochs)
 		k.count("purchase.batch_size", pc.BatchSize, 1, maxBatch)
 		k.count("purchase.patience", pc.Patience, 0, maxEpochs)
@@ -256,7 +273,7 @@ func (c Config) Validate() error {
 		for i, h := range pc.Hidden {
 			k.count(fmt.Sprintf("purchase.hidden[%d]", i), h, 1, maxHidden)
 		}
-		if (pc.Cutoffs+1)*pc.HorizonDays >= e.LookbackDays {
+		if pc.Cutoffs > 0 && pc.HorizonDays > 0 && (pc.Cutoffs+1)*pc.HorizonDays >= e.LookbackDays {
 			bad("purchase: (cutoffs+1)·horizon_days = %d days must fit in events.lookback_days (%d)", (pc.Cutoffs+1)*pc.HorizonDays, e.LookbackDays)
 		}
 		if math.IsNaN(pc.Tolerance) || math.IsNaN(pc.L2) || pc.Tolerance < 0 || pc.L2 < 0 {
@@ -282,6 +299,14 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(k.errs...)
+}
+
+func typeNames(ts []EventTypeConfig) string {
+	var out []string
+	for _, t := range ts {
+		out = append(out, t.Name)
+	}
+	return strings.Join(out, ", ")
 }
 
 // ParseMetric splits "ndcg@10" into its name and cut-off.

@@ -51,13 +51,13 @@ func (r *Runner) Eval(ctx context.Context, version string) (*EvalResult, error) 
 		return nil, fmt.Errorf("version %s window: %w", version, err)
 	}
 	cfg := e.cfg
-	s := newSlice(in, ts.Unix(), cfg.Train.HalfLifeDays, cfg.Baselines.PopularityHalfLifeDays)
+	s := e.newSlice(in, ts.Unix())
 	if s.ui.Rows != rm.NUsers || s.ui.Cols != rm.NItems {
 		return nil, Permanent(fmt.Errorf("eval: version %s was evaluated on %d users × %d items, the data gives %d × %d (other inputs or config?)",
 			version, rm.NUsers, rm.NItems, s.ui.Rows, s.ui.Cols))
 	}
 	_, gateK, _ := configs.ParseMetric(cfg.Gate.Metric)
-	h := newHoldout(in, s, ts.Unix(), e.end.Unix(), withK(cfg.Eval.Ks, gateK))
+	h := e.newHoldout(in, s, ts.Unix(), e.end.Unix(), withK(cfg.Eval.Ks, gateK))
 	recs, err := e.recommenders(ctx, s, rm, m.Selection)
 	if err != nil {
 		return nil, err
@@ -212,9 +212,9 @@ func (r *Runner) EvalTable(ctx context.Context, days int) (*TableEvalResult, err
 	}
 	cut := e.end.AddDate(0, 0, -days)
 	cfg := e.cfg
-	s := newSlice(in, cut.Unix(), cfg.Train.HalfLifeDays, cfg.Baselines.PopularityHalfLifeDays)
+	s := e.newSlice(in, cut.Unix())
 	_, gateK, _ := configs.ParseMetric(cfg.Gate.Metric)
-	h := newHoldout(in, s, cut.Unix(), e.end.Unix(), withK(cfg.Eval.Ks, gateK))
+	h := e.newHoldout(in, s, cut.Unix(), e.end.Unix(), withK(cfg.Eval.Ks, gateK))
 	lists := make(map[int32][]model.Scored)
 	for _, part := range succ.Parts {
 		key := tables.PartitionPrefix(tables.Recommendations, date) + part.Path

@@ -15,6 +15,7 @@ import (
 // latestEval is the current LATEST version measured on this run's test window.
 type latestEval struct {
 	id      string
+	date    string // LATEST's as-of date
 	metrics model.Metrics
 }
 
@@ -86,7 +87,7 @@ func (e *env) evaluateLatest(ctx context.Context, in *model.Interactions, s *sli
 		return nil, err
 	}
 	e.log.Info("LATEST evaluated on this window", "latest", id, "metrics", met)
-	return &latestEval{id: id, metrics: met}, nil
+	return &latestEval{id: id, date: m.Date, metrics: met}, nil
 }
 
 // remap copies old's embeddings into slice s's index space.
@@ -122,8 +123,13 @@ func gateAgainstLatest(g tables.GateResult, cfg configs.GateConfig, key string, 
 	g.Latest, g.LatestID = &v, l.id
 	bar := v * (1 - cfg.Tolerance)
 	if g.Model < bar {
+		if g.Passed {
+			g.Reason = fmt.Sprintf("model %s %.4f < %.4f (LATEST %s %.4f on the same window, tolerance %.0f%%; it beats the best baseline, %s %.4f)",
+				key, g.Model, bar, l.id, v, 100*cfg.Tolerance, g.BestBaseline, g.Baseline)
+		} else {
+			g.Reason += fmt.Sprintf("; and < LATEST %s %.4f", l.id, v)
+		}
 		g.Passed = false
-		g.Reason = fmt.Sprintf("model %s %.4f < %.4f (LATEST %s %.4f on the same window, tolerance %.0f%%)", key, g.Model, bar, l.id, v, 100*cfg.Tolerance)
 	} else {
 		g.Reason += fmt.Sprintf("; >= LATEST %s %.4f", l.id, v)
 	}

@@ -55,6 +55,11 @@ type Result struct {
 	// to a version that beat it).
 	LatestMoved bool   `json:"latest_moved"`
 	Latest      string `json:"latest,omitempty"`
+	// TableSource is what the date's recommendations table was made from:
+	// "model", or the baseline the gate published instead ("" = none).
+	TableSource string `json:"table_source"`
+	// Windows are the holdout and purchase windows, set or chosen from the data.
+	Windows *Windows `json:"windows,omitempty"`
 }
 
 // env is the opened state shared by the stages of one invocation.
@@ -76,6 +81,7 @@ type env struct {
 	catalog *events.Catalog // item attributes when catalog.path is set (read by ingest)
 	lock    *blobs.Lock     // the date's lock, when this command holds it
 	forget  *forgetList     // the erasure list (privacy.forget_url), read by ingest
+	win     *Windows        // the run's windows, chosen after ingest (train)
 }
 
 func (r *Runner) open(ctx context.Context) (*env, error) {

@@ -344,18 +344,22 @@ func TestDecideGate(t *testing.T) {
 		name      string
 		metrics   map[string]map[string]float64
 		tolerance float64
+		users     int
 		pass      bool
 		best      string
+		publish   string
 	}{
-		{"beats both", m(0.10, 0.05, 0.08), 0, true, "itemknn"},
-		{"loses to popularity", m(0.04, 0.05, 0.03), 0, false, "popularity"},
-		{"within tolerance", m(0.076, 0.05, 0.08), 0.1, true, "itemknn"},
-		{"outside tolerance", m(0.07, 0.05, 0.08), 0.1, false, "itemknn"},
-		{"tie passes", m(0.08, 0.05, 0.08), 0, true, "itemknn"},
+		{"beats both", m(0.10, 0.05, 0.08), 0, 300, true, "itemknn", "model"},
+		{"loses to popularity", m(0.04, 0.05, 0.03), 0, 300, false, "popularity", "popularity"},
+		{"within tolerance", m(0.076, 0.05, 0.08), 0.1, 300, true, "itemknn", "model"},
+		{"outside tolerance", m(0.07, 0.05, 0.08), 0.1, 300, false, "itemknn", "itemknn"},
+		{"tie passes", m(0.08, 0.05, 0.08), 0, 300, true, "itemknn", "model"},
+		{"too little evidence", m(0.10, 0.05, 0.08), 0, 12, false, "itemknn", "itemknn"},
+		{"nothing scores: the prior", m(0, 0, 0), 0, 12, false, "popularity", "popularity"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			g := decideGate(configs.GateConfig{Metric: "ndcg@10", Tolerance: tc.tolerance}, "ndcg@10", tc.metrics)
-			if g.Passed != tc.pass || g.BestBaseline != tc.best {
+			g := decideGate(configs.GateConfig{Metric: "ndcg@10", Tolerance: tc.tolerance}, "ndcg@10", tc.metrics, tc.users, 50)
+			if g.Passed != tc.pass || g.BestBaseline != tc.best || g.Publish != tc.publish {
 				t.Fatalf("%+v", g)
 			}
 		})

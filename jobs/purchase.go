@@ -45,6 +45,25 @@ type ItemBlendReport struct {
 	Note       string             `json:"note,omitempty"`  // why the ranking was left out
 }
 
+// minBuyers is the fewest positive training rows the purchase model learns from.
+const minBuyers = 20
+
+func countPositive(y []float32) int {
+	n := 0
+	for _, v := range y {
+		if v > 0.5 {
+			n++
+		}
+	}
+	return n
+}
+
+// stepAside is the purchase stage declining data it cannot learn from: the
+// run goes on without purchase predictions and says why.
+type stepAside struct{ reason string }
+
+func (s stepAside) Error() string { return "purchase predictions skipped: " + s.reason }
+
 // purchaseModel is what publishing and scoring need.
 type purchaseModel struct {
 	layers []model.Dense
@@ -158,11 +177,12 @@ func (e *env) trainPurchase(ctx context.Context, in *model.Interactions, fits []
 	meter := e.meter("purchase", "phases", 5)
 	defer meter.Finish()
 	p := e.cfg.Purchase
+	p.HorizonDays, p.Cutoffs = e.win.HorizonDays, e.win.Cutoffs // set, or chosen from the data
 	h := int64(p.HorizonDays) * 86400
 	t0 := e.end.Unix() - h
 	spec := e.newPurchaseSpec(in.Types)
 	if !slices.ContainsFunc(in.Types, func(t model.EventType) bool { return t.Purchase }) {
-		return nil, Permanent(fmt.Errorf("purchase: no event type is marked purchase: true"))
+		return nil, stepAside{"no event type is marked purchase: true (events.event_types)"}
 	}
 	g := model.GroupByUser(in) // every cut-off's features read users' events through it
 	var fit []int64            // t0−2h, t0−3h, …
@@ -178,7 +198,10 @@ func (e *env) trainPurchase(ctx context.Context, in *model.Interactions, fits []
 		return nil, err
 	}
 	if len(yTr) == 0 || len(yVa) == 0 {
-		return nil, Permanent(fmt.Errorf("purchase: no users before the training cut-offs; shorten purchase.cutoffs or widen events.lookback_days"))
+		return nil, stepAside{"no users before the training cut-offs (shorten purchase.cutoffs or widen events.lookback_days)"}
+	}
+	if buyers := countPositive(yTr); buyers < minBuyers {
+		return nil, stepAside{fmt.Sprintf("%d buyers in %d training rows: too few to learn who buys (at least %d)", buyers, len(yTr), minBuyers)}
 	}
 	meter.Add(1, slog.String("phase", "features"), slog.Int("rows", len(yTr)))
 	recent := model.FitRecentBuyer(xTr, yTr, f, slices.Index(spec.Features, "days_since_last_purchase")) // on unscaled rows
@@ -338,7 +361,7 @@ func (e *env) itemListsAt(ctx context.Context, g *model.ByUser, fits []rankingFi
 	if fit == nil {
 		return l, nil
 	}
-	s := newSlice(in, t+1, e.cfg.Train.HalfLifeDays, e.cfg.Baselines.PopularityHalfLifeDays)
+	s := e.newSlice(in, t+1)
 	rec, err := e.recommender(ctx, s, carry(in, fit.m, fit.s, s), sel)
 	if err != nil {
 		return nil, err

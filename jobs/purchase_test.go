@@ -78,25 +78,46 @@ func TestPurchasePublishedWhenRankingRefused(t *testing.T) {
 	checkPurchases(t, b.out, cfg, m)
 	want := readTableParts(t, b.out, tables.PurchasePredictions, cfg.Date, cfg.Score.Shards)
 
+	// In stages on a bucket without LATEST, the refused model is no reason
+	// to publish nothing: train exits 0 with the best baseline's table to
+	// come; score and commit publish it and the purchase table; LATEST
+	// stays empty (no model has passed).
 	staged := memBuckets(t)
 	tr, err := newRunner(cfg, staged, false).Train(ctx)
-	if !errors.Is(err, ErrGateRefused) || tr == nil || !tr.PurchasePublished || tr.Version != res.Version {
-		t.Fatalf("train: %v, %+v", err, tr)
+	if err != nil || tr.Gate.Passed || tr.TableSource == "model" || tr.TableSource == "" || tr.Version != res.Version {
+		t.Fatalf("train: %v, gate %+v, table from %q", err, tr.Gate, tr.TableSource)
 	}
-	for i, p := range readTableParts(t, staged.out, tables.PurchasePredictions, cfg.Date, cfg.Score.Shards) {
-		if !bytes.Equal(p, want[i]) {
-			t.Errorf("purchase part %d written by train differs from the run's", i)
+	for i := 0; i < cfg.Score.Shards; i++ {
+		if _, err := newRunner(cfg, staged, false).Score(ctx, i, cfg.Score.Shards); err != nil {
+			t.Fatalf("score %d: %v", i, err)
 		}
 	}
 	cr, err := newRunner(cfg, staged, false).Commit(ctx, cfg.Score.Shards)
-	if ExitCode(err) != ExitPermanent || !strings.Contains(err.Error(), "purchase predictions are committed already") || cr == nil || !cr.PurchasePublished {
-		t.Fatalf("commit of the refused version: %v, %+v", err, cr)
+	if err != nil || !cr.Published || !cr.PurchasePublished || cr.LatestMoved || cr.TableSource != tr.TableSource {
+		t.Fatalf("commit of the baseline table: %v, %+v", err, cr)
+	}
+	for i, p := range readTableParts(t, staged.out, tables.PurchasePredictions, cfg.Date, cfg.Score.Shards) {
+		if !bytes.Equal(p, want[i]) {
+			t.Errorf("purchase part %d of the staged run differs from the whole run's", i)
+		}
 	}
 	if latest, _ := tables.Latest(ctx, staged.out, cfg.Name); latest != "" {
 		t.Fatalf("LATEST moved to %s", latest)
 	}
-	if _, err := tables.ReadSuccess(ctx, staged.out, tables.Recommendations, cfg.Date); !errors.Is(err, tables.ErrNotCommitted) {
-		t.Fatalf("recommendations committed for a refused model: %v", err)
+	s, err := tables.ReadSuccess(ctx, staged.out, tables.Recommendations, cfg.Date)
+	if err != nil || s.Source != tr.TableSource || s.ModelVersion != tr.Version {
+		t.Fatalf("recommendations: %+v, %v; want %s's table from %s", s, err, tr.Version, tr.TableSource)
+	}
+	for _, key := range committedParts(t, staged.out, tables.Recommendations, cfg.Date, cfg.Score.Shards) {
+		rows, err := tables.ReadAll[tables.RecommendationRow](ctx, staged.out, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			if r.Source != tr.TableSource && r.Source != "popularity" {
+				t.Fatalf("row from %q in a table from %s: %+v", r.Source, tr.TableSource, r)
+			}
+		}
 	}
 }
 

@@ -56,7 +56,7 @@ func (e *env) runAll(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	res := e.result(o)
-	if !o.manifest.Gate.Passed {
+	if o.manifest.Gate.Source() == "" {
 		return e.refused(ctx, o, res)
 	}
 	n := e.cfg.Score.Shards
@@ -71,7 +71,16 @@ func (e *env) runAll(ctx context.Context) (*Result, error) {
 	res.Published = true
 	res.StageTiming = e.stages.times
 	e.writeReport(ctx, res)
+	e.noteDecision(&o.manifest)
 	return res, nil
+}
+
+// noteDecision logs a table that came from a baseline: the job succeeded
+// (the shop has its table), the model did not.
+func (e *env) noteDecision(m *tables.Manifest) {
+	if src := m.Gate.Source(); src != "model" {
+		e.log.Warn("the model did not pass: the table was published from a baseline; LATEST unchanged", "table_source", src, "gate", m.Gate.Reason)
+	}
 }
 
 // refused ends a run whose ranking model the gate refused: LATEST and the
@@ -130,12 +139,14 @@ func (e *env) trainOnly(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	res := e.result(o)
-	if !o.manifest.Gate.Passed {
-		// score and commit never run after a refusal: train publishes the
-		// purchase table itself when that model passed.
+	if o.manifest.Gate.Source() == "" {
+		// No table from this version: score and commit never run after
+		// exit 2, so train publishes the purchase table itself when that
+		// model passed.
 		return e.refused(ctx, o, res)
 	}
 	e.writeReport(ctx, res)
+	e.noteDecision(&o.manifest)
 	return res, nil
 }
 
@@ -184,8 +195,8 @@ func (r *Runner) Commit(ctx context.Context, shards int) (*Result, error) {
 			return nil, err
 		}
 		res := &Result{Date: e.cfg.Date, RunID: e.run, Version: id, VersionURI: e.versionURI(id), Gate: m.Gate, Metrics: m.Metrics,
-			TablesURI: e.tablesURI()}
-		if !m.Gate.Passed {
+			TablesURI: e.tablesURI(), TableSource: m.Gate.Source()}
+		if m.Gate.Source() == "" {
 			res.PurchasePublished = e.purchaseCommitted(ctx, id)
 			what := purchaseOutcome(m.Purchase, res.PurchasePublished)
 			if res.PurchasePublished {
@@ -197,6 +208,7 @@ func (r *Runner) Commit(ctx context.Context, shards int) (*Result, error) {
 			return nil, err
 		}
 		res.Published = true
+		e.noteDecision(m)
 		return res, nil
 	})
 }
@@ -210,12 +222,16 @@ func (e *env) commit(ctx context.Context, m *tables.Manifest, shards int, res *R
 		return err
 	}
 	s, err := tables.CommitPartition(ctx, e.out, tables.Recommendations, e.cfg.Date,
-		tables.CommitOptions{Version: m.Version, Shards: shards, Users: m.Users, Source: "model", Fence: e.fence})
+		tables.CommitOptions{Version: m.Version, Shards: shards, Users: m.Users, Source: m.Gate.Source(), Fence: e.fence})
 	if err != nil {
 		return err
 	}
-	moved, why, err := e.advanceLatest(ctx, m)
-	if err != nil {
+	moved, why := false, "LATEST unchanged: this version's model did not pass its gate ("+m.Gate.Reason+")"
+	if m.Gate.Passed {
+		if moved, why, err = e.advanceLatest(ctx, m); err != nil {
+			return err
+		}
+	} else if err := e.leaveForgottenLatest(ctx, m, res); err != nil {
 		return err
 	}
 	res.PurchasePublished, res.LatestMoved, res.Latest = purchase, moved, why
@@ -228,6 +244,9 @@ func (e *env) commit(ctx context.Context, m *tables.Manifest, shards int, res *R
 // gate, and reports whether it did.
 func (e *env) commitPurchase(ctx context.Context, m *tables.Manifest, shards int) (bool, error) {
 	if m.Purchase == nil {
+		return false, nil
+	}
+	if m.Purchase.Skipped != "" {
 		return false, nil
 	}
 	if !m.Purchase.GatePassed {
@@ -405,7 +424,8 @@ func (e *env) tablesURI() string {
 
 func (e *env) result(o *trainOutcome) *Result {
 	return &Result{Date: e.cfg.Date, RunID: e.run, Version: o.version, VersionURI: e.versionURI(o.version),
-		Gate: o.manifest.Gate, Metrics: o.manifest.Metrics, TablesURI: e.tablesURI(), Accounting: o.acc, StageTiming: e.stages.times}
+		Gate: o.manifest.Gate, Metrics: o.manifest.Metrics, TablesURI: e.tablesURI(), Accounting: o.acc, StageTiming: e.stages.times,
+		TableSource: o.manifest.Gate.Source(), Windows: o.windows}
 }
 
 // writeReport stores runs/<D>/<run>/report.json (best effort: the version

@@ -28,12 +28,9 @@ func (e *env) scoreShard(ctx context.Context, o *trainOutcome, shard, shards int
 	cfg := e.cfg.Score
 	s := o.final
 	rec := o.rec
-	var exclude func(u int32) []int32
-	if cfg.ExcludePurchased {
-		exclude = func(u int32) []int32 { return s.purchased[u] }
-	} else {
-		exclude = func(int32) []int32 { return nil }
-	}
+	// The same items the holdouts exclude (score.exclude).
+	exclude := s.exclude
+	excludesNothing := s.excluded != nil && slices.IndexFunc(s.excluded, func(x []int32) bool { return len(x) > 0 }) < 0
 	var users []int32
 	for u := shard; u < len(s.users); u += shards {
 		users = append(users, int32(u))
@@ -55,7 +52,7 @@ func (e *env) scoreShard(ctx context.Context, o *trainOutcome, shard, shards int
 	if purchase && o.rec != nil {
 		lists = make([][]model.Scored, len(s.users))
 		depth = o.purchase.spec.depth()
-		shared = !cfg.ExcludePurchased && depth >= cfg.K && cfg.Candidates >= depth
+		shared = excludesNothing && depth >= cfg.K && cfg.Candidates >= depth
 	}
 	// scoreWorkers blocks are scored at once, then written in order, so the
 	// table does not depend on scheduling.
@@ -142,7 +139,7 @@ func (e *env) writeRecRows(w *tables.Writer[tables.RecommendationRow], o *trainO
 	s := o.final
 	for bi, u := range blk {
 		uid := o.in.Users.ID(s.users[u])
-		src := "model"
+		src := o.manifest.Gate.Source()
 		if s.ui.RowLen(u) == 0 {
 			src = "popularity"
 		}
@@ -176,8 +173,8 @@ func (e *env) loadOutcome(ctx context.Context) (*trainOutcome, error) {
 	if err != nil {
 		return nil, fmt.Errorf("score: %w", err)
 	}
-	if !m.Gate.Passed {
-		return nil, Permanent(fmt.Errorf("score: version %s did not pass the quality gate: %s", id, m.Gate.Reason))
+	if m.Gate.Source() == "" {
+		return nil, Permanent(fmt.Errorf("score: version %s publishes no table: %s", id, m.Gate.Reason))
 	}
 	cutoff := e.end.Unix()
 	if !e.cfg.Train.Refit {
@@ -187,7 +184,7 @@ func (e *env) loadOutcome(ctx context.Context) (*trainOutcome, error) {
 		}
 		cutoff = t.Unix()
 	}
-	s := newSlice(in, cutoff, e.cfg.Train.HalfLifeDays, e.cfg.Baselines.PopularityHalfLifeDays)
+	s := e.newSlice(in, cutoff)
 	rm, err := e.loadRanking(ctx, m, "weights.shlfw")
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"math"
 	"sort"
 
+	"github.com/shelfml/shelf/configs"
 	"github.com/shelfml/shelf/model"
 	"github.com/shelfml/shelf/model/nn"
 )
@@ -20,6 +21,7 @@ type slice struct {
 	ui        *model.CSR    // local users × items, weight log1p(Σ decayed type weights)
 	last      []int64       // per entry of ui: time of the user's last event with the item
 	purchased [][]int32     // per local user: purchased local items, sorted
+	excluded  [][]int32     // per local user: items of the excluded types (score.exclude), sorted; nil = every seen item
 	positives []nn.Positive // one per (user, item), weight normalised to mean 1
 	popItems  []int32       // per event: local item (popularity baseline input)
 	popWeight []float32     // per event: type weight × popularity decay
@@ -33,8 +35,21 @@ func decay(age float64, halfLifeDays float64) float32 {
 	return float32(math.Exp2(-age / (halfLifeDays * 86400)))
 }
 
-// newSlice builds the training view of events (sorted by TS) before cutoff.
+// newSlice builds the training view of events (sorted by TS) before
+// cutoff with the run's decay, popularity and exclusion settings.
+func (e *env) newSlice(in *model.Interactions, cutoff int64) *slice {
+	return newSliceExcluding(in, cutoff, e.cfg.Train.HalfLifeDays, e.cfg.Baselines.PopularityHalfLifeDays, e.cfg.ExcludedTypes())
+}
+
+// newSlice builds the training view of events (sorted by TS) before
+// cutoff, excluding every seen item from a user's lists.
 func newSlice(in *model.Interactions, cutoff int64, halfLifeDays, popHalfLifeDays float64) *slice {
+	return newSliceExcluding(in, cutoff, halfLifeDays, popHalfLifeDays, nil)
+}
+
+// newSliceExcluding is newSlice whose users' lists leave out the items of
+// the types in excl (nil = every type: all seen items).
+func newSliceExcluding(in *model.Interactions, cutoff int64, halfLifeDays, popHalfLifeDays float64, excl configs.TypeMask) *slice {
 	n := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].TS >= cutoff })
 	ev := in.Events[:n]
 	s := &slice{cutoff: cutoff, userLocal: fill(in.Users.Len()), itemLocal: fill(in.Items.Len())}
@@ -61,7 +76,7 @@ func newSlice(in *model.Interactions, cutoff int64, halfLifeDays, popHalfLifeDay
 			s.items = append(s.items, int32(g))
 		}
 	}
-	var pr, pc []int32
+	var pr, pc, xr, xc []int32
 	for k, e := range ev {
 		age := float64(cutoff - e.TS)
 		w := in.Weight(e)
@@ -71,6 +86,9 @@ func newSlice(in *model.Interactions, cutoff int64, halfLifeDays, popHalfLifeDay
 		s.popWeight[k] = w * decay(age, popHalfLifeDays)
 		if in.IsPurchase(e) {
 			pr, pc = append(pr, rows[k]), append(pc, cols[k])
+		}
+		if excl != nil && excl.Has(e.Type) {
+			xr, xc = append(xr, rows[k]), append(xc, cols[k])
 		}
 	}
 	raw := model.NewCSR(len(s.users), len(s.items), rows, cols, vals)
@@ -103,7 +121,34 @@ func newSlice(in *model.Interactions, cutoff int64, halfLifeDays, popHalfLifeDay
 		idx, _ := pm.Row(int32(u))
 		s.purchased[u] = idx
 	}
+	if excl != nil {
+		xm := model.NewCSR(len(s.users), len(s.items), xr, xc, make([]float32, len(xr)))
+		s.excluded = make([][]int32, len(s.users))
+		for u := range s.excluded {
+			idx, _ := xm.Row(int32(u))
+			s.excluded[u] = idx
+		}
+	}
 	return s
+}
+
+// exclude returns the local items a user's lists leave out (sorted).
+func (s *slice) exclude(u int32) []int32 {
+	if s.excluded == nil {
+		idx, _ := s.ui.Row(u)
+		return idx
+	}
+	return s.excluded[u]
+}
+
+// isExcluded reports whether local item it is excluded for user u.
+func (s *slice) isExcluded(u, it int32) bool {
+	if s.excluded == nil {
+		return s.ui.Has(u, it)
+	}
+	ex := s.excluded[u]
+	i := sort.Search(len(ex), func(i int) bool { return ex[i] >= it })
+	return i < len(ex) && ex[i] == it
 }
 
 // history is the users' history weights for ItemKNN scoring: the
@@ -136,26 +181,29 @@ type holdout struct {
 	dropped int // target (user, item) pairs whose item is unseen in training
 }
 
-// newHoldout builds the retrail2-style protocol on events in [from, to):
-// targets are items a user with training history bought in the window and
-// never interacted with in training; items unseen in training are dropped
-// and counted; the user's training items are excluded from the ranking.
-// When the window has no purchase events at all, every event type counts.
+// newHoldout builds the run's holdout on events in [from, to): targets are
+// the items of the target types (eval.targets) a user with training history
+// touched in the window and that the table would not exclude for them
+// (score.exclude); items unseen in training are dropped and counted; the
+// excluded items are excluded from the ranking too.
+func (e *env) newHoldout(in *model.Interactions, s *slice, from, to int64, ks []int) holdout {
+	return newHoldoutTargets(in, s, from, to, ks, e.cfg.TargetTypes())
+}
+
+// newHoldout is the retail2 protocol: every event type counts as a target,
+// every training item is excluded (the slice's exclusion).
 func newHoldout(in *model.Interactions, s *slice, from, to int64, ks []int) holdout {
+	return newHoldoutTargets(in, s, from, to, ks, nil)
+}
+
+func newHoldoutTargets(in *model.Interactions, s *slice, from, to int64, ks []int, targets configs.TypeMask) holdout {
 	lo := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].TS >= from })
 	hi := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].TS >= to })
 	win := in.Events[lo:hi]
-	anyPurchase := false
-	for _, e := range win {
-		if in.IsPurchase(e) {
-			anyPurchase = true
-			break
-		}
-	}
-	targets := map[int32]map[int32]bool{}
+	tset := map[int32]map[int32]bool{}
 	h := holdout{}
 	for _, e := range win {
-		if anyPurchase && !in.IsPurchase(e) {
+		if !targets.Has(e.Type) {
 			continue
 		}
 		u := s.userLocal[e.User]
@@ -164,31 +212,31 @@ func newHoldout(in *model.Interactions, s *slice, from, to int64, ks []int) hold
 		}
 		it := s.itemLocal[e.Item]
 		if it < 0 {
-			if targets[u] == nil {
-				targets[u] = map[int32]bool{}
+			if tset[u] == nil {
+				tset[u] = map[int32]bool{}
 			}
-			if !targets[u][-1-e.Item] {
-				targets[u][-1-e.Item] = true
+			if !tset[u][-1-e.Item] {
+				tset[u][-1-e.Item] = true
 				h.dropped++
 			}
 			continue
 		}
-		if s.ui.Has(u, it) {
+		if s.isExcluded(u, it) {
 			continue
 		}
-		if targets[u] == nil {
-			targets[u] = map[int32]bool{}
+		if tset[u] == nil {
+			tset[u] = map[int32]bool{}
 		}
-		targets[u][it] = true
+		tset[u][it] = true
 	}
-	users := make([]int32, 0, len(targets))
-	for u := range targets {
+	users := make([]int32, 0, len(tset))
+	for u := range tset {
 		users = append(users, u)
 	}
 	sort.Slice(users, func(i, j int) bool { return users[i] < users[j] })
 	for _, u := range users {
 		var t []int32
-		for it := range targets[u] {
+		for it := range tset[u] {
 			if it >= 0 {
 				t = append(t, it)
 			}
@@ -197,10 +245,9 @@ func newHoldout(in *model.Interactions, s *slice, from, to int64, ks []int) hold
 			continue
 		}
 		sort.Slice(t, func(i, j int) bool { return t[i] < t[j] })
-		idx, _ := s.ui.Row(u)
 		h.in.Users = append(h.in.Users, u)
 		h.in.Targets = append(h.in.Targets, t)
-		h.in.Exclude = append(h.in.Exclude, idx)
+		h.in.Exclude = append(h.in.Exclude, s.exclude(u))
 	}
 	h.in.Ks = ks
 	h.in.NItems = len(s.items)

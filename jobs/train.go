@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"gocloud.dev/gcerrors"
@@ -37,6 +38,7 @@ type trainOutcome struct {
 	manifest  tables.Manifest
 	history   map[string][]nn.EpochStats
 	version   string
+	windows   *Windows // the run's holdout and purchase windows
 }
 
 func (e *env) rankingOptions() nn.RankingOptions {
@@ -109,42 +111,48 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 		return nil, err
 	}
 	cfg := e.cfg
+	win, err := e.chooseWindows(in)
+	if err != nil {
+		return nil, err
+	}
+	e.win = &win
+	e.log.Info("windows", "test_days", win.TestDays, "validation_days", win.ValidationDays, "purchase_horizon_days", win.HorizonDays,
+		"purchase_cutoffs", win.Cutoffs, "data_span_days", win.SpanDays, "source", win.Source, "reason", win.Reason)
 	endTS := e.end.Unix()
-	testStart := e.end.AddDate(0, 0, -cfg.Split.TestDays).Unix()
-	valStart := e.end.AddDate(0, 0, -cfg.Split.TestDays-cfg.Split.ValidationDays).Unix()
+	testStart := e.end.AddDate(0, 0, -win.TestDays).Unix()
+	valStart := e.end.AddDate(0, 0, -win.TestDays-win.ValidationDays).Unix()
 	_, gateK, _ := configs.ParseMetric(cfg.Gate.Metric)
 	ks := withK(cfg.Eval.Ks, gateK)
 	gateKey := canonicalMetric(cfg.Gate.Metric)
 
 	done := e.stages.begin("split")
-	sSel := newSlice(in, valStart, cfg.Train.HalfLifeDays, cfg.Baselines.PopularityHalfLifeDays)
-	hVal := newHoldout(in, sSel, valStart, testStart, ks)
-	sEval := newSlice(in, testStart, cfg.Train.HalfLifeDays, cfg.Baselines.PopularityHalfLifeDays)
-	hTest := newHoldout(in, sEval, testStart, endTS, ks)
+	sSel := e.newSlice(in, valStart)
+	hVal := e.newHoldout(in, sSel, valStart, testStart, ks)
+	sEval := e.newSlice(in, testStart)
+	hTest := e.newHoldout(in, sEval, testStart, endTS, ks)
 	done(slog.Int("select_positives", len(sSel.positives)), slog.Int("validation_users", len(hVal.in.Users)),
 		slog.Int("train_positives", len(sEval.positives)), slog.Int("test_users", len(hTest.in.Users)),
 		slog.Int("test_targets_dropped_unseen_item", hTest.dropped))
-	if len(hTest.in.Users) == 0 {
-		return nil, Permanent(fmt.Errorf("split: no test users with targets in the last %d days; widen split.test_days or check the dates", cfg.Split.TestDays))
-	}
 	if len(sSel.positives) == 0 {
-		return nil, Permanent(errors.New("split: no training events before the validation window"))
+		return nil, Permanent(fmt.Errorf("split: no training events before the validation window (%s; the data spans %.1f days from %s): shorten split.test_days and split.validation_days, or leave them unset",
+			time.Unix(valStart, 0).UTC().Format(time.DateOnly), win.SpanDays, win.FirstEvent[:10]))
 	}
 
-	out := &trainOutcome{in: in, acc: acc, inputs: inputs, history: map[string][]nn.EpochStats{}}
+	out := &trainOutcome{in: in, acc: acc, inputs: inputs, history: map[string][]nn.EpochStats{}, windows: &win}
 	done = e.stages.begin("train")
 	epochs := cfg.Train.Epochs
 	var validate nn.Validate
 	popSel := e.popularity(sSel)
 	valIn := hVal.subsample(maxValidationUsers)
-	if len(hVal.in.Users) > 0 {
+	if len(hVal.in.Users) >= cfg.Eval.MinUsers {
 		validate = func(m *model.RankingModel) (float64, error) {
 			rec := model.NewModelRecommender(m, sSel.ui, cfg.Score.Candidates, popSel)
 			met, err := model.Evaluate(ctx, rec, valIn, sysres.Workers(cfg.Train.Workers))
 			return met[gateKey], err
 		}
 	} else {
-		e.log.Warn("no validation users: training a fixed number of epochs", "epochs", epochs)
+		e.log.Warn("too little validation evidence: training a fixed number of epochs and keeping the prior blend",
+			"validation_users", len(hVal.in.Users), "min_users", cfg.Eval.MinUsers, "epochs", epochs)
 	}
 	mSel, hist, err := e.fit(ctx, "select", sSel, epochs, validate)
 	if err != nil {
@@ -158,9 +166,7 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 			return nil, err
 		}
 	} else {
-		sel.KNN, sel.Popularity = cfg.Train.BlendKNN[0], cfg.Train.BlendPopularity[0]
-		sel.BaselineNeighbors = cfg.Baselines.ItemKNNNeighbors[0]
-		sel.KNNNeighbors, sel.KNNHistoryHalfLife = sel.BaselineNeighbors, cfg.Train.KNNHistoryHalfLifeDays[0]
+		e.priorSelection(&sel, len(hVal.in.Users))
 	}
 	epochs = sel.Epochs
 	mEval, hist, err := e.fit(ctx, "evaluate", sEval, epochs, nil)
@@ -197,17 +203,24 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 	if latest != nil {
 		metrics["latest"] = latest.metrics
 	}
-	gate := decideGate(cfg.Gate, gateKey, metrics)
+	gate := decideGate(cfg.Gate, gateKey, metrics, len(hTest.in.Users), cfg.Eval.MinUsers)
 	if latest != nil {
 		gate = gateAgainstLatest(gate, cfg.Gate, gateKey, latest)
+		if !gate.Passed && latest.date == cfg.Date && gate.Model < latest.metrics[gateKey] && e.committedBy(ctx, latest.id) {
+			// A rerun of a date whose table came from a better version on
+			// this same window: that table stays.
+			gate.Kept = latest.id
+			gate.Reason += fmt.Sprintf("; the date's table, from %s, stays", latest.id)
+		}
 	}
+	sel.Publish = gate.Publish
 	done(slog.Any("model", metrics["model"]), slog.Any("neural", metrics["neural"]), slog.Any("popularity", metrics["popularity"]),
 		slog.Any("itemknn", metrics["itemknn"]), slog.Any("itemknn_recency", metrics["itemknn_recency"]), slog.Bool("gate_passed", gate.Passed), slog.String("gate", gate.Reason))
 
 	out.final, out.model, out.evalModel, out.evalSlice = sEval, mEval, mEval, sEval
 	if cfg.Train.Refit {
 		done = e.stages.begin("refit")
-		sFin := newSlice(in, endTS, cfg.Train.HalfLifeDays, cfg.Baselines.PopularityHalfLifeDays)
+		sFin := e.newSlice(in, endTS)
 		mFin, hist, err := e.fit(ctx, "final", sFin, epochs, nil)
 		if err != nil {
 			return nil, err
@@ -224,16 +237,30 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 	}
 	done()
 	var purchase *purchaseModel
+	var purchaseSkip string
 	if cfg.Purchase.Enabled {
-		if purchase, err = e.trainPurchase(ctx, in, []rankingFit{{sSel, mSel}, {sEval, mEval}}, sel); err != nil {
-			return nil, err
+		if purchaseSkip = win.PurchaseSkip; purchaseSkip == "" {
+			purchase, err = e.trainPurchase(ctx, in, []rankingFit{{sSel, mSel}, {sEval, mEval}}, sel)
+			var sa stepAside
+			if errors.As(err, &sa) {
+				purchaseSkip, err = sa.reason, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		if purchaseSkip != "" {
+			// A stage that cannot run on this data steps aside; the
+			// recommendations go on without it.
+			e.log.Warn("purchase predictions skipped", "reason", purchaseSkip)
 		}
 		out.purchase = purchase
 	}
 	out.manifest = tables.Manifest{
 		Name: cfg.Name, Version: out.version, Date: cfg.Date, CodeVersion: e.r.CodeVersion, ConfigSHA256: e.cfgHash, Seed: cfg.Seed,
 		Window: tables.Window{Start: e.start.UTC().Format(time.RFC3339), End: e.end.UTC().Format(time.RFC3339),
-			TestStart: time.Unix(testStart, 0).UTC().Format(time.RFC3339)},
+			TestStart: time.Unix(testStart, 0).UTC().Format(time.RFC3339), ValidationStart: time.Unix(valStart, 0).UTC().Format(time.RFC3339),
+			Source: win.Source, Reason: win.Reason},
 		Inputs: inputs, Metrics: metrics, Gate: gate, Selection: sel, Users: int64(len(out.final.users)),
 	}
 	if f := e.forget; !f.empty() {
@@ -241,12 +268,41 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 	}
 	if purchase != nil {
 		out.manifest.Purchase = purchase.summary()
+	} else if purchaseSkip != "" {
+		out.manifest.Purchase = &tables.PurchaseSummary{Skipped: purchaseSkip, GateReason: "skipped: " + purchaseSkip}
 	}
 	if err := e.publishVersion(ctx, out); err != nil {
 		return nil, err
 	}
 	e.clearCheckpoints(ctx)
 	return out, nil
+}
+
+// priorSelection is what selection falls back on without enough validation
+// evidence: the configured epochs, the first neighbour count and history
+// half-life, and a blend that leans on ItemKNN and popularity (the
+// strongest priors) more than on an unvalidated neural model.
+func (e *env) priorSelection(sel *tables.Selection, users int) {
+	cfg := e.cfg
+	sel.BaselineNeighbors = cfg.Baselines.ItemKNNNeighbors[0]
+	sel.KNNNeighbors, sel.KNNHistoryHalfLife = sel.BaselineNeighbors, cfg.Train.KNNHistoryHalfLifeDays[0]
+	sel.KNN, sel.Popularity = closest(cfg.Train.BlendKNN, 0.5), closest(cfg.Train.BlendPopularity, 0.3)
+	if sel.KNN+sel.Popularity >= 1 {
+		sel.KNN, sel.Popularity = cfg.Train.BlendKNN[0], cfg.Train.BlendPopularity[0]
+	}
+	sel.Evidence = fmt.Sprintf("%d validation users with targets (eval.min_users %d): prior blend knn %g, popularity %g, %d epochs",
+		users, cfg.Eval.MinUsers, sel.KNN, sel.Popularity, sel.Epochs)
+}
+
+// closest is the grid value nearest to x.
+func closest(grid []float64, x float64) float64 {
+	best := grid[0]
+	for _, v := range grid {
+		if math.Abs(v-x) < math.Abs(best-x) {
+			best = v
+		}
+	}
+	return best
 }
 
 // checkModelFits refuses, before any training, a model whose tables cannot
@@ -368,12 +424,29 @@ func (e *env) selectWeights(ctx context.Context, s *slice, m *model.RankingModel
 }
 
 // recommender builds the published hybrid ranker on a slice.
+// It is the model's hybrid, or the baseline the gate chose to publish
+// instead (sel.Publish).
 func (e *env) recommender(ctx context.Context, s *slice, m *model.RankingModel, sel tables.Selection) (model.BlockRecommender, error) {
 	recs, err := e.recommenders(ctx, s, m, sel)
 	if err != nil {
 		return nil, err
 	}
-	return recs[0].rec.(model.BlockRecommender), nil
+	name := sel.Publish
+	if name == "" {
+		name = "model"
+	}
+	for _, r := range recs {
+		if r.name == name {
+			return model.Blocked(r.rec), nil
+		}
+	}
+	return nil, fmt.Errorf("recommender %q to publish is not among %v", name, recs)
+}
+
+// committedBy reports whether the date's recommendations are committed by version.
+func (e *env) committedBy(ctx context.Context, version string) bool {
+	s, err := tables.ReadSuccess(ctx, e.out, tables.Recommendations, e.cfg.Date)
+	return err == nil && s.ModelVersion == version
 }
 
 // sliceVocabs encodes a slice's local user and item ids.
@@ -423,20 +496,37 @@ func canonicalMetric(s string) string {
 	return fmt.Sprintf("%s@%d", name, k)
 }
 
-// decideGate compares the model with the best baseline on the gate metric.
-func decideGate(g configs.GateConfig, key string, metrics map[string]map[string]float64) tables.GateResult {
-	r := tables.GateResult{Metric: key, Model: metrics["model"][key], Tolerance: g.Tolerance}
-	for _, name := range []string{"popularity", "itemknn"} {
+// gateBaselines are the recommenders the model must reach, and the ones the
+// table falls back on when it does not.
+var gateBaselines = []string{"popularity", "itemknn"}
+
+// decideGate compares the model with the best baseline on the gate metric
+// over testUsers holdout users. The model passes when it reaches the best
+// baseline (within the tolerance) on enough evidence (minUsers users);
+// otherwise the table is published from the best baseline and the reason
+// says why.
+func decideGate(g configs.GateConfig, key string, metrics map[string]map[string]float64, testUsers, minUsers int) tables.GateResult {
+	r := tables.GateResult{Metric: key, Model: metrics["model"][key], Tolerance: g.Tolerance, TestUsers: testUsers}
+	for _, name := range gateBaselines {
 		if v := metrics[name][key]; r.BestBaseline == "" || v > r.Baseline {
 			r.BestBaseline, r.Baseline = name, v
 		}
 	}
 	bar := r.Baseline * (1 - g.Tolerance)
-	r.Passed = r.Model >= bar
-	if r.Passed {
-		r.Reason = fmt.Sprintf("model %s %.4f >= %.4f (best baseline %s %.4f, tolerance %.0f%%)", key, r.Model, bar, r.BestBaseline, r.Baseline, 100*g.Tolerance)
-	} else {
-		r.Reason = fmt.Sprintf("model %s %.4f < %.4f (best baseline %s %.4f, tolerance %.0f%%)", key, r.Model, bar, r.BestBaseline, r.Baseline, 100*g.Tolerance)
+	r.Passed = r.Model >= bar && testUsers >= minUsers
+	switch {
+	case testUsers < minUsers:
+		r.Reason = fmt.Sprintf("too little evidence: %d test users with targets, eval.min_users is %d: the table comes from the best baseline, %s (%s %.4f; model %.4f)",
+			testUsers, minUsers, r.BestBaseline, key, r.Baseline, r.Model)
+	case r.Passed:
+		r.Reason = fmt.Sprintf("model %s %.4f >= %.4f (best baseline %s %.4f, tolerance %.0f%%, %d test users)", key, r.Model, bar, r.BestBaseline, r.Baseline, 100*g.Tolerance, testUsers)
+	default:
+		r.Reason = fmt.Sprintf("model %s %.4f < %.4f (best baseline %s %.4f, tolerance %.0f%%, %d test users): the table comes from %s",
+			key, r.Model, bar, r.BestBaseline, r.Baseline, 100*g.Tolerance, testUsers, r.BestBaseline)
+	}
+	r.Publish = "model"
+	if !r.Passed {
+		r.Publish = r.BestBaseline
 	}
 	return r
 }

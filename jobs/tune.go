@@ -88,14 +88,19 @@ func (r *Runner) Tune(ctx context.Context, trials int) (*TuneResult, error) {
 		return nil, err
 	}
 	cfg := e.cfg
-	testStart := e.end.AddDate(0, 0, -cfg.Split.TestDays).Unix()
-	valStart := e.end.AddDate(0, 0, -cfg.Split.TestDays-cfg.Split.ValidationDays).Unix()
+	win, err := e.chooseWindows(in)
+	if err != nil {
+		return nil, err
+	}
+	e.win = &win
+	testStart := e.end.AddDate(0, 0, -win.TestDays).Unix()
+	valStart := e.end.AddDate(0, 0, -win.TestDays-win.ValidationDays).Unix()
 	_, gateK, _ := configs.ParseMetric(cfg.Gate.Metric)
 	key := canonicalMetric(cfg.Gate.Metric)
-	s0 := newSlice(in, valStart, cfg.Train.HalfLifeDays, cfg.Baselines.PopularityHalfLifeDays)
-	hVal := newHoldout(in, s0, valStart, testStart, withK(cfg.Eval.Ks, gateK))
+	s0 := e.newSlice(in, valStart)
+	hVal := e.newHoldout(in, s0, valStart, testStart, withK(cfg.Eval.Ks, gateK))
 	if len(hVal.in.Users) == 0 {
-		return nil, Permanent(fmt.Errorf("tune: no validation users in the %d days before the test window; widen split.validation_days", cfg.Split.ValidationDays))
+		return nil, Permanent(fmt.Errorf("tune: no validation users in the %d days before the test window; widen split.validation_days", win.ValidationDays))
 	}
 	val := hVal.subsample(maxValidationUsers)
 	pop := e.popularity(s0)
@@ -113,7 +118,7 @@ func (r *Runner) Tune(ctx context.Context, trials int) (*TuneResult, error) {
 		te.cfg.Train = tc
 		s := s0
 		if tc.HalfLifeDays != cfg.Train.HalfLifeDays {
-			s = newSlice(in, valStart, tc.HalfLifeDays, cfg.Baselines.PopularityHalfLifeDays)
+			s = newSliceExcluding(in, valStart, tc.HalfLifeDays, cfg.Baselines.PopularityHalfLifeDays, cfg.ExcludedTypes())
 		}
 		var hist []nn.EpochStats
 		validate := func(m *model.RankingModel) (float64, error) {

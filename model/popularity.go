@@ -22,6 +22,27 @@ type BlockRecommender interface {
 	RecommendBlock(users []int32, k int, exclude func(u int32) []int32, out [][]Scored)
 }
 
+// Blocked makes r a BlockRecommender: its own RecommendBlock when it has
+// one, else Recommend user by user.
+func Blocked(r Recommender) BlockRecommender {
+	if b, ok := r.(BlockRecommender); ok {
+		return b
+	}
+	return blocked{r}
+}
+
+type blocked struct{ Recommender }
+
+func (b blocked) RecommendBlock(users []int32, k int, exclude func(u int32) []int32, out [][]Scored) {
+	for i, u := range users {
+		var ex []int32
+		if exclude != nil {
+			ex = exclude(u)
+		}
+		out[i] = b.Recommend(u, k, ex, out[i][:0])
+	}
+}
+
 // excluded reports whether item is in the ascending list ex.
 func excluded(ex []int32, item int32) bool {
 	_, ok := slices.BinarySearch(ex, item)

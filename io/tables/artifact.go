@@ -39,9 +39,12 @@ type InputObject struct {
 
 // Window is the data window of a run.
 type Window struct {
-	Start     string `json:"start"`      // inclusive, RFC 3339
-	End       string `json:"end"`        // exclusive
-	TestStart string `json:"test_start"` // holdout start
+	Start           string `json:"start"`      // inclusive, RFC 3339
+	End             string `json:"end"`        // exclusive
+	TestStart       string `json:"test_start"` // holdout start
+	ValidationStart string `json:"validation_start,omitempty"`
+	Source          string `json:"source,omitempty"` // "config", "data": how the windows were set
+	Reason          string `json:"reason,omitempty"`
 }
 
 // GateResult is the quality gate's decision.
@@ -55,6 +58,29 @@ type GateResult struct {
 	LatestID     string   `json:"latest_version,omitempty"`
 	Tolerance    float64  `json:"tolerance"`
 	Reason       string   `json:"reason"`
+	// Publish is what this version's recommendations are made from:
+	// "model" (its ranker), or a baseline's name when the model lost to it
+	// or the evidence was too little. Empty in versions from before this
+	// field: "model" if Passed.
+	Publish string `json:"publish,omitempty"`
+	// Kept names the version whose table of this date stays, when it beat
+	// this one on the same window (a rerun of a date): this version then
+	// publishes no recommendations table.
+	Kept string `json:"kept,omitempty"`
+	// TestUsers is the evidence: holdout users with targets (the gate needs
+	// eval.min_users of them to prefer the model over a baseline).
+	TestUsers int `json:"test_users"`
+}
+
+// Source is what the version's table is made from ("" = no table).
+func (g GateResult) Source() string {
+	switch {
+	case g.Kept != "":
+		return ""
+	case g.Publish == "" && g.Passed:
+		return "model"
+	}
+	return g.Publish
 }
 
 // Manifest describes a model version; written last, its presence makes the version real.
@@ -112,6 +138,8 @@ func Rewrite(ctx context.Context, b *blob.Bucket, m *Manifest, fence Fence) erro
 // PurchaseSummary is the purchase model's gate decision; the full
 // evaluation is in purchase/metrics.json.
 type PurchaseSummary struct {
+	// Skipped says why the purchase stage stepped aside on this data.
+	Skipped    string  `json:"skipped,omitempty"`
 	GatePassed bool    `json:"gate_passed"`
 	GateReason string  `json:"gate_reason"`
 	AUC        float64 `json:"auc"`
@@ -129,8 +157,13 @@ type Selection struct {
 	KNNNeighbors       int     `json:"knn_neighbors,omitempty"`
 	KNNHistoryHalfLife float64 `json:"knn_history_half_life_days,omitempty"`
 	// BaselineNeighbors is the ItemKNN baseline's neighbour-list length.
-	BaselineNeighbors int                `json:"itemknn_neighbors,omitempty"`
-	Validation        map[string]float64 `json:"validation"` // gate metric per setting tried
+	BaselineNeighbors int `json:"itemknn_neighbors,omitempty"`
+	// Publish is the recommender of the published table (GateResult.Publish).
+	Publish string `json:"publish,omitempty"`
+	// Evidence says what selection fell back on when the validation window
+	// held too little ("" = chosen on validation).
+	Evidence   string             `json:"evidence,omitempty"`
+	Validation map[string]float64 `json:"validation"` // gate metric per setting tried
 }
 
 // VersionPrefix is where a version's files live.
