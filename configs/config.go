@@ -209,6 +209,9 @@ type OutputConfig struct {
 type SplitConfig struct {
 	TestDays       int `yaml:"test_days"`       // last days before D+1 held out for the test; 0 = from the data
 	ValidationDays int `yaml:"validation_days"` // last days of the training period for early stopping; 0 = from the data
+	// TargetUsers is what windows chosen from the data aim for: the
+	// shortest window holding this many users with targets.
+	TargetUsers int `yaml:"target_users"`
 }
 
 // TrainConfig holds the ranking model's hyper-parameters.
@@ -344,7 +347,7 @@ func Default() Config {
 			ReadBufferSize:   4 << 20,
 			Limits:           DefaultLimits(),
 		},
-		Split: SplitConfig{}, // chosen from the data
+		Split: SplitConfig{TargetUsers: 1000}, // windows chosen from the data
 		Train: TrainConfig{Dim: 32, Hidden: []int{64, 64}, Epochs: 20, BatchSize: 512, LearningRate: 0.003,
 			Negatives: 4, NegSampling: "popularity", NegAlpha: 0.5, Loss: "bce", L2: 1e-6, Patience: 3,
 			Refit: true, BatchShards: 2, Workers: 0, CheckpointSec: 60, BlendKNN: []float64{0, 0.25, 0.5, 0.75}, BlendPopularity: []float64{0, 0.15, 0.3},

@@ -167,6 +167,7 @@ func (c Config) Validate() error {
 	} else if cat.URL != "" {
 		bad("catalog.url is set but catalog.path is empty")
 	}
+	k.count("split.target_users", c.Split.TargetUsers, 1, 10_000_000)
 	if c.Split.TestDays < 0 || c.Split.ValidationDays < 0 {
 		bad("split: test_days and validation_days must be >= 0 (0 = chosen from the data)")
 	}

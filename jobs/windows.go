@@ -66,7 +66,7 @@ func (e *env) chooseWindows(in *model.Interactions) (Windows, error) {
 				break
 			}
 			choice = d
-			if counts(d) >= cfg.Eval.MinUsers {
+			if counts(d) >= cfg.Split.TargetUsers {
 				break
 			}
 		}
@@ -90,8 +90,8 @@ func (e *env) chooseWindows(in *model.Interactions) (Windows, error) {
 		if cfg.Split.TestDays > 0 || cfg.Split.ValidationDays > 0 {
 			w.Source = "config+data"
 		}
-		w.Reason = fmt.Sprintf("%d-day test and %d-day validation windows: the shortest of %v days with %d users with targets (eval.min_users %d), within a quarter of the %.1f-day span",
-			w.TestDays, w.ValidationDays, windowSteps, counts(w.TestDays), cfg.Eval.MinUsers, span)
+		w.Reason = fmt.Sprintf("%d-day test and %d-day validation windows: the shortest of %v days with %d users with targets (split.target_users %d), within a quarter of the %.1f-day span",
+			w.TestDays, w.ValidationDays, windowSteps, counts(w.TestDays), cfg.Split.TargetUsers, span)
 	}
 	if p := cfg.Purchase; p.Enabled {
 		w.HorizonDays, w.Cutoffs = p.HorizonDays, p.Cutoffs
