@@ -108,8 +108,8 @@ func WithShape(o Options, shape string) (Options, error) {
 // Stats summarises what was written.
 type Stats struct {
 	Events, Purchases, Carts, Views, Favorites int64
-	Files                           int
-	Bytes                           int64
+	Files                                      int
+	Bytes                                      int64
 }
 
 // EventsConfig is the events section that reads what Generate writes.
