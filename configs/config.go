@@ -23,7 +23,7 @@ import (
 type Config struct {
 	Name string `yaml:"name"` // model name under models/<name>/
 	Date string `yaml:"date"` // as-of date YYYY-MM-DD (normally a flag)
-	Seed int64  `yaml:"seed"`
+	Seed int64  `yaml:"seed"` // every random choice (negatives, initialisation, sampling) derives from it
 	// LockLeaseSeconds bounds how long a killed run blocks its date: its
 	// lock expires this long after the last refresh (every third of it).
 	LockLeaseSeconds int             `yaml:"lock_lease_seconds"`
@@ -95,9 +95,9 @@ func (c Config) CatalogInEvents() string {
 // CatalogColumnsConfig maps the catalog's logical columns to its column
 // names; empty category or price = absent.
 type CatalogColumnsConfig struct {
-	Item     string `yaml:"item_id"`
-	Category string `yaml:"category"`
-	Price    string `yaml:"price"`
+	Item     string `yaml:"item_id"`  // item id column (string or integer), matched to the events' item ids
+	Category string `yaml:"category"` // category column (string or integer); empty = none
+	Price    string `yaml:"price"`    // price column (number); empty = none
 }
 
 // LimitsConfig bounds what one Parquet input may make the reader decode,
@@ -109,7 +109,7 @@ type CatalogColumnsConfig struct {
 // dangerous is what cannot be held, not a high compression ratio — a
 // constant or plain-encoded column legitimately compresses 1000:1 and more.
 type LimitsConfig struct {
-	MaxRowsPerFile      int64   `yaml:"max_rows_per_file"`
+	MaxRowsPerFile      int64   `yaml:"max_rows_per_file"`      // rows one Parquet file may declare
 	MaxRowGroupBytes    int64   `yaml:"max_row_group_bytes"`    // Σ projected column chunks of one row group; 0 = budget/4
 	MaxColumnChunkBytes int64   `yaml:"max_column_chunk_bytes"` // one projected column chunk, also the largest decoding buffer; 0 = budget/8
 	MaxCompressionRatio float64 `yaml:"max_compression_ratio"`  // uncompressed / compressed of a column chunk of >= 1 MiB; 0 = no ratio check
@@ -133,18 +133,18 @@ type MetricsConfig struct {
 // PurchaseConfig controls the purchase-prediction model ("who buys what in
 // the next horizon_days").
 type PurchaseConfig struct {
-	Enabled      bool    `yaml:"enabled"`
-	HorizonDays  int     `yaml:"horizon_days"` // 0 = 7, or less on logs shorter than four weeks
-	Cutoffs      int     `yaml:"cutoffs"`      // rolling training cut-offs before the held-out one; 0 = as many as the data holds, up to 8
-	Hidden       []int   `yaml:"hidden"`
-	Epochs       int     `yaml:"epochs"`
-	BatchSize    int     `yaml:"batch_size"`
-	LearningRate float64 `yaml:"learning_rate"`
-	L2           float64 `yaml:"l2"`
-	Patience     int     `yaml:"patience"`
-	TopItems     int     `yaml:"top_items"`
-	Tolerance    float64 `yaml:"tolerance"`    // gate: model log-loss <= best baseline × (1 + tolerance)
-	WindowsDays  IntList `yaml:"windows_days"` // look-back windows of the per-event-type count features
+	Enabled      bool    `yaml:"enabled"`       // train and publish purchase predictions (a log too short for them skips the stage, with its reason)
+	HorizonDays  int     `yaml:"horizon_days"`  // 0 = 7, or less on logs shorter than four weeks
+	Cutoffs      int     `yaml:"cutoffs"`       // rolling training cut-offs before the held-out one; 0 = as many as the data holds, up to 8
+	Hidden       []int   `yaml:"hidden"`        // hidden layer sizes of the purchase MLP
+	Epochs       int     `yaml:"epochs"`        // most epochs (early stopping on the latest training cut-off)
+	BatchSize    int     `yaml:"batch_size"`    // rows per Adam step
+	LearningRate float64 `yaml:"learning_rate"` // Adam step size
+	L2           float64 `yaml:"l2"`            // weight decay
+	Patience     int     `yaml:"patience"`      // epochs without improvement before stopping
+	TopItems     int     `yaml:"top_items"`     // predicted items per user in the table
+	Tolerance    float64 `yaml:"tolerance"`     // gate: model log-loss <= best baseline × (1 + tolerance)
+	WindowsDays  IntList `yaml:"windows_days"`  // look-back windows of the per-event-type count features
 	// ItemBlend is the grid of weights of the ranking recommender against
 	// the user's own history in the predicted items, chosen on validation.
 	ItemBlend []float64 `yaml:"item_blend"`
@@ -156,25 +156,25 @@ type EventsConfig struct {
 	LookbackDays     int               `yaml:"lookback_days"` // window is [D+1-lookback, D+1)
 	Columns          ColumnsConfig     `yaml:"columns"`
 	Timestamp        TimestampConfig   `yaml:"timestamp"`
-	EventTypes       []EventTypeConfig `yaml:"event_types"`
+	EventTypes       []EventTypeConfig `yaml:"event_types"`        // {name, weight, purchase}: the event_type values, their interaction weight, and which are purchases
 	DefaultEventType string            `yaml:"default_event_type"` // type of rows without an event_type column, or of unknown values when unknown_event_type=default
 	UnknownEventType string            `yaml:"unknown_event_type"` // reject | default
-	Filters          []FilterConfig    `yaml:"filters"`
-	MaxRejectRatio   float64           `yaml:"max_reject_ratio"`
-	ReadBufferSize   int               `yaml:"read_buffer_size"` // bytes per range read on object stores
-	Limits           LimitsConfig      `yaml:"limits"`           // for every Parquet input, the catalog too
+	Filters          []FilterConfig    `yaml:"filters"`            // {name, column, op, value}, op one of > >= < <= == != not_null prefix not_prefix; failing rows are rejected as filtered_<name> (not counted in the reject ratio)
+	MaxRejectRatio   float64           `yaml:"max_reject_ratio"`   // share of rejected rows (filters excluded) over which the run fails (exit 2), naming the worst file and reason
+	ReadBufferSize   int               `yaml:"read_buffer_size"`   // bytes per range read on object stores
+	Limits           LimitsConfig      `yaml:"limits"`             // for every Parquet input, the catalog too
 }
 
 // ColumnsConfig maps logical columns to the dump's column names; empty = absent.
 type ColumnsConfig struct {
-	User      string `yaml:"user_id"`
-	Item      string `yaml:"item_id"`
-	EventType string `yaml:"event_type"`
-	TS        string `yaml:"ts"`
-	Session   string `yaml:"session_id"`
-	Quantity  string `yaml:"quantity"`
-	Price     string `yaml:"price"`
-	Query     string `yaml:"query"`
+	User      string `yaml:"user_id"`    // user id: string, integer or double (integral) column; required
+	Item      string `yaml:"item_id"`    // item id: string or integer column; required
+	EventType string `yaml:"event_type"` // string column of event type names; empty = every row is events.default_event_type
+	TS        string `yaml:"ts"`         // Parquet timestamp, integer epoch (events.timestamp.unit) or string (events.timestamp.layout); required
+	Session   string `yaml:"session_id"` // optional session id column
+	Quantity  string `yaml:"quantity"`   // optional quantity column (number); non-positive or non-finite values are rejected rows
+	Price     string `yaml:"price"`      // optional unit price column (number), for the purchase model's spend features
+	Query     string `yaml:"query"`      // optional search query column (kept for search events)
 }
 
 // TimestampConfig says how to read the ts column when it is not a Parquet timestamp.
@@ -202,7 +202,7 @@ type FilterConfig struct {
 
 // OutputConfig says where artifacts and tables go.
 type OutputConfig struct {
-	URL string `yaml:"url"`
+	URL string `yaml:"url"` // bucket URL for model versions, tables and run reports (file:// creates the directory)
 }
 
 // SplitConfig defines the temporal holdout.
@@ -216,43 +216,56 @@ type SplitConfig struct {
 
 // TrainConfig holds the ranking model's hyper-parameters.
 type TrainConfig struct {
-	Dim          int     `yaml:"dim"`
-	Hidden       []int   `yaml:"hidden"`
-	Epochs       int     `yaml:"epochs"`
-	BatchSize    int     `yaml:"batch_size"`
-	LearningRate float64 `yaml:"learning_rate"`
-	Negatives    int     `yaml:"negatives"`
-	NegSampling  string  `yaml:"neg_sampling"` // uniform | popularity
-	NegAlpha     float64 `yaml:"neg_alpha"`    // popularity^alpha sampling
-	Loss         string  `yaml:"loss"`         // bce | bpr
-	L2           float64 `yaml:"l2"`
-	Dropout      float64 `yaml:"dropout"` // of the MLP head's hidden units while training; 0 = none
+	Dim          int     `yaml:"dim"`           // embedding size of users and items
+	Hidden       []int   `yaml:"hidden"`        // hidden layer sizes of the MLP head
+	Epochs       int     `yaml:"epochs"`        // most epochs (early stopping on the validation window)
+	BatchSize    int     `yaml:"batch_size"`    // positives per Adam step
+	LearningRate float64 `yaml:"learning_rate"` // Adam step size
+	Negatives    int     `yaml:"negatives"`     // sampled negatives per positive
+	NegSampling  string  `yaml:"neg_sampling"`  // uniform | popularity
+	NegAlpha     float64 `yaml:"neg_alpha"`     // popularity^alpha sampling
+	Loss         string  `yaml:"loss"`          // bce | bpr
+	L2           float64 `yaml:"l2"`            // L2 on the embedding rows a step touches and the head's weights
+	Dropout      float64 `yaml:"dropout"`       // of the MLP head's hidden units while training; 0 = none
 	// EpochPositives caps the positives one epoch trains on (a fresh seeded
 	// sample each epoch); 0 = all. Bounds an epoch's time on large logs.
 	EpochPositives int     `yaml:"epoch_positives"`
-	Patience       int     `yaml:"patience"`
+	Patience       int     `yaml:"patience"`       // epochs without validation improvement before stopping
 	HalfLifeDays   float64 `yaml:"half_life_days"` // time decay of interaction weights; 0 = none
 	Refit          bool    `yaml:"refit"`          // refit on train+test for the published model
 	// BatchShards splits every training batch into that many shares whose
 	// gradients are summed in a fixed order: it defines the result (and how
 	// many cores one step can use); Workers only schedules the shares.
 	BatchShards   int `yaml:"batch_shards"`
-	Workers       int `yaml:"workers"` // goroutines; 0 = the CPUs this process may use (cgroup quota)
-	CheckpointSec int `yaml:"checkpoint_seconds"`
+	Workers       int `yaml:"workers"`            // goroutines; 0 = the CPUs this process may use (cgroup quota)
+	CheckpointSec int `yaml:"checkpoint_seconds"` // training checkpoints (weights, Adam moments, sampler) at most this often, uploaded in the background
 	// BlendKNN and BlendPopularity are the weights of ItemKNN and recent
 	// popularity tried (as pairs with a sum < 1) on the validation window for
 	// the published hybrid ranker; [0] and [0] = the neural model alone.
 	BlendKNN        []float64 `yaml:"blend_knn"`
-	BlendPopularity []float64 `yaml:"blend_popularity"`
+	BlendPopularity []float64 `yaml:"blend_popularity"` // recent popularity's weights tried with each blend_knn value
 	// KNNHistoryHalfLifeDays are the half-lives tried (on the validation
 	// window) for the age of a user's history items in the hybrid's ItemKNN
 	// component: recently bought items predict the next ones best. 0 = no decay.
 	KNNHistoryHalfLifeDays []float64 `yaml:"knn_history_half_life_days"`
+	// ItemSimilarity are the item-item models tried (on the validation
+	// window) for the hybrid's item component: cosine (ItemKNN), rp3beta
+	// (random walk with popularity penalty) and ease (EASE^R, closed form;
+	// only for catalogues of at most ease_max_items items).
+	ItemSimilarity []string `yaml:"item_similarity"`
+	// RP3Beta are the popularity exponents tried for rp3beta.
+	RP3Beta []float64 `yaml:"rp3beta_beta"`
+	// EASELambda are the L2 weights tried for ease, as multiples of the
+	// mean item degree (mean of diag XᵀX), so one grid fits shops of any size.
+	EASELambda []float64 `yaml:"ease_lambda"`
+	// EASEMaxItems bounds the catalogue ease is tried on: its cost is
+	// about (5/3)·items³ float32 operations and 8·items² bytes.
+	EASEMaxItems int `yaml:"ease_max_items"`
 }
 
 // BaselinesConfig tunes the plain-Go baselines.
 type BaselinesConfig struct {
-	PopularityHalfLifeDays float64 `yaml:"popularity_half_life_days"`
+	PopularityHalfLifeDays float64 `yaml:"popularity_half_life_days"` // time decay of the popularity baseline's counts
 	// ItemKNNNeighbors are the neighbour-list lengths tried on the validation
 	// window (a single number is a one-value list): the baseline and the
 	// hybrid's ItemKNN component each keep the best.
@@ -262,7 +275,7 @@ type BaselinesConfig struct {
 
 // EvalConfig says what the holdouts (validation, test) measure.
 type EvalConfig struct {
-	Ks []int `yaml:"ks"`
+	Ks []int `yaml:"ks"` // cut-offs of HR, Recall, NDCG, MAP and coverage
 	// Targets are the event types whose items count as a user's next
 	// interactions in a holdout: "any" (default) = every type. An item the
 	// table would exclude for the user (score.exclude) is never a target,
@@ -282,8 +295,8 @@ type GateConfig struct {
 
 // ScoreConfig controls the published recommendation table.
 type ScoreConfig struct {
-	K          int `yaml:"k"`
-	Candidates int `yaml:"candidates"`
+	K          int `yaml:"k"`          // recommendations per user in the table
+	Candidates int `yaml:"candidates"` // candidates per source (model retrieval, item component, popularity) the hybrid blends
 	// Exclude says which items a user's table leaves out: "seen" (default:
 	// every item the user interacted with), "none", or event type names
 	// (e.g. [purchase]: bought items only). The holdouts exclude the same.
@@ -291,7 +304,7 @@ type ScoreConfig struct {
 	// ExcludePurchased is the earlier spelling: true = [purchase types],
 	// false = none. Set either it or exclude.
 	ExcludePurchased *bool `yaml:"exclude_purchased,omitempty"`
-	Shards           int   `yaml:"shards"`
+	Shards           int   `yaml:"shards"`  // table parts (shelf run) and the shard count shelf score/commit expect by default
 	Workers          int   `yaml:"workers"` // goroutines scoring blocks; 0 = the CPUs this process may use
 }
 
@@ -351,7 +364,8 @@ func Default() Config {
 		Train: TrainConfig{Dim: 32, Hidden: []int{64, 64}, Epochs: 20, BatchSize: 512, LearningRate: 0.003,
 			Negatives: 4, NegSampling: "popularity", NegAlpha: 0.5, Loss: "bce", L2: 1e-6, Patience: 3,
 			Refit: true, BatchShards: 2, Workers: 0, CheckpointSec: 60, BlendKNN: []float64{0, 0.25, 0.5, 0.75}, BlendPopularity: []float64{0, 0.15, 0.3},
-			KNNHistoryHalfLifeDays: []float64{0, 90, 30, 10}},
+			KNNHistoryHalfLifeDays: []float64{0, 90, 30, 10},
+			ItemSimilarity:         []string{"cosine", "rp3beta", "ease"}, RP3Beta: []float64{0, 0.15, 0.3, 0.5}, EASELambda: []float64{1, 4, 16, 64}, EASEMaxItems: 12000},
 		Baselines: BaselinesConfig{PopularityHalfLifeDays: 14, ItemKNNNeighbors: IntList{10, 20, 50, 100}, ItemKNNWeighting: "binary"},
 		Eval:      EvalConfig{Ks: []int{10, 20}, Targets: []string{"any"}, MinUsers: 50},
 		Gate:      GateConfig{Metric: "ndcg@10", Tolerance: 0},
@@ -384,7 +398,7 @@ func Decode(b []byte, cfg *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) { // empty file = defaults
-		return err
+		return explain(err)
 	}
 	return nil
 }
@@ -429,7 +443,16 @@ func (c *Config) ApplyEnv(environ []string) error {
 		}
 	}
 	sort.Strings(unknown)
+	var names []string
+	for k := range known {
+		names = append(names, k)
+	}
+	sort.Strings(names)
 	for _, k := range unknown {
+		if near := nearest(k, names); near != "" {
+			errs = append(errs, fmt.Errorf("%s: unknown setting — did you mean %s?", k, near))
+			continue
+		}
 		errs = append(errs, fmt.Errorf("%s: unknown setting", k))
 	}
 	return errors.Join(errs...)

@@ -210,6 +210,17 @@ func (c Config) Validate() error {
 		bad("train: blend_knn[0] + blend_popularity[0] must be < 1")
 	}
 	k.grid("train.knn_history_half_life_days", t.KNNHistoryHalfLifeDays, 0, maxDays, false)
+	if len(t.ItemSimilarity) == 0 || len(t.ItemSimilarity) > maxGrid {
+		bad("train.item_similarity: need 1..%d of cosine, rp3beta, ease", maxGrid)
+	}
+	for _, s := range t.ItemSimilarity {
+		if s != "cosine" && s != "rp3beta" && s != "ease" {
+			bad("train.item_similarity %q: want cosine, rp3beta or ease", s)
+		}
+	}
+	k.grid("train.rp3beta_beta", t.RP3Beta, 0, 2, false)
+	k.grid("train.ease_lambda", t.EASELambda, 1e-6, 1e6, false)
+	k.count("train.ease_max_items", t.EASEMaxItems, 0, 100000)
 	b := c.Baselines
 	if w := b.ItemKNNWeighting; w != "log1p" && w != "binary" {
 		bad("baselines.itemknn_weighting %q: want log1p or binary", w)

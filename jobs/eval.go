@@ -103,7 +103,17 @@ func (e *env) recommenders(ctx context.Context, s *slice, m *model.RankingModel,
 	if err != nil {
 		return nil, err
 	}
-	hknn, err := e.knnVariant(base, s, hnb, sel.KNNHistoryHalfLife)
+	compBase := base
+	if k := sel.KNNSimilarity; k == "ease" && e.easeSkip(len(s.items)) != "" {
+		// chosen on a smaller slice under other limits (an older version, a
+		// smaller memory limit): the cosine lists stand in
+		e.log.Warn("the item component falls back to cosine", "reason", e.easeSkip(len(s.items)))
+	} else if k != "" && k != "cosine" {
+		if compBase, err = e.itemModel(ctx, s, pop, itemSimilarity{k, sel.KNNSimilarityParam}, hnb); err != nil {
+			return nil, err
+		}
+	}
+	hknn, err := e.knnVariant(compBase, s, hnb, sel.KNNHistoryHalfLife)
 	if err != nil {
 		return nil, err
 	}

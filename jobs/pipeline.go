@@ -82,6 +82,8 @@ type env struct {
 	lock    *blobs.Lock     // the date's lock, when this command holds it
 	forget  *forgetList     // the erasure list (privacy.forget_url), read by ingest
 	win     *Windows        // the run's windows, chosen after ingest (train)
+	items   int             // items in the events read (the largest slice's catalogue)
+	noCkpt  bool            // fits neither resume from nor write checkpoints (offline protocols)
 }
 
 func (r *Runner) open(ctx context.Context) (*env, error) {

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -59,6 +60,9 @@ func (e *env) fit(ctx context.Context, phase string, s *slice, epochs int, valid
 	o.Epochs = epochs
 	d := nn.RankingData{NUsers: len(s.users), NItems: len(s.items), Positives: s.positives, Side: e.sideFeatures(s)}
 	ckptKey := e.runPrefix() + "checkpoints/" + phase + ".shlfw"
+	if e.noCkpt {
+		return e.fitQuiet(ctx, phase, d, o, validate)
+	}
 	if data, err := blobs.ReadFile(ctx, e.out, ckptKey, blobs.DefaultPolicy()); err == nil {
 		w, err := model.ReadWeights(bytes.NewReader(data))
 		if err != nil {
@@ -97,6 +101,21 @@ func (e *env) fit(ctx context.Context, phase string, s *slice, epochs int, valid
 	return m, hist, nil
 }
 
+// fitQuiet is fit without checkpoints.
+func (e *env) fitQuiet(ctx context.Context, phase string, d nn.RankingData, o nn.RankingOptions, validate nn.Validate) (*model.RankingModel, []nn.EpochStats, error) {
+	meter := e.meter("train", "epochs", int64(o.Epochs), "phase", phase)
+	defer meter.Finish()
+	m, hist, err := nn.TrainRanking(ctx, d, o, validate, func(st nn.EpochStats) {
+		e.log.Info("epoch", "stage", "train", "phase", phase, "epoch", st.Epoch, "loss", st.Loss,
+			"validation", st.Validation, "samples", st.Samples, "seconds", round3(st.Seconds))
+		meter.Set(int64(st.Epoch), slog.Float64("loss", round3(st.Loss)))
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("train %s: %w", phase, err)
+	}
+	return m, hist, nil
+}
+
 // train runs split → train → evaluate → gate and publishes the model version
 // (files, then manifest). It does not score or move LATEST.
 func (e *env) train(ctx context.Context) (*trainOutcome, error) {
@@ -107,6 +126,7 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 	if err := e.checkModelFits(in); err != nil {
 		return nil, err
 	}
+	e.items = in.Items.Len()
 	if err := e.markVersions(ctx, e.forget); err != nil {
 		return nil, err
 	}
@@ -139,62 +159,12 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 	}
 
 	out := &trainOutcome{in: in, acc: acc, inputs: inputs, history: map[string][]nn.EpochStats{}, windows: &win}
-	done = e.stages.begin("train")
-	epochs := cfg.Train.Epochs
-	var validate nn.Validate
-	popSel := e.popularity(sSel)
-	valIn := hVal.subsample(maxValidationUsers)
-	if len(hVal.in.Users) >= cfg.Eval.MinUsers {
-		validate = func(m *model.RankingModel) (float64, error) {
-			rec := model.NewModelRecommender(m, sSel.ui, cfg.Score.Candidates, popSel)
-			met, err := model.Evaluate(ctx, rec, valIn, sysres.Workers(cfg.Train.Workers))
-			return met[gateKey], err
-		}
-	} else {
-		e.log.Warn("too little validation evidence: training a fixed number of epochs and keeping the prior blend",
-			"validation_users", len(hVal.in.Users), "min_users", cfg.Eval.MinUsers, "epochs", epochs)
-	}
-	mSel, hist, err := e.fit(ctx, "select", sSel, epochs, validate)
+	fe, err := e.fitAndEvaluate(ctx, sSel, hVal, sEval, hTest, gateKey, nil)
 	if err != nil {
 		return nil, err
 	}
-	out.history["select"] = hist
-	sel := tables.Selection{Epochs: epochs, Validation: map[string]float64{}}
-	if validate != nil {
-		sel.Epochs = bestEpoch(hist)
-		if err := e.selectBlend(ctx, sSel, mSel, popSel, valIn, gateKey, &sel); err != nil {
-			return nil, err
-		}
-	} else {
-		e.priorSelection(&sel, len(hVal.in.Users))
-	}
-	epochs = sel.Epochs
-	mEval, hist, err := e.fit(ctx, "evaluate", sEval, epochs, nil)
-	if err != nil {
-		return nil, err
-	}
-	out.history["evaluate"] = hist
-	done(slog.Int("epochs", epochs), slog.Float64("blend_knn", sel.KNN), slog.Float64("blend_popularity", sel.Popularity),
-		slog.Int("knn_neighbors", sel.KNNNeighbors), slog.Float64("knn_history_half_life_days", sel.KNNHistoryHalfLife),
-		slog.Int("itemknn_neighbors", sel.BaselineNeighbors), slog.Any("validation", sel.Validation))
-
-	done = e.stages.begin("evaluate")
-	metrics := map[string]map[string]float64{}
-	recs, err := e.recommenders(ctx, sEval, mEval, sel)
-	if err != nil {
-		return nil, err
-	}
-	meter := e.meter("evaluate", "recommenders", int64(len(recs)))
-	for _, rec := range recs {
-		met, err := model.Evaluate(ctx, rec.rec, hTest.in, 2)
-		if err != nil {
-			return nil, fmt.Errorf("evaluate %s: %w", rec.name, err)
-		}
-		meter.Add(1, slog.String("recommender", rec.name))
-		met["test_targets_dropped"] = float64(hTest.dropped)
-		metrics[rec.name] = met
-	}
-	meter.Finish()
+	out.history = fe.history
+	sel, mSel, mEval, metrics, epochs, done := fe.sel, fe.mSel, fe.mEval, fe.metrics, fe.sel.Epochs, fe.doneEvaluate
 	out.version = versionID(cfg.Date, e.run, inputs)
 	latest, err := e.evaluateLatest(ctx, in, sEval, testStart, hTest, out.version)
 	if err != nil {
@@ -275,6 +245,90 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 		return nil, err
 	}
 	e.clearCheckpoints(ctx)
+	return out, nil
+}
+
+// fitted is what fitAndEvaluate returns: the selection, both models, their
+// training histories and the test metrics of every recommender.
+type fitted struct {
+	sel     tables.Selection
+	mSel    *model.RankingModel
+	mEval   *model.RankingModel
+	history map[string][]nn.EpochStats
+	metrics map[string]map[string]float64
+	// doneEvaluate ends the evaluate stage (left open for the gate).
+	doneEvaluate func(...slog.Attr)
+}
+
+// fitAndEvaluate is the model-building core shared by runs and the offline
+// protocols: fit on sSel with early stopping on hVal and choose the blend
+// there (or keep the prior without enough validation users), refit on
+// sEval with the chosen epochs, and measure every recommender on hTest
+// (with measure; nil = full ranking, model.Evaluate).
+func (e *env) fitAndEvaluate(ctx context.Context, sSel *slice, hVal holdout, sEval *slice, hTest holdout, gateKey string,
+	measure func(model.Recommender) (model.Metrics, error)) (*fitted, error) {
+	cfg := e.cfg
+	out := &fitted{history: map[string][]nn.EpochStats{}, metrics: map[string]map[string]float64{}}
+	done := e.stages.begin("train")
+	epochs := cfg.Train.Epochs
+	var validate nn.Validate
+	popSel := e.popularity(sSel)
+	valIn := hVal.subsample(maxValidationUsers)
+	if len(hVal.in.Users) >= cfg.Eval.MinUsers {
+		validate = func(m *model.RankingModel) (float64, error) {
+			rec := model.NewModelRecommender(m, sSel.ui, cfg.Score.Candidates, popSel)
+			met, err := model.Evaluate(ctx, rec, valIn, sysres.Workers(cfg.Train.Workers))
+			return met[gateKey], err
+		}
+	} else {
+		e.log.Warn("too little validation evidence: training a fixed number of epochs and keeping the prior blend",
+			"validation_users", len(hVal.in.Users), "min_users", cfg.Eval.MinUsers, "epochs", epochs)
+	}
+	mSel, hist, err := e.fit(ctx, "select", sSel, epochs, validate)
+	if err != nil {
+		return nil, err
+	}
+	out.history["select"] = hist
+	sel := tables.Selection{Epochs: epochs, Validation: map[string]float64{}}
+	if validate != nil {
+		sel.Epochs = bestEpoch(hist)
+		if err := e.selectBlend(ctx, sSel, mSel, popSel, valIn, gateKey, &sel); err != nil {
+			return nil, err
+		}
+	} else {
+		e.priorSelection(&sel, len(hVal.in.Users))
+	}
+	epochs = sel.Epochs
+	mEval, hist, err := e.fit(ctx, "evaluate", sEval, epochs, nil)
+	if err != nil {
+		return nil, err
+	}
+	out.history["evaluate"] = hist
+	done(slog.Int("epochs", epochs), slog.Float64("blend_knn", sel.KNN), slog.Float64("blend_popularity", sel.Popularity),
+		slog.Int("knn_neighbors", sel.KNNNeighbors), slog.Float64("knn_history_half_life_days", sel.KNNHistoryHalfLife),
+		slog.String("knn_similarity", itemSimilarity{cmp.Or(sel.KNNSimilarity, "cosine"), sel.KNNSimilarityParam}.String()),
+		slog.Int("itemknn_neighbors", sel.BaselineNeighbors), slog.Any("validation", sel.Validation))
+
+	done = e.stages.begin("evaluate")
+	recs, err := e.recommenders(ctx, sEval, mEval, sel)
+	if err != nil {
+		return nil, err
+	}
+	if measure == nil {
+		measure = func(r model.Recommender) (model.Metrics, error) { return model.Evaluate(ctx, r, hTest.in, 2) }
+	}
+	meter := e.meter("evaluate", "recommenders", int64(len(recs)))
+	for _, rec := range recs {
+		met, err := measure(rec.rec)
+		if err != nil {
+			return nil, fmt.Errorf("evaluate %s: %w", rec.name, err)
+		}
+		meter.Add(1, slog.String("recommender", rec.name))
+		met["test_targets_dropped"] = float64(hTest.dropped)
+		out.metrics[rec.name] = met
+	}
+	meter.Finish()
+	out.sel, out.mSel, out.mEval, out.doneEvaluate = sel, mSel, mEval, done
 	return out, nil
 }
 
@@ -364,7 +418,8 @@ func validationScore(ctx context.Context, r model.Recommender, val model.EvalInp
 }
 
 // selectKNN chooses the ItemKNN baseline's neighbours and the hybrid's
-// ItemKNN component on the validation window and returns the component.
+// item component (item-item model × neighbours × history half-life) on the
+// validation window and returns the component.
 func (e *env) selectKNN(ctx context.Context, s *slice, pop *model.Popularity, val model.EvalInput, key string, sel *tables.Selection, meter *Meter) (*model.ItemKNN, error) {
 	base, err := e.itemKNN(ctx, s, pop)
 	if err != nil {
@@ -372,29 +427,147 @@ func (e *env) selectKNN(ctx context.Context, s *slice, pop *model.Popularity, va
 	}
 	var comp *model.ItemKNN
 	bestB, bestC := -1.0, -1.0
-	for _, nb := range e.cfg.Baselines.ItemKNNNeighbors {
-		for _, hl := range e.cfg.Train.KNNHistoryHalfLifeDays {
-			v, err := e.knnVariant(base, s, nb, hl)
-			if err != nil {
+	sims := e.similarities(s)
+	var rp3 []*model.ItemKNN // every rp3beta variant, from one pass over the data
+	for q, sim := range sims {
+		b := base
+		switch {
+		case sim.kind == "rp3beta":
+			if rp3 == nil {
+				var betas []float64
+				for _, o := range sims[q:] {
+					if o.kind == "rp3beta" {
+						betas = append(betas, o.param)
+					}
+				}
+				if rp3, err = model.NewRP3betaGrid(ctx, e.itemMatrix(s), e.cfg.Baselines.ItemKNNNeighbors.Max(), betas, pop); err != nil {
+					return nil, fmt.Errorf("rp3beta: %w", err)
+				}
+			}
+			b, rp3 = rp3[0], rp3[1:]
+		case sim.kind != "cosine":
+			if b, err = e.itemModel(ctx, s, pop, sim, e.cfg.Baselines.ItemKNNNeighbors.Max()); err != nil {
 				return nil, err
 			}
-			got, err := validationScore(ctx, v, val, key, fmt.Sprintf("itemknn:neighbors=%d,history_half_life=%g", nb, hl), sel)
-			if err != nil {
-				return nil, err
-			}
-			meter.Add(1)
-			if hl == 0 && got > bestB {
-				bestB, sel.BaselineNeighbors = got, nb
-			}
-			if got > bestC {
-				bestC, comp, sel.KNNNeighbors, sel.KNNHistoryHalfLife = got, v, nb, hl
+		}
+		for _, nb := range e.cfg.Baselines.ItemKNNNeighbors {
+			for _, hl := range e.cfg.Train.KNNHistoryHalfLifeDays {
+				v, err := e.knnVariant(b, s, nb, hl)
+				if err != nil {
+					return nil, err
+				}
+				got, err := validationScore(ctx, v, val, key, fmt.Sprintf("%s:neighbors=%d,history_half_life=%g", sim, nb, hl), sel)
+				if err != nil {
+					return nil, err
+				}
+				meter.Add(1)
+				if sim.kind == "cosine" && hl == 0 && got > bestB {
+					bestB, sel.BaselineNeighbors = got, nb
+				}
+				if got > bestC {
+					bestC, comp, sel.KNNNeighbors, sel.KNNHistoryHalfLife = got, v, nb, hl
+					sel.KNNSimilarity, sel.KNNSimilarityParam = sim.kind, sim.param
+				}
 			}
 		}
 	}
-	if sel.BaselineNeighbors == 0 { // no value 0 in the half-life grid
+	if sel.BaselineNeighbors == 0 { // no value 0 in the half-life grid, or no cosine
 		sel.BaselineNeighbors = sel.KNNNeighbors
 	}
 	return comp, nil
+}
+
+// itemSimilarity is one item-item model the hybrid's component may use.
+type itemSimilarity struct {
+	kind  string  // cosine | rp3beta | ease
+	param float64 // rp3beta: beta; ease: lambda / mean item degree
+}
+
+func (s itemSimilarity) String() string {
+	switch s.kind {
+	case "cosine":
+		return "itemknn"
+	case "rp3beta":
+		return fmt.Sprintf("rp3beta(beta=%g)", s.param)
+	}
+	return fmt.Sprintf("ease(lambda=%g)", s.param)
+}
+
+// similarities are the item-item models to try on slice s, from
+// train.item_similarity and its grids; ease is left out (and the reason
+// logged) for a catalogue over train.ease_max_items or a dense inverse that
+// would not fit in memory.
+func (e *env) similarities(s *slice) []itemSimilarity {
+	t := e.cfg.Train
+	var out []itemSimilarity
+	for _, kind := range t.ItemSimilarity {
+		switch kind {
+		case "cosine":
+			out = append(out, itemSimilarity{kind: kind})
+		case "rp3beta":
+			for _, b := range t.RP3Beta {
+				out = append(out, itemSimilarity{kind, b})
+			}
+		case "ease":
+			if reason := e.easeSkip(max(len(s.items), e.items)); reason != "" {
+				e.log.Info("ease not tried", "reason", reason)
+				continue
+			}
+			for _, l := range t.EASELambda {
+				out = append(out, itemSimilarity{kind, l})
+			}
+		}
+	}
+	if len(out) == 0 { // ease alone, and not possible here
+		out = append(out, itemSimilarity{kind: "cosine"})
+	}
+	return out
+}
+
+// easeSkip says why ease cannot run on a catalogue of n items ("" = it can).
+func (e *env) easeSkip(n int) string {
+	if n > e.cfg.Train.EASEMaxItems {
+		return fmt.Sprintf("%d items > train.ease_max_items %d", n, e.cfg.Train.EASEMaxItems)
+	}
+	if need, budget := model.EASEBytes(n), sysres.MemoryBudget(8<<30); need > budget/3 {
+		return fmt.Sprintf("%d items need %.1f GiB for the dense inverse, over a third of the %.1f GiB this process may use",
+			n, float64(need)/(1<<30), float64(budget)/(1<<30))
+	}
+	return ""
+}
+
+// itemMatrix is the users × items matrix the item-item models are built
+// on: binary or the slice's weights (baselines.itemknn_weighting).
+func (e *env) itemMatrix(s *slice) *model.CSR {
+	if e.cfg.Baselines.ItemKNNWeighting == "binary" {
+		return s.history(true, 0)
+	}
+	return s.ui
+}
+
+// itemModel builds the item-item model sim on slice s with the ItemKNN
+// baseline's interaction weighting, keeping neighbors per item.
+func (e *env) itemModel(ctx context.Context, s *slice, pop model.Recommender, sim itemSimilarity, neighbors int) (*model.ItemKNN, error) {
+	ui := e.itemMatrix(s)
+	var k *model.ItemKNN
+	var err error
+	switch sim.kind {
+	case "rp3beta":
+		k, err = model.NewRP3beta(ctx, ui, neighbors, sim.param, pop)
+	case "ease":
+		var deg float64
+		for _, v := range ui.Val {
+			deg += float64(v) * float64(v)
+		}
+		lambda := sim.param * max(deg/float64(max(ui.Cols, 1)), 1e-3)
+		k, err = model.NewEASE(ctx, ui, neighbors, lambda, pop)
+	default:
+		k, err = model.NewItemKNN(ctx, ui, neighbors, pop)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", sim, err)
+	}
+	return k, nil
 }
 
 // selectWeights chooses the blend weights of the ItemKNN component and

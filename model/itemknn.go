@@ -56,11 +56,51 @@ func NewItemKNN(ctx context.Context, ui *CSR, neighbors int, fallback Recommende
 		}
 		norm[i] = float32(math.Sqrt(s))
 	}
+	sims, err := coNeighbours(ctx, iu, ui, neighbors, 1, func(i, j int32, acc float32, out []float32) bool {
+		if norm[i] == 0 || norm[j] == 0 {
+			return false
+		}
+		out[0] = acc / (norm[i] * norm[j])
+		return true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("itemknn: build similarities: %w", err)
+	}
+	return newItemKNN(ui, sims[0], fallback), nil
+}
+
+// newItemKNN scores ui's users with the neighbour lists sim.
+func newItemKNN(ui, sim *CSR, fallback Recommender) *ItemKNN {
+	n := ui.Cols
+	k := &ItemKNN{ui: ui, sim: sim, fallback: fallback}
+	k.scratch.New = func() any {
+		s := &knnScratch{score: make([]float32, n), best: make([]float32, n), reason: make([]int32, n)}
+		for i := range s.reason {
+			s.reason[i] = -1
+		}
+		return s
+	}
+	return k
+}
+
+// coNeighbours builds nOut sets of neighbour lists at once: for every item
+// i and every output o, the neighbors items j ≠ i with the largest
+// score_o(i, j, acc), where acc = Σ_u left[i,u]·right[u,j] runs over the
+// users of i (left is items × users, right users × items) and score writes
+// the nOut scores into out, returning false to leave j out of all. The
+// accumulation, the expensive part, is shared by the outputs. It never
+// holds a dense items² matrix: the cost is Σ_u |row u|², spread over
+// knnWorkers, and the lists (sorted by item) do not depend on scheduling.
+func coNeighbours(ctx context.Context, left, right *CSR, neighbors, nOut int, score func(i, j int32, acc float32, out []float32) bool) ([]*CSR, error) {
+	n := right.Cols
 	type nb struct {
 		idx []int32
 		val []float32
 	}
-	lists := make([]nb, n)
+	lists := make([][]nb, nOut)
+	for o := range lists {
+		lists[o] = make([]nb, n)
+	}
 	var next atomic.Int64
 	var stop atomic.Bool
 	const chunk = 64
@@ -72,7 +112,11 @@ func NewItemKNN(ctx context.Context, ui *CSR, neighbors int, fallback Recommende
 			acc := make([]float32, n)
 			seen := make([]bool, n)
 			var touched []int32
-			top := NewTopK(neighbors)
+			tops := make([]*TopK, nOut)
+			for o := range tops {
+				tops[o] = NewTopK(neighbors)
+			}
+			vals := make([]float32, nOut)
 			var sorted []Scored
 			for !stop.Load() {
 				lo := int(next.Add(chunk)) - chunk
@@ -84,14 +128,11 @@ func NewItemKNN(ctx context.Context, ui *CSR, neighbors int, fallback Recommende
 					return
 				}
 				for i := lo; i < min(lo+chunk, n); i++ {
-					if norm[i] == 0 {
-						continue
-					}
 					touched = touched[:0]
-					users, wu := iu.Row(int32(i))
+					users, wu := left.Row(int32(i))
 					for p, u := range users {
 						w := wu[p]
-						items, wi := ui.Row(u)
+						items, wi := right.Row(u)
 						for q, j := range items {
 							if !seen[j] {
 								seen[j] = true
@@ -100,47 +141,49 @@ func NewItemKNN(ctx context.Context, ui *CSR, neighbors int, fallback Recommende
 							acc[j] += w * wi[q]
 						}
 					}
-					top.Reset()
+					for _, t := range tops {
+						t.Reset()
+					}
 					for _, j := range touched {
-						if j != int32(i) && norm[j] > 0 {
-							top.Push(j, acc[j]/(norm[i]*norm[j]))
+						if j != int32(i) && score(int32(i), j, acc[j], vals) {
+							for o, t := range tops {
+								t.Push(j, vals[o])
+							}
 						}
 						acc[j], seen[j] = 0, false
 					}
-					sorted = top.Sorted(sorted[:0])
-					sortByItem(sorted)
-					l := nb{idx: make([]int32, len(sorted)), val: make([]float32, len(sorted))}
-					for q, s := range sorted {
-						l.idx[q], l.val[q] = s.Item, s.Score
+					for o, t := range tops {
+						sorted = t.Sorted(sorted[:0])
+						sortByItem(sorted)
+						l := nb{idx: make([]int32, len(sorted)), val: make([]float32, len(sorted))}
+						for q, s := range sorted {
+							l.idx[q], l.val[q] = s.Item, s.Score
+						}
+						lists[o][i] = l
 					}
-					lists[i] = l
 				}
 			}
 		}()
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("itemknn: build similarities: %w", err)
+		return nil, err
 	}
-	sim := &CSR{Rows: n, Cols: n, Ptr: make([]int64, n+1)}
-	for i, l := range lists {
-		sim.Ptr[i+1] = sim.Ptr[i] + int64(len(l.idx))
-	}
-	sim.Idx = make([]int32, 0, sim.Ptr[n])
-	sim.Val = make([]float32, 0, sim.Ptr[n])
-	for _, l := range lists {
-		sim.Idx = append(sim.Idx, l.idx...)
-		sim.Val = append(sim.Val, l.val...)
-	}
-	k := &ItemKNN{ui: ui, sim: sim, fallback: fallback}
-	k.scratch.New = func() any {
-		s := &knnScratch{score: make([]float32, n), best: make([]float32, n), reason: make([]int32, n)}
-		for i := range s.reason {
-			s.reason[i] = -1
+	out := make([]*CSR, nOut)
+	for o, ls := range lists {
+		sim := &CSR{Rows: n, Cols: n, Ptr: make([]int64, n+1)}
+		for i, l := range ls {
+			sim.Ptr[i+1] = sim.Ptr[i] + int64(len(l.idx))
 		}
-		return s
+		sim.Idx = make([]int32, 0, sim.Ptr[n])
+		sim.Val = make([]float32, 0, sim.Ptr[n])
+		for _, l := range ls {
+			sim.Idx = append(sim.Idx, l.idx...)
+			sim.Val = append(sim.Val, l.val...)
+		}
+		out[o] = sim
 	}
-	return k, nil
+	return out, nil
 }
 
 func sortByItem(s []Scored) {

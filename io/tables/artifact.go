@@ -156,6 +156,11 @@ type Selection struct {
 	// (days) of the user's history weights; 0 neighbours = the config's largest.
 	KNNNeighbors       int     `json:"knn_neighbors,omitempty"`
 	KNNHistoryHalfLife float64 `json:"knn_history_half_life_days,omitempty"`
+	// KNNSimilarity is the component's item-item model (cosine, rp3beta,
+	// ease; "" = cosine) and KNNSimilarityParam its parameter (rp3beta's
+	// beta, ease's lambda as a multiple of the mean item degree).
+	KNNSimilarity      string  `json:"knn_similarity,omitempty"`
+	KNNSimilarityParam float64 `json:"knn_similarity_param,omitempty"`
 	// BaselineNeighbors is the ItemKNN baseline's neighbour-list length.
 	BaselineNeighbors int `json:"itemknn_neighbors,omitempty"`
 	// Publish is the recommender of the published table (GateResult.Publish).
