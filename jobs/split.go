@@ -51,7 +51,18 @@ func newSlice(in *model.Interactions, cutoff int64, halfLifeDays, popHalfLifeDay
 // the types in excl (nil = every type: all seen items).
 func newSliceExcluding(in *model.Interactions, cutoff int64, halfLifeDays, popHalfLifeDays float64, excl configs.TypeMask) *slice {
 	n := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].TS >= cutoff })
-	ev := in.Events[:n]
+	return sliceOfEvents(in, in.Events[:n], cutoff, halfLifeDays, popHalfLifeDays, excl)
+}
+
+// newSliceOf is the training view of the given events (a subset of
+// in.Events in time order, all before cutoff), ages measured from cutoff,
+// with the run's settings: how the offline protocols train on per-user
+// cut-offs.
+func (e *env) newSliceOf(in *model.Interactions, ev []model.Event, cutoff int64) *slice {
+	return sliceOfEvents(in, ev, cutoff, e.cfg.Train.HalfLifeDays, e.cfg.Baselines.PopularityHalfLifeDays, e.cfg.ExcludedTypes())
+}
+
+func sliceOfEvents(in *model.Interactions, ev []model.Event, cutoff int64, halfLifeDays, popHalfLifeDays float64, excl configs.TypeMask) *slice {
 	s := &slice{cutoff: cutoff, userLocal: fill(in.Users.Len()), itemLocal: fill(in.Items.Len())}
 	rows := make([]int32, len(ev))
 	cols := make([]int32, len(ev))

@@ -207,3 +207,58 @@ func BenchmarkEvaluate(b *testing.B) {
 		})
 	}
 }
+
+func TestEvaluateSampled(t *testing.T) {
+	const items = 1000
+	all := make([]int32, items) // 0, 1, 2, … : target 500 ranks behind every negative below it
+	for i := range all {
+		all[i] = int32(i)
+	}
+	first := make([]int32, 0, items) // the target first, then the rest
+	first = append(first, 500)
+	for i := range int32(items) {
+		if i != 500 {
+			first = append(first, i)
+		}
+	}
+	in := EvalInput{Users: []int32{0}, Targets: [][]int32{{500}}, Ks: []int{10}, NItems: items}
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		rec     fixedRecommender
+		hr, ndc float64
+	}{
+		{"target first", fixedRecommender{0: first}, 1, 1},
+		{"target behind half the items", fixedRecommender{0: all}, 0, 0},
+		{"nothing listed: the middle rank among 100", fixedRecommender{}, 0, 0},
+	}
+	for _, tt := range tests {
+		m, err := EvaluateSampled(ctx, tt.rec, in, 100, 1, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m["hr@10"] != tt.hr || math.Abs(m["ndcg@10"]-tt.ndc) > 1e-12 || m["users"] != 1 {
+			t.Errorf("%s: %v", tt.name, m)
+		}
+	}
+	// with 5 negatives, a target behind half the items ranks about 3rd:
+	// HR@10 1 and NDCG below 1; the same seed draws the same negatives
+	a, _ := EvaluateSampled(ctx, fixedRecommender{0: all}, in, 5, 7, 1)
+	b, _ := EvaluateSampled(ctx, fixedRecommender{0: all}, in, 5, 7, 2)
+	if a["hr@10"] != 1 || !(a["ndcg@10"] < 1) || a["ndcg@10"] != b["ndcg@10"] {
+		t.Errorf("5 negatives: %v, again %v", a, b)
+	}
+	// excluded items are never negatives: exclude all but the target and
+	// two items ranked after it
+	ex := make([]int32, 0, items)
+	for i := range int32(items) {
+		if i != 500 && i != 998 && i != 999 {
+			ex = append(ex, i)
+		}
+	}
+	in.Exclude = [][]int32{ex}
+	c, _ := EvaluateSampled(ctx, fixedRecommender{0: all}, in, 100, 1, 1)
+	if c["hr@10"] != 1 || c["ndcg@10"] != 1 {
+		t.Errorf("only later items as negatives: %v", c)
+	}
+}
