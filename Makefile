@@ -10,11 +10,13 @@ PKGS      := ./...
 all: build
 
 build:
+	@test -x bin/shelf || echo "make: building bin/shelf (the first build downloads the Go modules and compiles Arrow, parquet-go, Gorgonia and the cloud SDKs: a few minutes)"
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/shelf ./jobs/shelf
 
 # The whole pipeline on the bundled Online Retail sample into ./shelf-out (file://, no cloud account).
 demo: build
-	SHELF_LOG_FORMAT=text ./bin/shelf demo
+	@echo "make: running the whole pipeline on testdata/online-retail into ./shelf-out (about half a minute)"
+	./bin/shelf demo
 
 # Installs/starts what the tests need (idempotent), runs every test, and
 # stops the servers it started.

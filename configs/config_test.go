@@ -33,9 +33,9 @@ func TestExampleConfigsAreValid(t *testing.T) {
 func TestLoadIsStrict(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct{ name, yaml, want string }{
-		{"unknown top", "nmae: x\n", "field nmae not found"},
-		{"unknown nested", "train:\n  epoch: 3\n", "field epoch not found"},
-		{"wrong type", "train:\n  epochs: many\n", "cannot unmarshal"},
+		{"unknown top", "nmae: x\n", `unknown key "nmae" — did you mean "name"?`},
+		{"unknown nested", "train:\n  epoch: 3\n", `unknown key "train.epoch" — did you mean "train.epochs"?`},
+		{"wrong type", "train:\n  epochs: many\n", "the setting wants a whole number"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(dir, "c.yaml")
@@ -239,5 +239,29 @@ func TestValidateRejectsAbsurdValues(t *testing.T) {
 	c.Events.URL, c.Output.URL = "mem://", "mem://"
 	if err := c.Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
+	}
+}
+
+// Config errors speak the config's language: the key's full path, the
+// nearest known key, what the value should be.
+func TestConfigErrorsSuggest(t *testing.T) {
+	var cfg Config
+	err := Decode([]byte("events:\n  lookback_day: 3\ntrain:\n  epochs: many\n"), &cfg)
+	for _, want := range []string{`line 2: unknown key "events.lookback_day" — did you mean "events.lookback_days"?`, `line 4: "many" is a string, the setting wants a whole number`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "configs.") {
+		t.Errorf("Go type names in %v", err)
+	}
+	err = Decode([]byte("zzz_totally_else: 1\n"), &cfg)
+	if err == nil || strings.Contains(err.Error(), "did you mean") {
+		t.Errorf("no near key, yet: %v", err)
+	}
+	c := Default()
+	err = c.ApplyEnv([]string{"SHELF_TRAIN_EPOCH=3"})
+	if err == nil || !strings.Contains(err.Error(), "did you mean SHELF_TRAIN_EPOCHS?") {
+		t.Errorf("env: %v", err)
 	}
 }

@@ -111,7 +111,7 @@ var malformedCases = []malformedCase{
 	{name: "missing_user", build: func(t testing.TB) []byte {
 		sc := arrow.NewSchema([]arrow.Field{field("item_id", arrow.BinaryTypes.String), field("ts", tsMS), field("event_type", arrow.BinaryTypes.String)}, nil)
 		return parquetBytes(t, sc, [][]any{{"i1", at(0), "view"}}, 0)
-	}, errColumn: "user_id", errRow: -1, errContains: "missing (mapped as user_id)"},
+	}, errColumn: "user_id", errRow: -1, errContains: "missing (mapped as user_id); the file has \""},
 	{name: "missing_quantity", build: func(t testing.TB) []byte {
 		return std(t, []any{"u1", "i1", at(0), "view"})
 	}, cfg: func(c *configs.EventsConfig) { c.Columns.Quantity = "qty" }, errColumn: "qty", errRow: -1, errContains: "missing (mapped as quantity)"},

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,7 +99,11 @@ type fileColumns struct {
 func (c *fileColumns) need(name, role string, check func(arrow.DataType) error, read bool) (arrow.DataType, error) {
 	idx := c.sc.FieldIndices(name)
 	if len(idx) == 0 {
-		return nil, c.s.dataErr(c.key, name, "missing (mapped as %s)", role)
+		have := make([]string, 0, c.sc.NumFields())
+		for _, f := range c.sc.Fields() {
+			have = append(have, strconv.Quote(f.Name))
+		}
+		return nil, c.s.dataErr(c.key, name, "missing (mapped as %s); the file has %s", role, strings.Join(have, ", "))
 	}
 	f := c.sc.Field(idx[0])
 	if err := check(f.Type); err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -31,9 +30,8 @@ type backfillSummary struct {
 }
 
 func backfill(ctx context.Context, args, environ []string, log *slog.Logger, progress *jobs.Progress) (any, error) {
-	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
 	var c common
-	c.register(fs)
+	fs := newFlags("backfill", &c)
 	from := fs.String("from", "", "first as-of date (YYYY-MM-DD)")
 	to := fs.String("to", "", "last as-of date (YYYY-MM-DD), inclusive")
 	parallel := fs.Int("parallel", 1, "dates run at once")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,7 +13,7 @@ import (
 
 // benchCmd runs the stage benchmark and writes bench.md and bench.json.
 func benchCmd(ctx context.Context, args []string, log *slog.Logger) (any, error) {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs := newFlags("bench", nil)
 	out := fs.String("out", "bench-out", "directory for bench.md, bench.json and scratch data")
 	o := bench.Options{Python: "/usr/bin/python3"}
 	fs.Int64Var(&o.Events, "events", 1_000_000, "synthetic events")

@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"flag"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,11 +15,12 @@ import (
 
 // evalCmd recomputes a version's holdout metrics and prints model vs baselines.
 func evalCmd(ctx context.Context, args, environ []string, log *slog.Logger, stdout io.Writer) error {
-	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	var c common
-	c.register(fs)
+	fs := newFlags("eval", &c)
 	versionID := fs.String("version", "", "model version to evaluate (default: the one this date's run published)")
 	forward := fs.Int("forward-days", 0, "instead: score the committed recommendations table of --date on the N days after it, next to baselines fit through the date")
+	protocol := fs.String("protocol", "", "instead: fit Shelf and its baselines on the events through --date and measure them with a standard protocol: temporal, leave-one-out or sampled (publishes nothing)")
+	asJSON := fs.Bool("json", false, "with --protocol: print the result as JSON")
 	if err := fs.Parse(args); err != nil {
 		return jobs.Permanent(err)
 	}
@@ -27,10 +28,42 @@ func evalCmd(ctx context.Context, args, environ []string, log *slog.Logger, stdo
 	if err != nil {
 		return err
 	}
+	if *protocol != "" && cfg.Output.URL == "" {
+		cfg.Output.URL = "mem://" // a protocol publishes nothing; its checkpoints stay in memory
+	}
 	r := &jobs.Runner{Cfg: cfg, Log: log, CodeVersion: version, Now: time.Now,
 		PseudonymKey: []byte(lookup(environ, "SHELF_PSEUDONYM_KEY"))}
 	cols := []string{"ndcg@10", "recall@10", "hr@10", "map@10", "ndcg@20", "recall@20", "hr@20", "coverage@10", "users"}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
+	if *protocol != "" {
+		res, err := r.EvalProtocol(ctx, *protocol)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(res)
+		}
+		pc := []string{"ndcg@10", "recall@10", "hr@10", "ndcg@20", "hr@20", "users"}
+		if res.Protocol != "sampled" {
+			pc = append(pc[:5:5], "coverage@10", "users")
+		}
+		metricRow(tw, "recommender", pc, nil)
+		fmt.Fprintln(tw)
+		for _, name := range res.Names {
+			metricRow(tw, name, pc, res.Metrics[name])
+			fmt.Fprintln(tw)
+		}
+		tw.Flush()
+		fmt.Fprintf(stdout, "protocol %s on the events through %s: %s; %d test users (%d targets dropped: item unseen in training), validation %s (%d users); %.0f s\n",
+			res.Protocol, res.Date, res.Split, res.TestUsers, res.Dropped, res.Validation, res.ValUsers, res.Seconds)
+		if res.Negatives > 0 {
+			fmt.Fprintf(stdout, "each target ranked against %d sampled negatives (not comparable with full ranking)\n", res.Negatives)
+		}
+		fmt.Fprintf(stdout, "model = the table Shelf would publish: %v\n", res.Selection)
+		return nil
+	}
 	if *forward > 0 {
 		res, err := r.EvalTable(ctx, *forward)
 		if err != nil {
@@ -87,6 +120,8 @@ func metricRow(w io.Writer, name string, cols []string, met map[string]float64) 
 	for _, c := range cols {
 		if met == nil {
 			fmt.Fprintf(w, "%s\t", c)
+		} else if c == "users" {
+			fmt.Fprintf(w, "%d\t", int64(met[c]))
 		} else {
 			fmt.Fprintf(w, "%.4f\t", met[c])
 		}

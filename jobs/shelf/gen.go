@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"time"
@@ -14,7 +13,7 @@ import (
 
 // gen writes a synthetic behaviour dump (see io/synth) to a bucket URL.
 func gen(ctx context.Context, args []string, log *slog.Logger) (any, error) {
-	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
+	fs := newFlags("gen", nil)
 	url := fs.String("url", "", "bucket URL to write dt=YYYY-MM-DD/part-*.parquet into")
 	var o synth.Options
 	fs.Int64Var(&o.Events, "events", 1_000_000, "total events")

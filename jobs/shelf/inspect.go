@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -18,9 +18,8 @@ import (
 
 // inspect lists the model's published versions, their gate metric and LATEST.
 func inspect(ctx context.Context, args, environ []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
 	var c common
-	c.register(fs)
+	fs := newFlags("inspect", &c)
 	user := fs.String("user", "", "show this user's recommendations in the committed table of --date")
 	if err := fs.Parse(args); err != nil {
 		return jobs.Permanent(err)
@@ -37,16 +36,38 @@ func inspect(ctx context.Context, args, environ []string, stdout io.Writer) erro
 		return err
 	}
 	defer b.Close()
+	latest, err := tables.Latest(ctx, b, cfg.Name)
+	if err != nil {
+		return err
+	}
 	if *user != "" {
-		return showUser(ctx, b, cfg.Date, *user, stdout)
+		date := cfg.Date
+		if date == "" { // LATEST's date, else the newest committed one
+			if latest != "" {
+				if m, err := tables.OpenVersion(ctx, b, cfg.Name, latest); err == nil {
+					date = m.Date
+				}
+			}
+			if date == "" {
+				return jobs.Permanent(fmt.Errorf("inspect --user: model %q has no LATEST under %s: pass --date", cfg.Name, blobs.Redact(cfg.Output.URL)))
+			}
+		}
+		return showUser(ctx, b, date, *user, stdout)
 	}
 	ids, err := tables.ListVersions(ctx, b, cfg.Name)
 	if err != nil {
 		return err
 	}
-	latest, err := tables.Latest(ctx, b, cfg.Name)
-	if err != nil {
-		return err
+	if len(ids) == 0 {
+		names, err := modelNames(ctx, b)
+		if err != nil {
+			return err
+		}
+		if len(names) == 0 {
+			return jobs.Permanent(fmt.Errorf("inspect: no model versions under %s (%w)", blobs.Redact(cfg.Output.URL), tables.ErrNoVersion))
+		}
+		return jobs.Permanent(fmt.Errorf("inspect: no versions of model %q under %s; it holds %s: pass that model's --config (or SHELF_NAME=…) (%w)",
+			cfg.Name, blobs.Redact(cfg.Output.URL), strings.Join(names, ", "), tables.ErrNoVersion))
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VERSION\tDATE\tGATE\tMETRIC\tMODEL\tBEST BASELINE\tPURCHASE\tTABLES\tLATEST")
@@ -69,6 +90,29 @@ func inspect(ctx context.Context, args, environ []string, stdout io.Writer) erro
 			purchaseGate(m.Purchase), committedTables(ctx, b, m), mark)
 	}
 	return tw.Flush()
+}
+
+// modelNames lists the model names under models/ that hold a version.
+func modelNames(ctx context.Context, b *blob.Bucket) ([]string, error) {
+	it := b.List(&blob.ListOptions{Prefix: "models/", Delimiter: "/"})
+	var names []string
+	for {
+		obj, err := it.Next(ctx)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, fmt.Errorf("list models/: %w", err)
+		}
+		if !obj.IsDir {
+			continue
+		}
+		name := strings.TrimSuffix(strings.TrimPrefix(obj.Key, "models/"), "/")
+		if ids, err := tables.ListVersions(ctx, b, name); err == nil && len(ids) > 0 {
+			names = append(names, fmt.Sprintf("%q (%d versions)", name, len(ids)))
+		}
+	}
+	return names, nil
 }
 
 // purchaseGate is the purchase model's own gate decision.
@@ -100,9 +144,6 @@ func committedTables(ctx context.Context, b *blob.Bucket, m *tables.Manifest) st
 
 // showUser prints one user's rows of a committed recommendations partition.
 func showUser(ctx context.Context, b *blob.Bucket, date, user string, stdout io.Writer) error {
-	if date == "" {
-		return jobs.Permanent(fmt.Errorf("inspect --user: pass --date"))
-	}
 	s, err := tables.ReadSuccess(ctx, b, tables.Recommendations, date)
 	if err != nil {
 		return err

@@ -16,8 +16,10 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	// Storage drivers: every URL scheme production uses.
@@ -46,16 +48,22 @@ Usage:
   shelf commit   --date D --config FILE --shards N              check parts, _SUCCESS, move LATEST
   shelf backfill --from D1 --to D2 --config FILE [--parallel N] [--force]
   shelf demo     [--output-url URL]             whole pipeline on the bundled sample into ./shelf-out
-  shelf eval     --date D --config FILE [--version V | --forward-days N]  recompute a version's holdout metrics, or score a published table on later days
+  shelf eval     --date D --config FILE [--version V | --forward-days N | --protocol P]  a version's holdout metrics, a table on later days, or an offline protocol
   shelf tune     --date D --config FILE [--trials N] [--out FILE]  seeded hyper-parameter search on the validation window; writes the best config
   shelf inspect  --config FILE [--output-url URL] [--date D --user U]   list versions and LATEST, or a user's rows
   shelf gen      --url URL [--events N --users N --items N --days N --end D --seed S]   synthetic dumps
   shelf bench    [--out DIR] [--events N]    stage throughput vs the machine's limits and PyTorch (bench.md/json)
   shelf version
 
+Every command also takes --quiet (warnings and errors only) and --output json (the result as
+JSON even at a terminal; elsewhere it always is). Logs are text at a terminal, JSON lines
+otherwise (SHELF_LOG_FORMAT=text|json, SHELF_LOG_LEVEL=debug|info|warn|error).
 Settings: defaults → --config YAML (or $SHELF_CONFIG) → SHELF_* environment → flags.
 --date accepts YYYY-MM-DD, "today" or "yesterday" (UTC).
-Exit codes: 0 ok, 1 retryable (I/O, interrupted), 2 permanent (bad config or data, gate refused, lock held).
+Exit codes: 0 done (a table was committed: the model's or, when it lost, the best baseline's),
+1 retryable (storage, interrupted, the date's lock held by a live run, a crash),
+2 permanent (bad config, URL, credentials or data; a missing version; a same-date rerun worse
+than the date's table). "shelf CMD -h" explains each command.
 `
 
 func main() {
@@ -92,9 +100,14 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		}
 		return jobs.ExitOK
 	}
-	progress, logw := progressOn(stderr)
+	args, quiet := cutFlag(args, "quiet")
+	args, asJSON := cutOutputJSON(args)
+	if quiet {
+		environ = append(slices.Clone(environ), "SHELF_LOG_LEVEL=warn")
+	}
+	progress, logw := progressOn(stderr, quiet)
 	defer progress.Close()
-	log := newLogger(environ, logw)
+	log := newLogger(environ, logw, isTerminal(stderr))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	cmd, rest := args[0], args[1:]
@@ -124,10 +137,17 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	progress.Close() // stdout may be the same terminal
 	if res != nil {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(res)
+		if r, ok := res.(*jobs.Result); ok && !asJSON && isTerminal(stdout) {
+			printSummary(stdout, cmd, r)
+		} else {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			enc.Encode(res)
+		}
 		writeXCom(res, log)
+		if r, ok := res.(*jobs.Result); ok && cmd == "demo" && err == nil {
+			demoNext(stderr, r)
+		}
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return jobs.ExitOK // -h printed the command's flags
@@ -143,8 +163,14 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-func newLogger(environ []string, w io.Writer) *slog.Logger {
+// newLogger writes JSON lines, or readable key=value text
+// (SHELF_LOG_FORMAT=text, the default on a terminal); SHELF_LOG_LEVEL
+// (debug, info, warn, error) filters.
+func newLogger(environ []string, w io.Writer, tty bool) *slog.Logger {
 	format, level := "json", slog.LevelInfo
+	if tty {
+		format = "text"
+	}
 	for _, kv := range environ {
 		if v, ok := strings.CutPrefix(kv, "SHELF_LOG_FORMAT="); ok {
 			format = v
@@ -155,17 +181,131 @@ func newLogger(environ []string, w io.Writer) *slog.Logger {
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	if format == "text" {
+		opts.ReplaceAttr = readableAttr
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
+// readableAttr makes text logs readable: maps, slices and structs as
+// compact JSON (not Go's map[...] syntax), floats to 4 significant digits,
+// the time to the second.
+func readableAttr(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 {
+		switch a.Key {
+		case slog.TimeKey:
+			return slog.String(slog.TimeKey, a.Value.Time().UTC().Format("15:04:05"))
+		case slog.LevelKey, slog.MessageKey, slog.SourceKey:
+			return a
+		}
+	}
+	switch a.Value.Kind() {
+	case slog.KindFloat64:
+		return slog.String(a.Key, strconv.FormatFloat(a.Value.Float64(), 'g', 4, 64))
+	case slog.KindAny:
+		v := a.Value.Any()
+		if err, ok := v.(error); ok {
+			return slog.String(a.Key, err.Error())
+		}
+		if b, err := json.Marshal(v); err == nil {
+			return slog.String(a.Key, string(b))
+		}
+	}
+	return a
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// cutFlag removes --name / -name from args and reports whether it was there
+// (a flag every command takes, handled before the command's own flags).
+func cutFlag(args []string, name string) ([]string, bool) {
+	found := false
+	out := args[:1:1]
+	for _, a := range args[1:] {
+		if a == "--"+name || a == "-"+name {
+			found = true
+			continue
+		}
+		out = append(out, a)
+	}
+	return out, found
+}
+
+// cutOutputJSON removes --output json (or --output=json) from args.
+func cutOutputJSON(args []string) ([]string, bool) {
+	found := false
+	out := args[:1:1]
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case (a == "--output" || a == "-output") && i+1 < len(args) && args[i+1] == "json":
+			found = true
+			i++
+		case a == "--output=json" || a == "-output=json":
+			found = true
+		default:
+			out = append(out, a)
+		}
+	}
+	return out, found
+}
+
+// printSummary is a run's result for a person at a terminal; --output json
+// (or a stdout that is not a terminal: pods, Airflow, pipes) prints the
+// whole result as JSON instead.
+func printSummary(w io.Writer, cmd string, r *jobs.Result) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
+	row("date", r.Date)
+	if r.Version != "" {
+		row("version", r.Version)
+	}
+	switch {
+	case r.Skipped:
+		row("result", "already committed with this config and code: nothing to do (--force recomputes)")
+	case r.TableSource == "model":
+		row("result", "published the model's table")
+	case r.TableSource != "":
+		row("result", "published the "+r.TableSource+" baseline's table: the model did not pass (LATEST unchanged)")
+	case cmd == "train" && r.Gate.Metric != "":
+		row("result", "version published; score and commit its table next")
+	}
+	if g := r.Gate; g.Metric != "" {
+		row("gate", g.Reason)
+	}
+	if r.Latest != "" {
+		row("LATEST", r.Latest)
+	}
+	if r.Accounting != nil {
+		a := r.Accounting
+		var rej int64
+		for _, n := range a.Rejected {
+			rej += n
+		}
+		row("input rows", fmt.Sprintf("%d read: %d used, %d rejected or filtered, %d outside the window, %d duplicates", a.Read, a.Used, rej, a.OutsideWindow, a.Duplicate))
+	}
+	if r.TablesURI != "" {
+		row("table", r.TablesURI)
+	}
+	if r.VersionURI != "" {
+		row("version files", r.VersionURI)
+		if p, ok := strings.CutPrefix(r.VersionURI, "file://"); ok {
+			row("report", strings.TrimSuffix(p, "/")+"/report.html")
+		}
+	}
+	tw.Flush()
+}
+
 // progressOn draws progress bars when stderr is a terminal, with the log
 // lines written through it (above the bars); otherwise progress is logged
 // as periodic lines. It returns the progress settings and the log writer.
-func progressOn(stderr io.Writer) (*jobs.Progress, io.Writer) {
+func progressOn(stderr io.Writer, quiet bool) (*jobs.Progress, io.Writer) {
 	f, ok := stderr.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+	if quiet || !ok || !term.IsTerminal(int(f.Fd())) {
 		return &jobs.Progress{}, stderr
 	}
 	width, _, err := term.GetSize(int(f.Fd()))
@@ -182,12 +322,22 @@ type common struct {
 	force                              bool
 }
 
-func (c *common) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.config, "config", "", "YAML config file (default $SHELF_CONFIG)")
-	fs.StringVar(&c.date, "date", "", "as-of date YYYY-MM-DD, today or yesterday (UTC)")
-	fs.StringVar(&c.eventsURL, "events-url", "", "bucket URL of the behaviour dumps")
-	fs.StringVar(&c.outputURL, "output-url", "", "bucket URL for artifacts and tables")
-	fs.BoolVar(&c.force, "force", false, "take over another run's lock and recompute committed output")
+// register adds the common flags named in which to fs.
+func (c *common) register(fs *flag.FlagSet, which ...string) {
+	for _, name := range which {
+		switch name {
+		case "config":
+			fs.StringVar(&c.config, "config", "", "YAML config file (default $SHELF_CONFIG)")
+		case "date":
+			fs.StringVar(&c.date, "date", "", "as-of date YYYY-MM-DD, today or yesterday (UTC)")
+		case "events-url":
+			fs.StringVar(&c.eventsURL, "events-url", "", "bucket URL of the behaviour dumps (default events.url)")
+		case "output-url":
+			fs.StringVar(&c.outputURL, "output-url", "", "bucket URL for artifacts and tables (default output.url)")
+		case "force":
+			fs.BoolVar(&c.force, "force", false, "take over another run's lock and recompute committed output")
+		}
+	}
 }
 
 // settings builds the effective config: defaults → file → env → flags.
@@ -227,6 +377,11 @@ func resolveDate(d string, now time.Time) (string, error) {
 	}
 	if d != "" {
 		if _, err := time.Parse(time.DateOnly, d); err != nil {
+			var pe *time.ParseError
+			if errors.As(err, &pe) && pe.Message != "" {
+				// "day out of range" and the like: the shape was right
+				return "", fmt.Errorf("--date %q: %s (want a real calendar day YYYY-MM-DD, today or yesterday)", d, strings.TrimPrefix(pe.Message, ": "))
+			}
 			return "", fmt.Errorf("--date %q: want YYYY-MM-DD, today or yesterday", d)
 		}
 	}
@@ -243,11 +398,16 @@ func lookup(environ []string, key string) string {
 }
 
 func stage(ctx context.Context, cmd string, args, environ []string, log *slog.Logger, progress *jobs.Progress) (any, error) {
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	var c common
-	c.register(fs)
-	shard := fs.Int("shard", -1, "score: shard index (default $JOB_COMPLETION_INDEX)")
-	shards := fs.Int("shards", 0, "score/commit: number of shards (default score.shards)")
+	fs := newFlags(cmd, &c)
+	shard, shards := new(int), new(int)
+	*shard = -1
+	if cmd == "score" {
+		fs.IntVar(shard, "shard", -1, "shard index (default $JOB_COMPLETION_INDEX)")
+	}
+	if cmd == "score" || cmd == "commit" {
+		fs.IntVar(shards, "shards", 0, "number of shards (default score.shards)")
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, jobs.Permanent(err)
 	}
@@ -298,6 +458,28 @@ func dispatch(ctx context.Context, cmd string, r *jobs.Runner, shard int, enviro
 	default:
 		return r.Commit(ctx, r.Cfg.Score.Shards)
 	}
+}
+
+// demoNext tells a newcomer where the demo's output is and what to run next.
+func demoNext(w io.Writer, r *jobs.Result) {
+	outURL, _, ok := strings.Cut(r.VersionURI, "/models/")
+	if !ok {
+		return
+	}
+	report := strings.TrimPrefix(strings.TrimSuffix(r.VersionURI, "/"), "file://") + "/report.html"
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, report); err == nil && !strings.HasPrefix(rel, "..") {
+			report = rel
+		}
+	}
+	data, _ := filepath.Abs("testdata/online-retail")
+	fmt.Fprintf(w, `
+The demo published model version %s and its tables under %s
+  the report (open it in a browser): %s
+  the versions and LATEST:  ./bin/shelf inspect --config configs/online-retail.yaml --output-url %s
+  one customer's list:      ./bin/shelf inspect --config configs/online-retail.yaml --output-url %s --user 12347
+  re-measure the holdout:   ./bin/shelf eval --config configs/online-retail.yaml --date %s --events-url file://%s --output-url %s
+`, r.Version, outURL, report, outURL, outURL, r.Date, data, outURL)
 }
 
 // demoDefaults points the demo at the bundled sample and ./shelf-out.

@@ -16,7 +16,7 @@ import (
 // on it and log lines go through the terminal writer.
 func TestProgressOnTerminal(t *testing.T) {
 	ptm, pts := openPTY(t)
-	p, logw := progressOn(pts)
+	p, logw := progressOn(pts, false)
 	if p.Terminal == nil || logw != p.Terminal {
 		t.Fatalf("a terminal on stderr: progress %+v, log writer %T", p, logw)
 	}

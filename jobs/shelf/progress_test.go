@@ -17,7 +17,7 @@ func TestProgressOnNotATerminal(t *testing.T) {
 	defer r.Close()
 	defer w.Close()
 	for _, out := range []io.Writer{&bytes.Buffer{}, w} {
-		p, logw := progressOn(out)
+		p, logw := progressOn(out, false)
 		if p.Terminal != nil || logw != out {
 			t.Errorf("%T: progress %+v, log writer %T: want lines, logs unchanged", out, p, logw)
 		}

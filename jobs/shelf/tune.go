@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,9 +14,8 @@ import (
 
 // tuneCmd runs the seeded hyper-parameter search and writes the best config.
 func tuneCmd(ctx context.Context, args, environ []string, log *slog.Logger, stdout io.Writer) error {
-	fs := flag.NewFlagSet("tune", flag.ContinueOnError)
 	var c common
-	c.register(fs)
+	fs := newFlags("tune", &c)
 	trials := fs.Int("trials", 12, "settings to try; trial 0 is the config as given, the rest are drawn from a PCG seeded by the config's seed")
 	out := fs.String("out", "", "also write the best config to this local file (it is always written to tuning/<name>/<date>/best.yaml in the output bucket)")
 	if err := fs.Parse(args); err != nil {
@@ -44,7 +42,7 @@ func tuneCmd(ctx context.Context, args, environ []string, log *slog.Logger, stdo
 		if t.Error != "" {
 			mark = "failed: " + t.Error
 		}
-		fmt.Fprintf(tw, "%d\t%g\t%.4f\t%g\t%g\t%g\t%s\t%g\t%g\t%d\t%.4f\t%.4f\t%.1f\t%s\n", t.N, p["dim"], p["learning_rate"], p["negatives"],
+		fmt.Fprintf(tw, "%d\t%g\t%.4f\t%g\t%g\t%g\t%s\t%g\t%g\t%d\t%.4f\t%.4f\t%.1f\t  %s\t\n", t.N, p["dim"], p["learning_rate"], p["negatives"],
 			p["l2"], p["dropout"], t.Loss, p["neg_alpha"], p["half_life_days"], t.Epochs, t.Neural, t.Validation, t.Seconds, mark)
 	}
 	tw.Flush()
