@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"fmt"
+	"sort"
 
 	"github.com/shelfml/shelf/jobs/report"
 	"github.com/shelfml/shelf/model"
@@ -14,15 +15,50 @@ const reportUsers = 500
 // renderReport builds report.html for a version being published.
 func (e *env) renderReport(o *trainOutcome) ([]byte, error) {
 	m := o.manifest
-	in := report.Input{Name: e.cfg.Name, Version: o.version, Date: e.cfg.Date, GatePassed: m.Gate.Passed, GateReason: m.Gate.Reason,
-		Window:  fmt.Sprintf("%s → %s (test from %s)", m.Window.Start, m.Window.End, m.Window.TestStart),
+	sel := m.Selection
+	in := report.Input{Name: e.cfg.Name, Version: o.version, Date: e.cfg.Date,
+		Decision: report.Decision{Source: m.Gate.Source(), Passed: m.Gate.Passed, Reason: m.Gate.Reason, Metric: m.Gate.Metric,
+			TestUsers: m.Gate.TestUsers, Evidence: sel.Evidence,
+			Similarity: itemSimilarity{orCosine(sel.KNNSimilarity), sel.KNNSimilarityParam}.String()},
+		Window:  fmt.Sprintf("%s → %s (data from %s)", m.Window.TestStart, m.Window.End, m.Window.Start),
 		Metrics: m.Metrics, History: map[string][]report.Epoch{},
-		Selection: map[string]float64{"epochs": float64(m.Selection.Epochs), "blend_knn": m.Selection.KNN, "blend_popularity": m.Selection.Popularity}}
-	if o.acc != nil {
-		in.Accounting = map[string]int64{"read": o.acc.Read, "used": o.acc.Used, "outside_window": o.acc.OutsideWindow, "duplicate": o.acc.Duplicate}
-		for k, v := range o.acc.Rejected {
-			in.Accounting["rejected "+k] = v
+		Selection: []report.Row{
+			{Name: "epochs", Value: fmt.Sprint(sel.Epochs)},
+			{Name: "blend", Value: fmt.Sprintf("neural %.2f, item component %.2f, popularity %.2f", 1-sel.KNN-sel.Popularity, sel.KNN, sel.Popularity)},
+			{Name: "item component", Value: fmt.Sprintf("%s, %d neighbours, history half-life %g days",
+				itemSimilarity{orCosine(sel.KNNSimilarity), sel.KNNSimilarityParam}, sel.KNNNeighbors, sel.KNNHistoryHalfLife)},
+			{Name: "ItemKNN baseline", Value: fmt.Sprintf("%d neighbours", sel.BaselineNeighbors)},
+		}}
+	switch {
+	case m.Gate.Passed && in.Decision.Source == "model":
+		in.Decision.Latest = "moves to this version once its table is committed (only forward in as-of date)"
+	case in.Decision.Source != "":
+		in.Decision.Latest = "stays where it was: only a model that passed its gate becomes LATEST"
+	}
+	if w := m.Window; w.Source != "" {
+		in.Windows = w.Source
+		if w.Reason != "" {
+			in.Windows += ": " + w.Reason
 		}
+	}
+	if o.acc != nil {
+		a := o.acc
+		in.Accounting = []report.Row{{Name: "read", Value: fmt.Sprint(a.Read)}, {Name: "used", Value: fmt.Sprint(a.Used)},
+			{Name: "outside the window", Value: fmt.Sprint(a.OutsideWindow)}, {Name: "duplicates", Value: fmt.Sprint(a.Duplicate)}}
+		if a.Forgotten > 0 {
+			in.Accounting = append(in.Accounting, report.Row{Name: "forgotten (erasure list)", Value: fmt.Sprint(a.Forgotten)})
+		}
+		reasons := make([]string, 0, len(a.Rejected))
+		for k := range a.Rejected {
+			reasons = append(reasons, k)
+		}
+		sort.Strings(reasons)
+		for _, k := range reasons {
+			in.Accounting = append(in.Accounting, report.Row{Name: "rejected: " + k, Value: fmt.Sprint(a.Rejected[k])})
+		}
+	}
+	if ps := m.Purchase; ps != nil && ps.Skipped != "" {
+		in.Purchase = &report.Purchase{Skipped: ps.Skipped}
 	}
 	for phase, hist := range o.history {
 		for _, h := range hist {
@@ -49,6 +85,11 @@ func (e *env) renderReport(o *trainOutcome) ([]byte, error) {
 		}
 	}
 	if o.purchase != nil {
+		pr := o.purchase.report
+		in.Purchase = &report.Purchase{Passed: pr.GatePassed, Reason: pr.GateReason, Metrics: map[string]map[string]float64{}}
+		for name, cm := range pr.Metrics {
+			in.Purchase.Metrics[name] = map[string]float64{"auc": cm.AUC, "pr_auc": cm.PRAUC, "log_loss": cm.LogLoss, "brier": cm.Brier, "ece": cm.ECE}
+		}
 		in.Calibration = map[string][]report.Bin{}
 		for name, cm := range o.purchase.report.Metrics {
 			for _, b := range cm.Reliability {

@@ -1,7 +1,9 @@
 // Package report renders a model version's report.html: a self-contained
-// page (plots embedded as PNG data URIs, no network) with training curves,
-// model vs baselines, the score distribution, popularity bias of the
-// recommendations and the purchase model's calibration.
+// page (plots embedded as PNG data URIs, no network) that a data engineer
+// reads in a minute — the decision first, then the evidence: the holdout
+// table with the published row marked and every recommender explained, the
+// purchase model, the input accounting, the choices validation made, and
+// plots with one quantity per axis.
 package report
 
 import (
@@ -10,11 +12,12 @@ import (
 	"fmt"
 	"html/template"
 	"image/color"
+	"math"
 	"sort"
 
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
@@ -32,20 +35,75 @@ type Bin struct {
 	Count                   int
 }
 
+// Row is one labelled value of a key/value table.
+type Row struct{ Name, Value string }
+
+// Decision is what the run did with its table and LATEST, and why.
+type Decision struct {
+	Source     string // "model", a baseline's name, or "" (no table from this version)
+	Passed     bool   // the model passed its gate
+	Reason     string // the gate's reason
+	Metric     string // e.g. ndcg@10
+	Latest     string // what happened to LATEST ("" = not known when the report was written)
+	TestUsers  int
+	Evidence   string // selection's fallback without enough validation users ("" = chosen on validation)
+	Similarity string // the item component chosen, e.g. "ease(lambda=4)"
+}
+
+// Purchase is the purchase model's summary.
+type Purchase struct {
+	Passed  bool
+	Reason  string
+	Skipped string                        // the stage stepped aside, and why
+	Metrics map[string]map[string]float64 // model → auc, pr_auc, log_loss, brier, ece
+}
+
 // Input is everything the page shows.
 type Input struct {
 	Name, Version, Date string
-	GatePassed          bool
-	GateReason          string
+	Decision            Decision
 	Window              string
-	Accounting          map[string]int64
-	Selection           map[string]float64
+	Windows             string // how the holdout windows were chosen
+	Accounting          []Row
+	Selection           []Row
 	History             map[string][]Epoch            // phase → epochs
 	Metrics             map[string]map[string]float64 // recommender → metric → value
 	Scores              []float64                     // recommendation scores (a sample)
 	RecItemCounts       []float64                     // per item: times recommended in the sample
 	TrainItemCounts     []float64                     // per item: training interactions
-	Calibration         map[string][]Bin              // purchase model and baselines
+	Purchase            *Purchase
+	Calibration         map[string][]Bin // purchase model and baselines
+}
+
+// explanations name what each row of the holdout table is.
+var explanations = map[string]string{
+	"model":                "the published hybrid: the neural model, the item component and recent popularity, blended with weights chosen on the validation window",
+	"neural":               "the Gorgonia ranking model alone (user and item embeddings into an MLP head)",
+	"blend_without_neural": "the same blend without the neural model: what the neural model adds",
+	"itemknn_recency":      "the hybrid's item-item component alone, with the user's history decayed by age",
+	"itemknn":              "baseline: cosine item-item neighbours of the user's history",
+	"popularity":           "baseline: the most popular items, time-decayed",
+	"latest":               "the current LATEST version's evaluation model, measured on this run's window",
+}
+
+// order puts the published recommender first, then the rest by the gate
+// metric, best first.
+func order(m map[string]map[string]float64, metric, published string) []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(a, b int) bool {
+		if (names[a] == published) != (names[b] == published) {
+			return names[a] == published
+		}
+		va, vb := m[names[a]][metric], m[names[b]][metric]
+		if va != vb {
+			return va > vb
+		}
+		return names[a] < names[b]
+	})
+	return names
 }
 
 type figure struct {
@@ -53,8 +111,19 @@ type figure struct {
 	Src            template.URL
 }
 
+type metricRow struct {
+	Name, Explain string
+	Published     bool
+	Values        []string
+}
+
+var holdoutCols = []string{"ndcg@10", "recall@10", "hr@10", "map@10", "ndcg@20", "hr@20", "coverage@10"}
+
+var purchaseCols = []string{"auc", "pr_auc", "log_loss", "brier", "ece"}
+
 // Render produces the HTML page.
 func Render(in Input) ([]byte, error) {
+	plot.DefaultFont = font.Font{Typeface: "Liberation", Variant: "Sans"}
 	var figs []figure
 	add := func(title, caption string, mk func() (*plot.Plot, error)) error {
 		p, err := mk()
@@ -71,41 +140,125 @@ func Render(in Input) ([]byte, error) {
 		figs = append(figs, figure{Title: title, Caption: caption, Src: src})
 		return nil
 	}
-	if err := add("Training", "loss (solid) and validation metric (dashed) per epoch and phase", func() (*plot.Plot, error) { return curves(in.History) }); err != nil {
-		return nil, err
+	metric := in.Decision.Metric
+	if metric == "" {
+		metric = "ndcg@10"
 	}
-	if err := add("Model vs baselines", "holdout metrics of every recommender, same run, same evaluator", func() (*plot.Plot, error) { return bars(in.Metrics) }); err != nil {
-		return nil, err
+	steps := []struct {
+		title, caption string
+		mk             func() (*plot.Plot, error)
+	}{
+		{"Training loss", "mean loss per epoch of each fit (select: early stopping on validation; evaluate: the holdout model; final: the published one)",
+			func() (*plot.Plot, error) { return curves(in.History, false, "loss") }},
+		{"Validation " + metric, "the neural model alone on the validation window after each epoch of the select fit; the best epoch is the one refit",
+			func() (*plot.Plot, error) { return curves(in.History, true, metric) }},
+		{"Score distribution", "scores of the published recommendations (a sample of users)", func() (*plot.Plot, error) { return histogram(in.Scores) }},
+		{"Popularity bias", "share of the recommendations (and of the training interactions) going to the most popular items", func() (*plot.Plot, error) { return bias(in.RecItemCounts, in.TrainItemCounts) }},
+		{"Purchase model calibration", "mean predicted probability against the observed purchase rate per bin (the numbers are the users per bin); on the diagonal is perfect",
+			func() (*plot.Plot, error) { return calibration(in.Calibration) }},
 	}
-	if err := add("Score distribution", "scores of the published recommendations (sample of users)", func() (*plot.Plot, error) { return histogram(in.Scores) }); err != nil {
-		return nil, err
+	for _, s := range steps {
+		if err := add(s.title, s.caption, s.mk); err != nil {
+			return nil, err
+		}
 	}
-	if err := add("Popularity bias", "share of recommendations and of training interactions going to the most popular items", func() (*plot.Plot, error) { return bias(in.RecItemCounts, in.TrainItemCounts) }); err != nil {
-		return nil, err
+	published := in.Decision.Source
+	var rows []metricRow
+	for _, name := range order(in.Metrics, metric, published) {
+		r := metricRow{Name: name, Explain: explanations[name], Published: name == published && published != ""}
+		if name == "itemknn_recency" && in.Decision.Similarity != "" {
+			r.Explain += " (" + in.Decision.Similarity + ")"
+		}
+		for _, c := range holdoutCols {
+			r.Values = append(r.Values, num(in.Metrics[name], c))
+		}
+		rows = append(rows, r)
 	}
-	if err := add("Purchase model calibration", "mean predicted probability vs observed purchase rate per bin; the diagonal is perfect calibration", func() (*plot.Plot, error) { return calibration(in.Calibration) }); err != nil {
-		return nil, err
+	var prows []metricRow
+	if in.Purchase != nil {
+		names := make([]string, 0, len(in.Purchase.Metrics))
+		for k := range in.Purchase.Metrics {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			r := metricRow{Name: n}
+			for _, c := range purchaseCols {
+				r.Values = append(r.Values, num(in.Purchase.Metrics[n], c))
+			}
+			prows = append(prows, r)
+		}
 	}
 	var buf bytes.Buffer
 	err := page.Execute(&buf, struct {
 		Input
-		Figures []figure
-		Keys    func(map[string]int64) []string
-	}{in, figs, keys})
+		Headline, Class string
+		Figures         []figure
+		Rows            []metricRow
+		Cols            []string
+		PurchaseRows    []metricRow
+		PurchaseCols    []string
+		Bins            []calRow
+	}{in, headline(in.Decision), class(in.Decision), figs, rows, holdoutCols, prows, purchaseCols, calRows(in.Calibration)})
 	return buf.Bytes(), err
 }
 
-func keys(m map[string]int64) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
+func num(m map[string]float64, k string) string {
+	v, ok := m[k]
+	if !ok || math.IsNaN(v) {
+		return "–"
 	}
-	sort.Strings(out)
+	return fmt.Sprintf("%.4f", v)
+}
+
+func headline(d Decision) string {
+	switch {
+	case d.Source == "model":
+		return "Published: the model's table. It passed its gate."
+	case d.Source != "":
+		return "Published: the " + d.Source + " baseline's table. The model did not pass, so LATEST stays on the last model that did."
+	}
+	return "No table from this version: the model was refused and the date keeps its table."
+}
+
+func class(d Decision) string {
+	switch {
+	case d.Source == "model":
+		return "ok"
+	case d.Source != "":
+		return "warn"
+	}
+	return "no"
+}
+
+type calRow struct {
+	Model string
+	Bins  []Bin
+}
+
+func calRows(c map[string][]Bin) []calRow {
+	names := make([]string, 0, len(c))
+	for k := range c {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var out []calRow
+	for _, n := range names {
+		var bins []Bin
+		for _, b := range c[n] {
+			if b.Count > 0 {
+				bins = append(bins, b)
+			}
+		}
+		out = append(out, calRow{n, bins})
+	}
 	return out
 }
 
+// toPNG draws p at 144 dpi (sharp on high-density screens, 1008 px wide).
 func toPNG(p *plot.Plot) (template.URL, error) {
-	c := vgimg.New(7*vg.Inch, 3.5*vg.Inch)
+	style(p)
+	c := vgimg.NewWith(vgimg.UseWH(7*vg.Inch, 3.2*vg.Inch), vgimg.UseDPI(144))
 	p.Draw(draw.New(c))
 	var buf bytes.Buffer
 	if _, err := (vgimg.PngCanvas{Canvas: c}).WriteTo(&buf); err != nil {
@@ -114,77 +267,68 @@ func toPNG(p *plot.Plot) (template.URL, error) {
 	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes())), nil
 }
 
-func curves(h map[string][]Epoch) (*plot.Plot, error) {
-	if len(h) == 0 {
-		return nil, nil
-	}
-	p := plot.New()
-	p.X.Label.Text, p.Y.Label.Text = "epoch", "loss / validation"
+// style sets legible sizes: 12 pt labels, 10 pt ticks, legends in a box
+// outside the data's way (the caller chooses the corner).
+func style(p *plot.Plot) {
+	p.X.Label.TextStyle.Font.Size, p.Y.Label.TextStyle.Font.Size = vg.Points(12), vg.Points(12)
+	p.X.Tick.Label.Font.Size, p.Y.Tick.Label.Font.Size = vg.Points(10), vg.Points(10)
+	p.Legend.TextStyle.Font.Size = vg.Points(10)
+	p.Add(plotter.NewGrid())
+}
+
+var palette = []color.Color{
+	color.RGBA{R: 31, G: 119, B: 180, A: 255},
+	color.RGBA{R: 255, G: 127, B: 14, A: 255},
+	color.RGBA{R: 44, G: 160, B: 44, A: 255},
+	color.RGBA{R: 214, G: 39, B: 40, A: 255},
+}
+
+// curves plots the loss (validation=false) or the validation metric of
+// each phase per epoch: one quantity per plot, so each has its own axis.
+func curves(h map[string][]Epoch, validation bool, label string) (*plot.Plot, error) {
 	phases := make([]string, 0, len(h))
 	for k := range h {
 		phases = append(phases, k)
 	}
 	sort.Strings(phases)
+	p := plot.New()
+	p.X.Label.Text, p.Y.Label.Text = "epoch", label
+	n := 0
 	for i, ph := range phases {
-		var loss, val plotter.XYs
+		var xy plotter.XYs
 		for _, e := range h[ph] {
-			loss = append(loss, plotter.XY{X: float64(e.Epoch), Y: e.Loss})
-			if e.Validation != 0 {
-				val = append(val, plotter.XY{X: float64(e.Epoch), Y: e.Validation})
+			v := e.Loss
+			if validation {
+				v = e.Validation
 			}
+			if validation && v == 0 {
+				continue
+			}
+			xy = append(xy, plotter.XY{X: float64(e.Epoch), Y: v})
 		}
-		l, err := plotter.NewLine(loss)
+		if len(xy) == 0 {
+			continue
+		}
+		l, s, err := plotter.NewLinePoints(xy)
 		if err != nil {
 			return nil, err
 		}
-		l.Color = plotutil.Color(i)
-		p.Add(l)
-		p.Legend.Add(ph+" loss", l)
-		if len(val) > 0 {
-			v, err := plotter.NewLine(val)
-			if err != nil {
-				return nil, err
-			}
-			v.Color, v.Dashes = plotutil.Color(i), []vg.Length{vg.Points(4), vg.Points(3)}
-			p.Add(v)
-			p.Legend.Add(ph+" validation", v)
-		}
+		l.Color, s.Color = palette[i%len(palette)], palette[i%len(palette)]
+		l.Width = vg.Points(2)
+		p.Add(l, s)
+		p.Legend.Add(ph, l)
+		n++
 	}
-	p.Legend.Top = true
-	return p, nil
-}
-
-var barMetrics = []string{"ndcg@10", "recall@10", "hr@10", "ndcg@20", "recall@20", "hr@20"}
-
-func bars(m map[string]map[string]float64) (*plot.Plot, error) {
-	if len(m) == 0 {
+	if n == 0 {
 		return nil, nil
 	}
-	p := plot.New()
-	p.Y.Label.Text = "value"
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
+	// the loss falls: its legend goes top right; the validation metric
+	// rises then flattens: bottom right
+	p.Legend.Top = !validation
+	p.Legend.XOffs = -vg.Points(6)
+	if n == 1 {
+		p.Legend = plot.NewLegend()
 	}
-	sort.Strings(names)
-	w := vg.Points(60 / float64(len(names)))
-	for i, n := range names {
-		vals := make(plotter.Values, len(barMetrics))
-		for j, k := range barMetrics {
-			vals[j] = m[n][k]
-		}
-		b, err := plotter.NewBarChart(vals, w)
-		if err != nil {
-			return nil, err
-		}
-		b.Color = plotutil.Color(i)
-		b.LineStyle.Width = 0
-		b.Offset = w * vg.Length(i-len(names)/2)
-		p.Add(b)
-		p.Legend.Add(n, b)
-	}
-	p.NominalX(barMetrics...)
-	p.Legend.Top = true
 	return p, nil
 }
 
@@ -198,7 +342,8 @@ func histogram(scores []float64) (*plot.Plot, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.FillColor = color.RGBA{R: 70, G: 110, B: 200, A: 255}
+	h.FillColor = palette[0]
+	h.LineStyle.Width = 0
 	p.Add(h)
 	return p, nil
 }
@@ -231,8 +376,9 @@ func bias(rec, train []float64) (*plot.Plot, error) {
 	}
 	p := plot.New()
 	p.Y.Label.Text = "share"
+	p.Y.Min, p.Y.Max = 0, 1.25 // headroom above the bars for the legend
 	fracs := []float64{0.01, 0.1, 0.5}
-	w := vg.Points(25)
+	w := vg.Points(28)
 	for i, series := range [][]float64{train, rec} {
 		vals := make(plotter.Values, len(fracs))
 		for j, f := range fracs {
@@ -242,13 +388,14 @@ func bias(rec, train []float64) (*plot.Plot, error) {
 		if err != nil {
 			return nil, err
 		}
-		b.Color, b.LineStyle.Width = plotutil.Color(i), 0
+		b.Color, b.LineStyle.Width = palette[i], 0
 		b.Offset = w * vg.Length(2*i-1) / 2
 		p.Add(b)
 		p.Legend.Add([]string{"training interactions", "recommendations"}[i], b)
 	}
-	p.NominalX("top 1% items", "top 10% items", "top 50% items")
-	p.Legend.Top = true
+	p.NominalX("top 1% of items", "top 10% of items", "top 50% of items")
+	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.XOffs = vg.Points(6)
 	return p, nil
 }
 
@@ -257,9 +404,22 @@ func calibration(c map[string][]Bin) (*plot.Plot, error) {
 		return nil, nil
 	}
 	p := plot.New()
-	p.X.Label.Text, p.Y.Label.Text = "mean predicted probability", "observed rate"
-	diag, _ := plotter.NewLine(plotter.XYs{{X: 0, Y: 0}, {X: 1, Y: 1}})
-	diag.Color = color.Gray{Y: 160}
+	p.X.Label.Text, p.Y.Label.Text = "mean predicted probability", "observed purchase rate"
+	hi := 0.0
+	for _, bins := range c {
+		for _, b := range bins {
+			if b.Count > 0 {
+				hi = max(hi, b.MeanPredicted, b.Observed)
+			}
+		}
+	}
+	hi = math.Min(1, math.Max(0.05, hi*1.1))
+	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, hi, 0, hi
+	diag, err := plotter.NewLine(plotter.XYs{{X: 0, Y: 0}, {X: hi, Y: hi}})
+	if err != nil {
+		return nil, err
+	}
+	diag.Color, diag.Dashes = color.Gray{Y: 140}, []vg.Length{vg.Points(4), vg.Points(3)}
 	p.Add(diag)
 	names := make([]string, 0, len(c))
 	for k := range c {
@@ -268,9 +428,11 @@ func calibration(c map[string][]Bin) (*plot.Plot, error) {
 	sort.Strings(names)
 	for i, n := range names {
 		var xy plotter.XYs
+		var labels []string
 		for _, b := range c[n] {
 			if b.Count > 0 {
 				xy = append(xy, plotter.XY{X: b.MeanPredicted, Y: b.Observed})
+				labels = append(labels, fmt.Sprint(b.Count))
 			}
 		}
 		if len(xy) == 0 {
@@ -280,31 +442,73 @@ func calibration(c map[string][]Bin) (*plot.Plot, error) {
 		if err != nil {
 			return nil, err
 		}
-		l.Color, s.Color = plotutil.Color(i), plotutil.Color(i)
+		l.Color, s.Color = palette[i%len(palette)], palette[i%len(palette)]
 		p.Add(l, s)
-		p.Legend.Add(n, l, s)
+		p.Legend.Add(n, l)
+		if n == "model" || len(names) == 1 { // the users per bin of the published model
+			lb, err := plotter.NewLabels(plotter.XYLabels{XYs: xy, Labels: labels})
+			if err == nil {
+				for q := range lb.TextStyle {
+					lb.TextStyle[q].Font.Size = vg.Points(8)
+				}
+				lb.Offset = vg.Point{X: vg.Points(4), Y: vg.Points(4)}
+				p.Add(lb)
+			}
+		}
 	}
 	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.XOffs = vg.Points(6)
 	return p, nil
 }
 
 var page = template.Must(template.New("report").Parse(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Shelf {{.Name}} {{.Version}}</title>
-<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}.ok{color:#080}.no{color:#b00}img{max-width:100%}</style>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>Shelf {{.Name}} {{.Version}}</title>
+<style>
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Liberation Sans",sans-serif;max-width:64rem;margin:1.5rem auto;padding:0 1rem;color:#1d1d1f}
+h1{font-size:1.35rem;margin:.2rem 0 1rem}h2{font-size:1.1rem;margin:1.8rem 0 .5rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
+code{font-size:.92em}table{border-collapse:collapse;margin:.3rem 0}td,th{padding:.25rem .6rem;text-align:left;border-bottom:1px solid #e5e5e5;vertical-align:top}
+th{font-weight:600;background:#f6f6f6}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.decision{border-left:6px solid;padding:.7rem 1rem;margin:0 0 1rem;background:#fafafa}
+.decision p{margin:.2rem 0}.decision .big{font-size:1.15rem;font-weight:600}
+.ok{border-color:#1a7f37}.warn{border-color:#bf8700}.no{border-color:#cf222e}
+tr.pub td{background:#e8f5ec;font-weight:600}.tag{font-size:.75rem;background:#1a7f37;color:#fff;border-radius:3px;padding:0 .35rem;margin-left:.4rem}
+.explain{color:#555;font-size:.88rem}figure{margin:.4rem 0}img.plot{width:100%;max-width:56rem;height:auto}figcaption{color:#555;font-size:.88rem}
+.cols{display:flex;gap:2rem;flex-wrap:wrap}
+</style>
 </head><body>
-<h1>Shelf model <code>{{.Name}}</code> version <code>{{.Version}}</code></h1>
+<h1>Shelf · model <code>{{.Name}}</code> · version <code>{{.Version}}</code> · as of {{.Date}}</h1>
+<div class="decision {{.Class}}" id="decision">
+<p class="big">{{.Headline}}</p>
+<p>Gate on {{.Decision.Metric}} over {{.Decision.TestUsers}} test users: {{.Decision.Reason}}</p>
+{{if .Decision.Latest}}<p>LATEST: {{.Decision.Latest}}</p>{{end}}
+{{if .Decision.Evidence}}<p>Selection: {{.Decision.Evidence}}</p>{{end}}
+{{if .Purchase}}<p>Purchase predictions: {{if .Purchase.Skipped}}skipped — {{.Purchase.Skipped}}{{else if .Purchase.Passed}}published — {{.Purchase.Reason}}{{else}}not published — {{.Purchase.Reason}}{{end}}</p>{{end}}
+</div>
+
+<h2 id="holdout">Holdout: every recommender on the same test window</h2>
+<p class="explain">Test window {{.Window}}. Full ranking over every training item, the user's excluded items left out; the highlighted row is the table this version published.</p>
 <table>
-<tr><th>as-of date</th><td>{{.Date}}</td></tr>
-<tr><th>data window</th><td>{{.Window}}</td></tr>
-<tr><th>quality gate</th><td class="{{if .GatePassed}}ok{{else}}no{{end}}">{{if .GatePassed}}passed{{else}}refused{{end}}: {{.GateReason}}</td></tr>
-{{range $k, $v := .Selection}}<tr><th>selection {{$k}}</th><td>{{$v}}</td></tr>{{end}}
-{{$acc := .Accounting}}{{range (call .Keys .Accounting)}}<tr><th>rows {{.}}</th><td>{{index $acc .}}</td></tr>{{end}}
-</table>
-<h2>Holdout metrics</h2>
-<table><tr><th>recommender</th><th>ndcg@10</th><th>recall@10</th><th>hr@10</th><th>ndcg@20</th><th>recall@20</th><th>hr@20</th></tr>
-{{range $name, $m := .Metrics}}<tr><td>{{$name}}</td><td>{{printf "%.4f" (index $m "ndcg@10")}}</td><td>{{printf "%.4f" (index $m "recall@10")}}</td><td>{{printf "%.4f" (index $m "hr@10")}}</td><td>{{printf "%.4f" (index $m "ndcg@20")}}</td><td>{{printf "%.4f" (index $m "recall@20")}}</td><td>{{printf "%.4f" (index $m "hr@20")}}</td></tr>
+<tr><th>recommender</th>{{range .Cols}}<th>{{.}}</th>{{end}}</tr>
+{{range .Rows}}<tr{{if .Published}} class="pub"{{end}}><td>{{.Name}}{{if .Published}}<span class="tag">published</span>{{end}}<div class="explain">{{.Explain}}</div></td>{{range .Values}}<td class="n">{{.}}</td>{{end}}</tr>
 {{end}}</table>
+
+{{if .PurchaseRows}}<h2 id="purchase">Purchase model: who buys in the next week</h2>
+<p class="explain">Held-out week. <code>model</code> is the Gorgonia MLP; <code>logistic_rfm</code> (logistic regression on recency, frequency and spend) and <code>bought_last_7d</code> are its baselines, fit on the same rows. Higher is better for AUC and PR AUC, lower for log-loss, Brier and ECE; the gate compares log-loss.</p>
+<table><tr><th>model</th>{{range .PurchaseCols}}<th>{{.}}</th>{{end}}</tr>
+{{range .PurchaseRows}}<tr><td>{{.Name}}</td>{{range .Values}}<td class="n">{{.}}</td>{{end}}</tr>
+{{end}}</table>
+{{range .Bins}}<details><summary>Calibration bins of {{.Model}}</summary><table><tr><th>mean predicted</th><th>observed</th><th>users</th></tr>
+{{range .Bins}}<tr><td class="n">{{printf "%.4f" .MeanPredicted}}</td><td class="n">{{printf "%.4f" .Observed}}</td><td class="n">{{.Count}}</td></tr>{{end}}
+</table></details>{{end}}
+{{end}}
+
+<div class="cols">
+<div><h2 id="inputs">Input rows</h2><table>{{range .Accounting}}<tr><th>{{.Name}}</th><td class="n">{{.Value}}</td></tr>{{end}}</table></div>
+<div><h2 id="choices">What validation chose</h2><table>{{range .Selection}}<tr><th>{{.Name}}</th><td>{{.Value}}</td></tr>{{end}}
+{{if .Windows}}<tr><th>windows</th><td>{{.Windows}}</td></tr>{{end}}</table></div>
+</div>
+
 {{range .Figures}}<h2>{{.Title}}</h2><figure><img class="plot" alt="{{.Title}}" src="{{.Src}}"><figcaption>{{.Caption}}</figcaption></figure>
 {{end}}
 </body></html>
