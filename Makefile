@@ -46,8 +46,10 @@ bench: build
 	./bin/shelf bench --out bench-out >/dev/null
 	$(GO) test -run '^$$' -bench . -benchtime=3x $(PKGS) | tee bench-out/go-bench.txt
 
+# docker, else podman (CONTAINER=podman to choose).
+CONTAINER ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null || echo docker)
 image:
-	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+	$(CONTAINER) build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 clean:
 	-bash .ci/setup stop 2>/dev/null

@@ -829,13 +829,32 @@ func TestDockerfile(t *testing.T) {
 	// Join continuation lines, drop comments.
 	text := strings.ReplaceAll(string(b), "\\\n", " ")
 	var stages [][]string
+	args := map[string]string{} // global ARG defaults, before the first FROM
 	for _, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
+		if rest, ok := strings.CutPrefix(line, "ARG "); ok && len(stages) == 0 {
+			k, v, _ := strings.Cut(rest, "=")
+			args[k] = v
+		}
 		if strings.HasPrefix(strings.ToUpper(line), "FROM ") {
 			stages = append(stages, nil)
+			// every base image fully qualified (podman/buildah resolve no short names)
+			f := strings.Fields(line)
+			ref := f[1]
+			if strings.HasPrefix(ref, "--platform=") {
+				if ref != "--platform=$BUILDPLATFORM" {
+					t.Errorf("%s: the build stage should run on $BUILDPLATFORM and cross-compile", line)
+				}
+				ref = f[2]
+			}
+			img := os.Expand(ref, func(k string) string { return args[k] })
+			if host, _, _ := strings.Cut(img, "/"); img != "scratch" && !strings.Contains(host, ".") {
+				t.Errorf("FROM %s (%s): not a fully qualified image reference", ref, img)
+			}
+			line = "FROM " + img
 		}
 		if len(stages) > 0 {
 			stages[len(stages)-1] = append(stages[len(stages)-1], line)
@@ -845,7 +864,7 @@ func TestDockerfile(t *testing.T) {
 		t.Fatalf("want a multi-stage build, have %d stage(s)", len(stages))
 	}
 	all := strings.Join(slices.Concat(stages...), "\n")
-	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "-ldflags", "-s -w", "-X main.version=", "./jobs/shelf"} {
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "-ldflags", "-s -w", "-X main.version=", "./jobs/shelf", "GOARCH=${TARGETARCH}"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("build: %q missing", want)
 		}
