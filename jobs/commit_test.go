@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -106,5 +107,25 @@ func TestLatestOnlyMovesForward(t *testing.T) {
 	}
 	if err := tables.Verify(ctx, b.out, newer.Name, older.Date); err != nil {
 		t.Fatal(err)
+	}
+
+	// A LATEST whose manifest cannot be read (here: cut short) fails the
+	// run as retryable; the gate never passes by skipping the comparison.
+	key := tables.VersionPrefix(newer.Name, alt.Version) + "manifest.json"
+	good, err := b.out.ReadAll(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.out.WriteAll(ctx, key, good[:len(good)/2], nil); err != nil {
+		t.Fatal(err)
+	}
+	third := other
+	third.Seed = 11
+	_, err = newRunner(third, b, false).Run(ctx)
+	if ExitCode(err) != ExitRetryable || !strings.Contains(fmt.Sprint(err), "gate: LATEST") {
+		t.Fatalf("unreadable LATEST: %v (exit %d), want a retryable gate error", err, ExitCode(err))
+	}
+	if latest() != alt.Version {
+		t.Fatalf("a run that could not read LATEST moved it to %s", latest())
 	}
 }
