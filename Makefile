@@ -42,7 +42,7 @@ bench-smoke:
 # Benchmark report (Markdown + JSON) into bench-out/: stages vs the machine's limits and PyTorch
 # (installs Debian's python3-torch when missing), plus every Go benchmark.
 bench: build
-	@/usr/bin/python3 -c 'import torch' 2>/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch; } || true
+	@/usr/bin/python3 -c 'import torch' 2>/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch; } || true
 	./bin/shelf bench --out bench-out >/dev/null
 	$(GO) test -run '^$$' -bench . -benchtime=3x $(PKGS) | tee bench-out/go-bench.txt
 
