@@ -8,6 +8,8 @@ import (
 	"fmt"
 
 	"gocloud.dev/blob"
+
+	"github.com/shelfml/shelf/io/blobs"
 )
 
 // Verify checks what a reader would trust for model name and date: every
@@ -50,7 +52,7 @@ func Verify(ctx context.Context, b *blob.Bucket, name, date string) error {
 		var rows int64
 		for i, p := range s.Parts {
 			key := PartitionPrefix(table, date) + p.Path
-			data, err := b.ReadAll(ctx, key)
+			data, err := blobs.ReadFile(ctx, b, key, blobs.DefaultPolicy()) // retried, as every reader's read
 			if err != nil {
 				return fmt.Errorf("_SUCCESS lists %s: %w", key, err)
 			}
