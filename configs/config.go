@@ -248,6 +248,12 @@ type TrainConfig struct {
 	// window) for the age of a user's history items in the hybrid's ItemKNN
 	// component: recently bought items predict the next ones best. 0 = no decay.
 	KNNHistoryHalfLifeDays []float64 `yaml:"knn_history_half_life_days"`
+	// KNNHistoryHalfLifeEvents are the half-lives tried (after the grids
+	// above, for the best of them) in recency rank: a user's most recent
+	// item weighs 1, the n-th most recent 0.5^(n/h) on top of its age decay,
+	// so what the user just did leads the list however far apart the events
+	// are in time (a log of sparse reviews, a session of views). 0 = off.
+	KNNHistoryHalfLifeEvents []float64 `yaml:"knn_history_half_life_events"`
 	// ItemSimilarity are the item-item models tried (on the validation
 	// window) for the hybrid's item component: cosine (ItemKNN), rp3beta
 	// (random walk with popularity penalty) and ease (EASE^R, closed form;
@@ -364,7 +370,7 @@ func Default() Config {
 		Train: TrainConfig{Dim: 32, Hidden: []int{64, 64}, Epochs: 20, BatchSize: 512, LearningRate: 0.003,
 			Negatives: 4, NegSampling: "popularity", NegAlpha: 0.5, Loss: "bce", L2: 1e-6, Patience: 3,
 			Refit: true, BatchShards: 2, Workers: 0, CheckpointSec: 60, BlendKNN: []float64{0, 0.25, 0.5, 0.75}, BlendPopularity: []float64{0, 0.15, 0.3},
-			KNNHistoryHalfLifeDays: []float64{0, 90, 30, 10},
+			KNNHistoryHalfLifeDays: []float64{0, 90, 30, 10}, KNNHistoryHalfLifeEvents: []float64{0, 1, 3, 10},
 			ItemSimilarity:         []string{"cosine", "rp3beta", "ease"}, RP3Beta: []float64{0, 0.15, 0.3, 0.5}, EASELambda: []float64{1, 4, 16, 64}, EASEMaxItems: 12000},
 		Baselines: BaselinesConfig{PopularityHalfLifeDays: 14, ItemKNNNeighbors: IntList{10, 20, 50, 100}, ItemKNNWeighting: "binary"},
 		Eval:      EvalConfig{Ks: []int{10, 20}, Targets: []string{"any"}, MinUsers: 50},

@@ -210,6 +210,7 @@ func (c Config) Validate() error {
 		bad("train: blend_knn[0] + blend_popularity[0] must be < 1")
 	}
 	k.grid("train.knn_history_half_life_days", t.KNNHistoryHalfLifeDays, 0, maxDays, false)
+	k.grid("train.knn_history_half_life_events", t.KNNHistoryHalfLifeEvents, 0, 1e6, false)
 	if len(t.ItemSimilarity) == 0 || len(t.ItemSimilarity) > maxGrid {
 		bad("train.item_similarity: need 1..%d of cosine, rp3beta, ease", maxGrid)
 	}

@@ -113,7 +113,7 @@ func (e *env) recommenders(ctx context.Context, s *slice, m *model.RankingModel,
 			return nil, err
 		}
 	}
-	hknn, err := e.knnVariant(compBase, s, hnb, sel.KNNHistoryHalfLife)
+	hknn, err := e.knnVariant(compBase, s, hnb, sel.KNNHistoryHalfLife, sel.KNNHistoryHalfLifeEvents)
 	if err != nil {
 		return nil, err
 	}
@@ -163,10 +163,14 @@ func (e *env) itemKNN(ctx context.Context, s *slice, pop model.Recommender) (*mo
 
 // knnVariant is base pruned to neighbors, scoring users' history items by
 // their weight times a decay of their age (halfLifeDays; 0 = no decay).
-func (e *env) knnVariant(base *model.ItemKNN, s *slice, neighbors int, halfLifeDays float64) (*model.ItemKNN, error) {
+func (e *env) knnVariant(base *model.ItemKNN, s *slice, neighbors int, halfLifeDays float64, halfLifeEvents ...float64) (*model.ItemKNN, error) {
 	var hist *model.CSR
-	if halfLifeDays > 0 {
-		hist = s.history(e.cfg.Baselines.ItemKNNWeighting == "binary", halfLifeDays)
+	hlE := 0.0
+	if len(halfLifeEvents) > 0 {
+		hlE = halfLifeEvents[0]
+	}
+	if halfLifeDays > 0 || hlE > 0 {
+		hist = s.historyRanked(e.cfg.Baselines.ItemKNNWeighting == "binary", halfLifeDays, hlE)
 	}
 	v, err := base.Variant(neighbors, hist)
 	if err != nil {

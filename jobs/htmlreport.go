@@ -25,8 +25,8 @@ func (e *env) renderReport(o *trainOutcome) ([]byte, error) {
 		Selection: []report.Row{
 			{Name: "epochs", Value: fmt.Sprint(sel.Epochs)},
 			{Name: "blend", Value: fmt.Sprintf("neural %.2f, item component %.2f, popularity %.2f", 1-sel.KNN-sel.Popularity, sel.KNN, sel.Popularity)},
-			{Name: "item component", Value: fmt.Sprintf("%s, %d neighbours, history half-life %g days",
-				itemSimilarity{orCosine(sel.KNNSimilarity), sel.KNNSimilarityParam}, sel.KNNNeighbors, sel.KNNHistoryHalfLife)},
+			{Name: "item component", Value: fmt.Sprintf("%s, %d neighbours, history half-life %g days, %s",
+				itemSimilarity{orCosine(sel.KNNSimilarity), sel.KNNSimilarityParam}, sel.KNNNeighbors, sel.KNNHistoryHalfLife, rankHalfLife(sel.KNNHistoryHalfLifeEvents))},
 			{Name: "ItemKNN baseline", Value: fmt.Sprintf("%d neighbours", sel.BaselineNeighbors)},
 		}}
 	switch {
@@ -98,4 +98,12 @@ func (e *env) renderReport(o *trainOutcome) ([]byte, error) {
 		}
 	}
 	return report.Render(in)
+}
+
+// rankHalfLife describes the item component's recency-rank half-life.
+func rankHalfLife(h float64) string {
+	if h == 0 {
+		return "no recency-rank decay"
+	}
+	return fmt.Sprintf("recency-rank half-life %g events", h)
 }

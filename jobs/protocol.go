@@ -131,7 +131,8 @@ func (r *Runner) EvalProtocol(ctx context.Context, protocol string) (*ProtocolRe
 	sel := fe.sel
 	res.Selection = map[string]any{"epochs": sel.Epochs, "blend_knn": sel.KNN, "blend_popularity": sel.Popularity,
 		"item_component": itemSimilarity{orCosine(sel.KNNSimilarity), sel.KNNSimilarityParam}.String(),
-		"knn_neighbors":  sel.KNNNeighbors, "knn_history_half_life_days": sel.KNNHistoryHalfLife}
+		"knn_neighbors":  sel.KNNNeighbors, "knn_history_half_life_days": sel.KNNHistoryHalfLife,
+		"knn_history_half_life_events": sel.KNNHistoryHalfLifeEvents}
 	if sel.Evidence != "" {
 		res.Selection["evidence"] = sel.Evidence
 	}

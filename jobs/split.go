@@ -1,7 +1,9 @@
 package jobs
 
 import (
+	"cmp"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/shelfml/shelf/configs"
@@ -166,6 +168,15 @@ func (s *slice) isExcluded(u, it int32) bool {
 // interaction weight (1 when binary) times 0.5^(age of the last event with
 // the item / halfLifeDays); halfLifeDays 0 = no decay.
 func (s *slice) history(binary bool, halfLifeDays float64) *model.CSR {
+	return s.historyRanked(binary, halfLifeDays, 0)
+}
+
+// historyRanked is history with each item's weight also decayed by its
+// recency rank in the user's row: the most recent item (and every item
+// last touched at that same second: one basket) has rank 0, the next
+// distinct time rank 1, and so on; the weight is multiplied by
+// 0.5^(rank/halfLifeEvents). 0 = no rank decay.
+func (s *slice) historyRanked(binary bool, halfLifeDays, halfLifeEvents float64) *model.CSR {
 	h := *s.ui
 	h.Val = make([]float32, len(s.ui.Val))
 	for p := range h.Val {
@@ -174,6 +185,30 @@ func (s *slice) history(binary bool, halfLifeDays float64) *model.CSR {
 			w = s.ui.Val[p]
 		}
 		h.Val[p] = w * decay(float64(s.cutoff-s.last[p]), halfLifeDays)
+	}
+	if halfLifeEvents > 0 {
+		var order []int64
+		for u := 0; u < h.Rows; u++ {
+			lo, hi := h.Ptr[u], h.Ptr[u+1]
+			order = order[:0]
+			for p := lo; p < hi; p++ {
+				order = append(order, p)
+			}
+			// Most recent first; ties by position, so the order is total.
+			slices.SortFunc(order, func(a, b int64) int {
+				if c := cmp.Compare(s.last[b], s.last[a]); c != 0 {
+					return c
+				}
+				return cmp.Compare(a, b)
+			})
+			rank := 0
+			for i, p := range order {
+				if i > 0 && s.last[p] != s.last[order[i-1]] {
+					rank++
+				}
+				h.Val[p] *= float32(math.Exp2(-float64(rank) / halfLifeEvents))
+			}
+		}
 	}
 	return &h
 }

@@ -306,6 +306,7 @@ func (e *env) fitAndEvaluate(ctx context.Context, sSel *slice, hVal holdout, sEv
 	out.history["evaluate"] = hist
 	done(slog.Int("epochs", epochs), slog.Float64("blend_knn", sel.KNN), slog.Float64("blend_popularity", sel.Popularity),
 		slog.Int("knn_neighbors", sel.KNNNeighbors), slog.Float64("knn_history_half_life_days", sel.KNNHistoryHalfLife),
+		slog.Float64("knn_history_half_life_events", sel.KNNHistoryHalfLifeEvents),
 		slog.String("knn_similarity", itemSimilarity{cmp.Or(sel.KNNSimilarity, "cosine"), sel.KNNSimilarityParam}.String()),
 		slog.Int("itemknn_neighbors", sel.BaselineNeighbors), slog.Any("validation", sel.Validation))
 
@@ -473,6 +474,30 @@ func (e *env) selectKNN(ctx context.Context, s *slice, pop *model.Popularity, va
 	}
 	if sel.BaselineNeighbors == 0 { // no value 0 in the half-life grid, or no cosine
 		sel.BaselineNeighbors = sel.KNNNeighbors
+	}
+	// Then the recency-rank half-life, for the best item model, neighbours
+	// and age half-life (a coordinate step: the grids above times this one
+	// would multiply the sweeps).
+	if len(e.cfg.Train.KNNHistoryHalfLifeEvents) > 1 || e.cfg.Train.KNNHistoryHalfLifeEvents[0] > 0 {
+		b := comp // already pruned to sel.KNNNeighbors: a variant only swaps the history
+		for _, hp := range e.cfg.Train.KNNHistoryHalfLifeEvents {
+			if hp == 0 {
+				continue
+			}
+			v, err := e.knnVariant(b, s, sel.KNNNeighbors, sel.KNNHistoryHalfLife, hp)
+			if err != nil {
+				return nil, err
+			}
+			sim := itemSimilarity{orCosine(sel.KNNSimilarity), sel.KNNSimilarityParam}
+			got, err := validationScore(ctx, v, val, key, fmt.Sprintf("%s:neighbors=%d,history_half_life=%g,history_half_life_events=%g", sim, sel.KNNNeighbors, sel.KNNHistoryHalfLife, hp), sel)
+			if err != nil {
+				return nil, err
+			}
+			meter.Add(1)
+			if got > bestC {
+				bestC, comp, sel.KNNHistoryHalfLifeEvents = got, v, hp
+			}
+		}
 	}
 	return comp, nil
 }

@@ -156,6 +156,8 @@ type Selection struct {
 	// (days) of the user's history weights; 0 neighbours = the config's largest.
 	KNNNeighbors       int     `json:"knn_neighbors,omitempty"`
 	KNNHistoryHalfLife float64 `json:"knn_history_half_life_days,omitempty"`
+	// KNNHistoryHalfLifeEvents is the half-life in recency rank (0 = none).
+	KNNHistoryHalfLifeEvents float64 `json:"knn_history_half_life_events,omitempty"`
 	// KNNSimilarity is the component's item-item model (cosine, rp3beta,
 	// ease; "" = cosine) and KNNSimilarityParam its parameter (rp3beta's
 	// beta, ease's lambda as a multiple of the mean item degree).
