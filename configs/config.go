@@ -455,13 +455,32 @@ func (c *Config) ApplyEnv(environ []string) error {
 	}
 	sort.Strings(names)
 	for _, k := range unknown {
-		if near := nearest(k, names); near != "" {
+		near := nearest(k, names)
+		if !ours(k, names, near) {
+			continue // another tool's variable (SHELF_TEST_MINIO, SHELF_CI_CACHE)
+		}
+		if near != "" {
 			errs = append(errs, fmt.Errorf("%s: unknown setting — did you mean %s?", k, near))
 			continue
 		}
 		errs = append(errs, fmt.Errorf("%s: unknown setting", k))
 	}
 	return errors.Join(errs...)
+}
+
+// ours tells whether an unknown SHELF_* variable was meant for the config:
+// its first word after SHELF_ names a config section or setting
+// (SHELF_TRAIN_EPOHCS), or it is within two edits of a setting
+// (SHELF_TRIAN_EPOCHS). Others — a test harness's SHELF_TEST_MINIO, a CI
+// cache path — are not Shelf's to reject.
+func ours(k string, names []string, near string) bool {
+	seg, _, _ := strings.Cut(strings.TrimPrefix(k, "SHELF_"), "_")
+	for _, n := range names {
+		if n == "SHELF_"+seg || strings.HasPrefix(n, "SHELF_"+seg+"_") {
+			return true
+		}
+	}
+	return near != "" && editDistance(k, near) <= 2
 }
 
 // NonSettingEnv lists the SHELF_* variables that are read by the command,

@@ -79,6 +79,13 @@ func TestPrecedence(t *testing.T) {
 		!strings.Contains(err.Error(), "SHELF_TRAIN_EPOHCS: unknown") || !strings.Contains(err.Error(), "SHELF_TRAIN_DIM") {
 		t.Fatalf("bad env: %v", err)
 	}
+	if err := cfg.ApplyEnv([]string{"SHELF_TRIAN_EPOCHS=1"}); err == nil || !strings.Contains(err.Error(), "did you mean SHELF_TRAIN_EPOCHS") {
+		t.Fatalf("a misspelt section: %v", err)
+	}
+	// Other tools' SHELF_* variables (the test harness's, CI's) are not settings to reject.
+	if err := cfg.ApplyEnv([]string{"SHELF_TEST_MINIO=http://127.0.0.1:9000", "SHELF_TEST_MINIO_USER=u", "SHELF_CI_CACHE=/tmp/c", "SHELF_TEST_AZURITE_STARTED=1"}); err != nil {
+		t.Fatalf("non-config variables rejected: %v", err)
+	}
 	names := strings.Join(EnvNames(), " ")
 	for _, want := range []string{"SHELF_EVENTS_URL", "SHELF_OUTPUT_URL", "SHELF_DATE", "SHELF_TRAIN_LEARNING_RATE"} {
 		if !strings.Contains(names, want) {
