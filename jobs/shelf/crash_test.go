@@ -230,9 +230,10 @@ type crashRound struct {
 
 // runAndKill runs `shelf run` on out, follows its JSON log lines on stderr
 // and signals it at p.
-func runAndKill(t *testing.T, bin, out string, p killPoint) crashRound {
+func runAndKill(t *testing.T, bin, out string, p killPoint, extra ...string) crashRound {
 	t.Helper()
 	cmd := shelfCmd(bin, out)
+	cmd.Args = append(cmd.Args, extra...)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -369,6 +370,18 @@ func TestCrashSafety(t *testing.T) {
 	}
 	runToCompletion(t, bin, out)
 	finished("completed by retries")
+
+	// --force reruns of the committed date, killed while they republish it:
+	// readers keep trusting what was there (what LATEST and _SUCCESS name is
+	// never removed before its replacement is complete), and what is there
+	// stays the uninterrupted run's output.
+	for i, p := range []killPoint{{sig: kill, stage: "publish_model", delay: upTo(100 * time.Millisecond)}, {sig: term, stage: "publish_model", delay: upTo(300 * time.Millisecond)},
+		{sig: kill, stage: "commit"}, {sig: kill, stage: "score", delay: upTo(500 * time.Millisecond)}} {
+		r := runAndKill(t, bin, out, p, "--force")
+		t.Logf("--force round %d: %-10v at %-13s +%-6v landed in %-22s exit: %v", i, p.sig, p.stage, p.delay.Round(time.Millisecond),
+			cmp.Or(r.landed, "(run ended first)"), r.err)
+		finished(fmt.Sprintf("after a --force rerun killed in %s", cmp.Or(r.landed, "(run ended first)")))
+	}
 
 	// Per-stage table: group, then the stages within it.
 	type tally struct {
