@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"gocloud.dev/gcerrors"
@@ -308,7 +310,8 @@ func (e *env) fitAndEvaluate(ctx context.Context, sSel *slice, hVal holdout, sEv
 		slog.Int("knn_neighbors", sel.KNNNeighbors), slog.Float64("knn_history_half_life_days", sel.KNNHistoryHalfLife),
 		slog.Float64("knn_history_half_life_events", sel.KNNHistoryHalfLifeEvents),
 		slog.String("knn_similarity", itemSimilarity{cmp.Or(sel.KNNSimilarity, "cosine"), sel.KNNSimilarityParam}.String()),
-		slog.Int("itemknn_neighbors", sel.BaselineNeighbors), slog.Any("validation", sel.Validation))
+		slog.Int("itemknn_neighbors", sel.BaselineNeighbors), slog.Int("validation_candidates", len(sel.Validation)),
+		slog.String("validation_best", bestCandidate(sel.Validation))) // every candidate's score: the manifest's selection and report.json
 
 	done = e.stages.begin("evaluate")
 	recs, err := e.recommenders(ctx, sEval, mEval, sel)
@@ -389,7 +392,11 @@ func (e *env) checkModelFits(in *model.Interactions) error {
 func (e *env) selectBlend(ctx context.Context, s *slice, m *model.RankingModel, pop *model.Popularity, val model.EvalInput,
 	key string, sel *tables.Selection) error {
 	cfg := e.cfg
-	n := len(cfg.Baselines.ItemKNNNeighbors) * len(cfg.Train.KNNHistoryHalfLifeDays)
+	sims := e.similarities(s)
+	n := len(sims)*len(cfg.Baselines.ItemKNNNeighbors)*len(cfg.Train.KNNHistoryHalfLifeDays) + len(cfg.Train.KNNHistoryHalfLifeEvents)
+	if slices.Contains(cfg.Train.KNNHistoryHalfLifeEvents, 0) {
+		n-- // 0 is the sweep above
+	}
 	for _, beta := range cfg.Train.BlendKNN {
 		for _, gamma := range cfg.Train.BlendPopularity {
 			if beta+gamma < 1 {
@@ -399,7 +406,7 @@ func (e *env) selectBlend(ctx context.Context, s *slice, m *model.RankingModel, 
 	}
 	meter := e.meter("train", "evaluations", int64(n), "phase", "blend")
 	defer meter.Finish()
-	comp, err := e.selectKNN(ctx, s, pop, val, key, sel, meter)
+	comp, err := e.selectKNN(ctx, s, sims, pop, val, key, sel, meter)
 	if err != nil {
 		return err
 	}
@@ -421,14 +428,13 @@ func validationScore(ctx context.Context, r model.Recommender, val model.EvalInp
 // selectKNN chooses the ItemKNN baseline's neighbours and the hybrid's
 // item component (item-item model × neighbours × history half-life) on the
 // validation window and returns the component.
-func (e *env) selectKNN(ctx context.Context, s *slice, pop *model.Popularity, val model.EvalInput, key string, sel *tables.Selection, meter *Meter) (*model.ItemKNN, error) {
+func (e *env) selectKNN(ctx context.Context, s *slice, sims []itemSimilarity, pop *model.Popularity, val model.EvalInput, key string, sel *tables.Selection, meter *Meter) (*model.ItemKNN, error) {
 	base, err := e.itemKNN(ctx, s, pop)
 	if err != nil {
 		return nil, err
 	}
 	var comp *model.ItemKNN
 	bestB, bestC := -1.0, -1.0
-	sims := e.similarities(s)
 	var rp3 []*model.ItemKNN // every rp3beta variant, from one pass over the data
 	for q, sim := range sims {
 		b := base
@@ -816,4 +822,19 @@ func (e *env) clearCheckpoints(ctx context.Context) {
 	for _, p := range []string{"select", "evaluate", "final"} {
 		e.deleteCheckpoint(ctx, p)
 	}
+}
+
+// bestCandidate is "name score" of the best-scoring validation candidate
+// (ties: the first name in order).
+func bestCandidate(v map[string]float64) string {
+	best, score := "", math.Inf(-1)
+	for _, k := range slices.Sorted(maps.Keys(v)) {
+		if v[k] > score {
+			best, score = k, v[k]
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s %.4f", best, score)
 }

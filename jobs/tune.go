@@ -105,7 +105,7 @@ func (r *Runner) Tune(ctx context.Context, trials int) (*TuneResult, error) {
 	val := hVal.subsample(maxValidationUsers)
 	pop := e.popularity(s0)
 	knnSel := tables.Selection{Validation: map[string]float64{}}
-	comp, err := e.selectKNN(ctx, s0, pop, val, key, &knnSel, nil)
+	comp, err := e.selectKNN(ctx, s0, e.similarities(s0), pop, val, key, &knnSel, nil)
 	if err != nil {
 		return nil, err
 	}
