@@ -371,7 +371,7 @@ func Default() Config {
 			Negatives: 4, NegSampling: "popularity", NegAlpha: 0.5, Loss: "bce", L2: 1e-6, Patience: 3,
 			Refit: true, BatchShards: 2, Workers: 0, CheckpointSec: 60, BlendKNN: []float64{0, 0.25, 0.5, 0.75}, BlendPopularity: []float64{0, 0.15, 0.3},
 			KNNHistoryHalfLifeDays: []float64{0, 90, 30, 10}, KNNHistoryHalfLifeEvents: []float64{0, 1, 3, 10},
-			ItemSimilarity:         []string{"cosine", "rp3beta", "ease"}, RP3Beta: []float64{0, 0.15, 0.3, 0.5}, EASELambda: []float64{1, 4, 16, 64}, EASEMaxItems: 12000},
+			ItemSimilarity: []string{"cosine", "rp3beta", "ease"}, RP3Beta: []float64{0, 0.15, 0.3, 0.5}, EASELambda: []float64{1, 4, 16, 64}, EASEMaxItems: 12000},
 		Baselines: BaselinesConfig{PopularityHalfLifeDays: 14, ItemKNNNeighbors: IntList{10, 20, 50, 100}, ItemKNNWeighting: "binary"},
 		Eval:      EvalConfig{Ks: []int{10, 20}, Targets: []string{"any"}, MinUsers: 50},
 		Gate:      GateConfig{Metric: "ndcg@10", Tolerance: 0},
