@@ -18,5 +18,10 @@
 // gradient in batch order, so a fixed seed and shard count give the same
 // model whatever the number of workers (or cores).
 //
+// The sequence encoder's ops (seqops.go: layer norm, causal multi-head
+// attention with padding, the next-item loss) and its training graph
+// (seqgraph.go) follow the same pattern; they are not yet trained or used
+// by the pipeline.
+//
 // Gorgonia's Must helpers panic; exported functions recover and return errors.
 package nn
