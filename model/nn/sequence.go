@@ -1,0 +1,366 @@
+package nn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+)
+
+// Sequence is one user's events in time order: local item indices and
+// event-type indices (0 ≤ type < the trainer's type count).
+type Sequence struct {
+	Items []int32
+	Types []uint8
+}
+
+// SeqOptions configure TrainSequence.
+type SeqOptions struct {
+	Dim, MaxLen, Heads, Blocks int
+	Epochs, BatchSize          int
+	LearningRate, L2, Dropout  float64 // Dropout: on the input embeddings
+	Patience                   int     // epochs without a better validation score before stopping
+	Seed                       uint64
+	// Validate scores the encoder after an epoch (higher is better); nil =
+	// every epoch runs and the last is kept.
+	Validate func(m *SeqTrainer, epoch int) (float64, error)
+}
+
+// SeqTrainer holds a sequence encoder being trained: the item, position and
+// type embeddings (outside the graph), the graph's dense parameters and
+// their optimiser state.
+type SeqTrainer struct {
+	o      SeqOptions
+	nItems int
+	E      []float32 // nItems × D, input and output item embeddings (shared)
+	P      []float32 // MaxLen × D positions (0 = the oldest slot of the window)
+	T      []float32 // types × D
+	enc    *seqEncoder
+	sg     *seqGraph
+	rng    *rand.Rand
+
+	mE, vE, mP, vP, mT, vT []float32
+	mD, vD                 [][]float32
+	step                   int64
+	gE, gP, gT             *sparseGrad
+}
+
+// NewSeqTrainer initialises the embeddings (N(0, 1/√D)) and blocks.
+func NewSeqTrainer(nItems, nTypes int, o SeqOptions) (*SeqTrainer, error) {
+	switch {
+	case nItems < 2 || nTypes < 1:
+		return nil, fmt.Errorf("sequence: need 2+ items and 1+ event types, have %d and %d", nItems, nTypes)
+	case o.Dim < 1 || o.Heads < 1 || o.Dim%o.Heads != 0:
+		return nil, fmt.Errorf("sequence: dim %d must be a positive multiple of heads %d", o.Dim, o.Heads)
+	case o.MaxLen < 2 || o.Blocks < 1 || o.BatchSize < 1 || o.Epochs < 1:
+		return nil, fmt.Errorf("sequence: max_len %d, blocks %d, batch %d, epochs %d", o.MaxLen, o.Blocks, o.BatchSize, o.Epochs)
+	case !(o.LearningRate > 0) || math.IsInf(o.LearningRate, 0) || o.L2 < 0 || !(o.Dropout >= 0 && o.Dropout < 1):
+		return nil, fmt.Errorf("sequence: learning rate %v, l2 %v, dropout %v", o.LearningRate, o.L2, o.Dropout)
+	}
+	D := o.Dim
+	rng := rand.New(rand.NewPCG(o.Seed, 0x5e9))
+	normal := func(n int, scale float64) []float32 {
+		s := make([]float32, n)
+		for i := range s {
+			s[i] = float32(rng.NormFloat64() * scale)
+		}
+		return s
+	}
+	ones := func(n int) []float32 {
+		s := make([]float32, n)
+		for i := range s {
+			s[i] = 1
+		}
+		return s
+	}
+	sc := 1 / math.Sqrt(float64(D))
+	t := &SeqTrainer{o: o, nItems: nItems, rng: rng,
+		E: normal(nItems*D, sc), P: normal(o.MaxLen*D, sc), T: normal(nTypes*D, sc)}
+	t.enc = &seqEncoder{D: D, L: o.MaxLen, heads: o.Heads, lnfg: ones(D), lnfb: make([]float32, D)}
+	for range o.Blocks {
+		t.enc.blocks = append(t.enc.blocks, seqBlock{
+			ln1g: ones(D), ln1b: make([]float32, D), wq: normal(D*D, sc), wk: normal(D*D, sc), wv: normal(D*D, sc),
+			bq: make([]float32, D), bv: make([]float32, D), ln2g: ones(D), ln2b: make([]float32, D),
+			w1: normal(D*D, sc), w2: normal(D*D, sc), b1: make([]float32, D), b2: make([]float32, D)})
+	}
+	var err error
+	if t.sg, err = newSeqGraph(t.enc, o.BatchSize); err != nil {
+		return nil, err
+	}
+	t.mE, t.vE = make([]float32, len(t.E)), make([]float32, len(t.E))
+	t.mP, t.vP = make([]float32, len(t.P)), make([]float32, len(t.P))
+	t.mT, t.vT = make([]float32, len(t.T)), make([]float32, len(t.T))
+	for _, p := range t.enc.params() {
+		t.mD, t.vD = append(t.mD, make([]float32, len(p))), append(t.vD, make([]float32, len(p)))
+	}
+	t.gE, t.gP, t.gT = newSparseGrad(nItems, D), newSparseGrad(o.MaxLen, D), newSparseGrad(nTypes, D)
+	return t, nil
+}
+
+// Close releases the graph.
+func (t *SeqTrainer) Close() error { return t.sg.Close() }
+
+// window is the part of s that fits: its last MaxLen+1 events for training
+// (inputs and their next items), its last MaxLen for a state.
+func (t *SeqTrainer) window(s Sequence, n int) ([]int32, []uint8) {
+	lo := max(0, len(s.Items)-n)
+	return s.Items[lo:], s.Types[lo:]
+}
+
+// rows records, per graph row of a batch, what the gradients scatter to:
+// the input item (-1 for padding) and type, the next item and the negative.
+type rows struct {
+	items, next, neg []int32
+	types            []uint8
+}
+
+func newRows(n int) *rows {
+	return &rows{items: make([]int32, n), next: make([]int32, n), neg: make([]int32, n), types: make([]uint8, n)}
+}
+
+// fill loads sequence s into row block b of the graph's inputs: the window
+// right-aligned (left padding), inputs X = E[item] + P[slot] + T[type]; with
+// rec (training), each position's next item and a uniform negative. It
+// returns the number of target positions.
+func (t *SeqTrainer) fill(b int, s Sequence, rec *rows) int {
+	targets := rec != nil
+	D, L := t.o.Dim, t.o.MaxLen
+	sg := t.sg
+	base := b * L
+	for r := base; r < base+L; r++ {
+		sg.valid[r], sg.w[r] = 0, 0
+		clear(sg.x[r*D : (r+1)*D])
+		if rec != nil {
+			rec.items[r] = -1
+		}
+	}
+	if len(s.Items) == 0 {
+		return 0
+	}
+	n := L
+	if targets {
+		n = L + 1
+	}
+	items, types := t.window(s, n)
+	in := len(items)
+	if targets {
+		in--
+	}
+	count := 0
+	for i := range in {
+		slot := L - in + i
+		r := base + slot
+		x := sg.x[r*D : (r+1)*D]
+		e, p, ty := t.E[int(items[i])*D:], t.P[slot*D:], t.T[int(types[i])*D:]
+		for j := range D {
+			x[j] = e[j] + p[j] + ty[j]
+		}
+		sg.valid[r] = 1
+		if targets {
+			next := items[i+1]
+			neg := int32(t.rng.IntN(t.nItems - 1))
+			if neg >= next {
+				neg++
+			}
+			rec.items[r], rec.types[r], rec.next[r], rec.neg[r] = items[i], types[i], next, neg
+			copy(sg.pos[r*D:(r+1)*D], t.E[int(next)*D:int(next+1)*D])
+			copy(sg.neg[r*D:(r+1)*D], t.E[int(neg)*D:int(neg+1)*D])
+			sg.w[r] = 1
+			count++
+		}
+	}
+	return count
+}
+
+// Train runs the epochs on seqs (each with 2+ events to teach anything),
+// keeping the parameters of the best validation epoch.
+func (t *SeqTrainer) Train(ctx context.Context, seqs []Sequence) (best float64, epochs int, err error) {
+	o := t.o
+	D, L, B := o.Dim, o.MaxLen, o.BatchSize
+	var train []int
+	for i, s := range seqs {
+		if len(s.Items) != len(s.Types) {
+			return 0, 0, fmt.Errorf("sequence %d: %d items, %d types", i, len(s.Items), len(s.Types))
+		}
+		for _, it := range s.Items {
+			if it < 0 || int(it) >= t.nItems {
+				return 0, 0, fmt.Errorf("sequence %d: item %d outside [0, %d)", i, it, t.nItems)
+			}
+		}
+		for _, ty := range s.Types {
+			if int(ty)*D >= len(t.T) {
+				return 0, 0, fmt.Errorf("sequence %d: type %d outside [0, %d)", i, ty, len(t.T)/D)
+			}
+		}
+		if len(s.Items) >= 2 {
+			train = append(train, i)
+		}
+	}
+	if len(train) == 0 {
+		return 0, 0, errors.New("sequence: no sequence with two or more events")
+	}
+	rec := newRows(B * L)
+	var snapshot [][]float32
+	best, bad := math.Inf(-1), 0
+	for epoch := 1; epoch <= o.Epochs; epoch++ {
+		t.rng.Shuffle(len(train), func(i, j int) { train[i], train[j] = train[j], train[i] })
+		for lo := 0; lo < len(train); lo += B {
+			if err := ctx.Err(); err != nil {
+				return best, epoch - 1, err
+			}
+			count := 0
+			for b := range B {
+				var s Sequence
+				if lo+b < len(train) {
+					s = seqs[train[lo+b]]
+				}
+				count += t.fill(b, s, rec)
+			}
+			if count == 0 {
+				continue
+			}
+			for r := range B * L {
+				if t.sg.w[r] != 0 {
+					t.sg.w[r] = 1 / float32(count) // the batch's mean loss
+				}
+			}
+			mask := t.dropout()
+			if err := t.sg.run(); err != nil {
+				return best, epoch - 1, err
+			}
+			if !finite(t.sg.loss) {
+				return best, epoch - 1, fmt.Errorf("sequence: loss %v in epoch %d (lower train.sequence learning rate)", t.sg.loss, epoch)
+			}
+			t.apply(rec, mask)
+		}
+		epochs = epoch
+		if o.Validate == nil {
+			continue
+		}
+		score, err := o.Validate(t, epoch)
+		if err != nil {
+			return best, epoch, err
+		}
+		if score > best {
+			best, bad, snapshot = score, 0, t.snapshot()
+			continue
+		}
+		if bad++; bad >= max(1, o.Patience) {
+			break
+		}
+	}
+	if snapshot != nil {
+		t.restore(snapshot)
+	}
+	return best, epochs, nil
+}
+
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
+// dropout zeroes input elements with probability Dropout (scaling the rest
+// by 1/(1−p)) and returns the mask (nil without dropout).
+func (t *SeqTrainer) dropout() []float32 {
+	p := t.o.Dropout
+	if p == 0 {
+		return nil
+	}
+	x := t.sg.x
+	mask := make([]float32, len(x))
+	keep := float32(1 / (1 - p))
+	for i := range x {
+		if t.rng.Float64() >= p {
+			mask[i] = keep
+		}
+		x[i] *= mask[i]
+	}
+	return mask
+}
+
+// apply scatters the step's gradients and runs Adam: lazy on the touched
+// embedding rows, dense on the blocks.
+func (t *SeqTrainer) apply(rec *rows, mask []float32) {
+	D, L := t.o.Dim, t.o.MaxLen
+	sg := t.sg
+	g := make([]float32, D)
+	for r, it := range rec.items {
+		if it < 0 {
+			continue
+		}
+		copy(g, sg.gX[r*D:(r+1)*D])
+		if mask != nil {
+			for j := range g {
+				g[j] *= mask[r*D+j]
+			}
+		}
+		t.gE.add(it, g)
+		t.gP.add(int32(r%L), g)
+		t.gT.add(int32(rec.types[r]), g)
+		t.gE.add(rec.next[r], sg.gPos[r*D:(r+1)*D])
+		t.gE.add(rec.neg[r], sg.gNeg[r*D:(r+1)*D])
+	}
+	t.step++
+	step := adamRates(t.o.LearningRate, t.step)
+	l2 := float32(t.o.L2)
+	t.gE.apply(t.E, t.mE, t.vE, l2, step)
+	t.gP.apply(t.P, t.mP, t.vP, 0, step)
+	t.gT.apply(t.T, t.mT, t.vT, 0, step)
+	for i, p := range t.enc.params() {
+		adamUpdate(p, sg.gParams[i], t.mD[i], t.vD[i], step)
+	}
+}
+
+func (t *SeqTrainer) snapshot() [][]float32 {
+	out := [][]float32{slices.Clone(t.E), slices.Clone(t.P), slices.Clone(t.T)}
+	for _, p := range t.enc.params() {
+		out = append(out, slices.Clone(p))
+	}
+	return out
+}
+
+func (t *SeqTrainer) restore(s [][]float32) {
+	copy(t.E, s[0])
+	copy(t.P, s[1])
+	copy(t.T, s[2])
+	for i, p := range t.enc.params() {
+		copy(p, s[3+i])
+	}
+}
+
+// States computes each sequence's state (the encoder's output at its last
+// event, D values; zeros for an empty sequence) from its last MaxLen events.
+func (t *SeqTrainer) States(seqs []Sequence) ([]float32, error) {
+	D, L, B := t.o.Dim, t.o.MaxLen, t.o.BatchSize
+	out := make([]float32, len(seqs)*D)
+	for lo := 0; lo < len(seqs); lo += B {
+		for b := range B {
+			var s Sequence
+			if lo+b < len(seqs) {
+				s = seqs[lo+b]
+			}
+			t.fill(b, s, nil)
+		}
+		clear(t.sg.w)
+		if err := t.sg.run(); err != nil {
+			return nil, err
+		}
+		for b := range B {
+			if i := lo + b; i < len(seqs) && len(seqs[i].Items) > 0 {
+				r := b*L + L - 1
+				copy(out[i*D:(i+1)*D], t.sg.h[r*D:(r+1)*D])
+			}
+		}
+	}
+	return out, nil
+}
+
+// Score is state · E[item].
+func (t *SeqTrainer) Score(state []float32, item int32) float32 {
+	D := t.o.Dim
+	var s float32
+	for j, v := range t.E[int(item)*D : int(item+1)*D] {
+		s += v * state[j]
+	}
+	return s
+}
