@@ -31,6 +31,9 @@ type Runner struct {
 	// Open opens a bucket URL (default blobs.Open). Buckets it returns are
 	// the caller's: the runner does not close them (tests share mem:// buckets).
 	Open func(ctx context.Context, url string) (*blob.Bucket, error)
+	// EvalSequence adds the sequence encoder (model/nn.SeqTrainer) to the
+	// recommenders EvalProtocol measures (shelf eval --sequence).
+	EvalSequence bool
 }
 
 // Result is what a run tells its caller (and the Airflow XCom file).

@@ -76,6 +76,7 @@ func (r *Runner) EvalProtocol(ctx context.Context, protocol string) (*ProtocolRe
 	res := &ProtocolResult{Protocol: protocol, Date: cfg.Date, Metrics: map[string]map[string]float64{}}
 	var sSel, sEval *slice
 	var hVal, hTest holdout
+	evSel, evEval := in.Events, in.Events // the events each slice was built from
 	switch protocol {
 	case "temporal":
 		win, err := e.chooseWindows(in)
@@ -96,9 +97,10 @@ func (r *Runner) EvalProtocol(ctx context.Context, protocol string) (*ProtocolRe
 		test := looTargets(in, targets, nil)
 		val := looTargets(in, targets, test)
 		end := e.end.Unix()
-		sEval = e.newSliceOf(in, beforeTargets(in.Events, test), end)
+		evEval, evSel = beforeTargets(in.Events, test), beforeTargets(in.Events, val)
+		sEval = e.newSliceOf(in, evEval, end)
 		hTest = targetHoldout(sEval, test, ks)
-		sSel = e.newSliceOf(in, beforeTargets(in.Events, val), end)
+		sSel = e.newSliceOf(in, evSel, end)
 		hVal = targetHoldout(sSel, val, ks)
 		res.Split = "per user: the last first-time item is the test target, training is everything before it"
 		res.Validation = "per user: the first-time item before the test target"
@@ -123,7 +125,15 @@ func (r *Runner) EvalProtocol(ctx context.Context, protocol string) (*ProtocolRe
 	}
 	fe.doneEvaluate()
 	res.Metrics = fe.metrics
-	for _, name := range []string{"model", "neural", "blend_without_neural", "itemknn_recency", "itemknn", "popularity"} {
+	var seqInfo map[string]any
+	if r.EvalSequence {
+		met, info, err := e.measureSequence(ctx, in, evSel, evEval, sSel, sEval, hVal, hTest, gateKey, measure)
+		if err != nil {
+			return nil, err
+		}
+		res.Metrics["sequence"], seqInfo = met, info
+	}
+	for _, name := range []string{"model", "neural", "blend_without_neural", "itemknn_recency", "sequence", "itemknn", "popularity"} {
 		if _, ok := res.Metrics[name]; ok {
 			res.Names = append(res.Names, name)
 		}
@@ -135,6 +145,9 @@ func (r *Runner) EvalProtocol(ctx context.Context, protocol string) (*ProtocolRe
 		"knn_history_half_life_events": sel.KNNHistoryHalfLifeEvents}
 	if sel.Evidence != "" {
 		res.Selection["evidence"] = sel.Evidence
+	}
+	for k, v := range seqInfo {
+		res.Selection[k] = v
 	}
 	res.Seconds = time.Since(t0).Seconds()
 	e.log.Info("protocol done", slog.String("protocol", protocol), slog.Float64("seconds", round3(res.Seconds)))

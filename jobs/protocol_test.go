@@ -3,7 +3,9 @@ package jobs
 import (
 	"context"
 	"errors"
+	"maps"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -91,6 +93,23 @@ func TestEvalProtocols(t *testing.T) {
 		full, sampled := res["leave-one-out"].Metrics[name]["hr@10"], res["sampled"].Metrics[name]["hr@10"]
 		if !(sampled > full) {
 			t.Errorf("%s: sampled HR@10 %.4f not above full-ranking %.4f", name, sampled, full)
+		}
+	}
+	// --sequence adds the encoder's row on the same users and leaves the
+	// other rows as they were.
+	r := newRunner(cfg, b, false)
+	r.EvalSequence = true
+	got, err := r.EvalProtocol(context.Background(), "leave-one-out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	loo := res["leave-one-out"]
+	if m := got.Metrics["sequence"]; int(m["users"]) != loo.TestUsers || !(m["hr@10"] > 0) || !slices.Contains(got.Names, "sequence") {
+		t.Fatalf("sequence row %v (test users %d, rows %v)", m, loo.TestUsers, got.Names)
+	}
+	for _, name := range loo.Names {
+		if !maps.Equal(got.Metrics[name], loo.Metrics[name]) {
+			t.Errorf("%s changed with --sequence: %v vs %v", name, got.Metrics[name], loo.Metrics[name])
 		}
 	}
 	if _, err := newRunner(cfg, b, false).EvalProtocol(context.Background(), "random"); !errors.As(err, new(*PermanentError)) {

@@ -21,6 +21,7 @@ func evalCmd(ctx context.Context, args, environ []string, log *slog.Logger, stdo
 	forward := fs.Int("forward-days", 0, "instead: score the committed recommendations table of --date on the N days after it, next to baselines fit through the date")
 	protocol := fs.String("protocol", "", "instead: fit Shelf and its baselines on the events through --date and measure them with a standard protocol: temporal, leave-one-out or sampled (publishes nothing)")
 	asJSON := fs.Bool("json", false, "with --protocol: print the result as JSON")
+	sequence := fs.Bool("sequence", false, "with --protocol: also fit and measure the sequence encoder (causal self-attention over each user's last 50 events; not used by runs yet)")
 	if err := fs.Parse(args); err != nil {
 		return jobs.Permanent(err)
 	}
@@ -32,7 +33,7 @@ func evalCmd(ctx context.Context, args, environ []string, log *slog.Logger, stdo
 		cfg.Output.URL = "mem://" // a protocol publishes nothing; its checkpoints stay in memory
 	}
 	r := &jobs.Runner{Cfg: cfg, Log: log, CodeVersion: version, Now: time.Now,
-		PseudonymKey: []byte(lookup(environ, "SHELF_PSEUDONYM_KEY"))}
+		PseudonymKey: []byte(lookup(environ, "SHELF_PSEUDONYM_KEY")), EvalSequence: *sequence}
 	cols := []string{"ndcg@10", "recall@10", "hr@10", "map@10", "ndcg@20", "recall@20", "hr@20", "coverage@10", "users"}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
 	if *protocol != "" {

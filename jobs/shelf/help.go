@@ -38,7 +38,7 @@ var commands = map[string]command{
 		"shelf backfill --from 2024-01-01 --to 2024-03-31 --parallel 2 --config configs/online-retail-ii.yaml > backfill.json",
 		[]string{"config", "events-url", "output-url", "force"}},
 	"eval": {"measure: recompute a version's holdout metrics, score a committed table on the days after it, or run an offline protocol on a dump",
-		"shelf eval --date D --config FILE [--version V | --forward-days N | --protocol temporal|leave-one-out|sampled]",
+		"shelf eval --date D --config FILE [--version V | --forward-days N | --protocol temporal|leave-one-out|sampled [--sequence]]",
 		"shelf eval --protocol leave-one-out --date 2010-12-09 --config configs/online-retail-ii.yaml --events-url file://$PWD/../shared/datasets/online-retail-ii",
 		[]string{"config", "date", "events-url", "output-url"}},
 	"tune": {"seeded hyper-parameter search on the validation window; writes the best config",

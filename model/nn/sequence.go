@@ -175,7 +175,8 @@ func (t *SeqTrainer) fill(b int, s Sequence, rec *rows) int {
 }
 
 // Train runs the epochs on seqs (each with 2+ events to teach anything),
-// keeping the parameters of the best validation epoch.
+// keeping the parameters of the best validation epoch. It returns the best
+// validation score and that epoch (without Validate: -Inf and the epochs run).
 func (t *SeqTrainer) Train(ctx context.Context, seqs []Sequence) (best float64, epochs int, err error) {
 	o := t.o
 	D, L, B := o.Dim, o.MaxLen, o.BatchSize
@@ -203,7 +204,7 @@ func (t *SeqTrainer) Train(ctx context.Context, seqs []Sequence) (best float64, 
 	}
 	rec := newRows(B * L)
 	var snapshot [][]float32
-	best, bad := math.Inf(-1), 0
+	best, bad, bestEpoch := math.Inf(-1), 0, 0
 	for epoch := 1; epoch <= o.Epochs; epoch++ {
 		t.rng.Shuffle(len(train), func(i, j int) { train[i], train[j] = train[j], train[i] })
 		for lo := 0; lo < len(train); lo += B {
@@ -244,7 +245,7 @@ func (t *SeqTrainer) Train(ctx context.Context, seqs []Sequence) (best float64, 
 			return best, epoch, err
 		}
 		if score > best {
-			best, bad, snapshot = score, 0, t.snapshot()
+			best, bad, snapshot, bestEpoch = score, 0, t.snapshot(), epoch
 			continue
 		}
 		if bad++; bad >= max(1, o.Patience) {
@@ -253,6 +254,7 @@ func (t *SeqTrainer) Train(ctx context.Context, seqs []Sequence) (best float64, 
 	}
 	if snapshot != nil {
 		t.restore(snapshot)
+		epochs = bestEpoch
 	}
 	return best, epochs, nil
 }
