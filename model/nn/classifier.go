@@ -183,12 +183,7 @@ func newClassGraph(layers []model.Dense, B, f int) (cg *classGraph, err error) {
 	return cg, nil
 }
 
-func (cg *classGraph) run() (err error) {
-	defer recoverErr(&err, "classifier step")
-	err = cg.vm.RunAll()
-	cg.vm.Reset()
-	return err
-}
+func (cg *classGraph) run() error { return runVM(cg.vm, "classifier step") }
 
 func (cg *classGraph) Close() error { return cg.vm.Close() }
 

@@ -224,10 +224,14 @@ func newRankGraph(m *model.RankingModel, B int, bpr, dropout bool) (rg *rankGrap
 }
 
 // run executes one forward/backward pass on the current inputs.
-func (rg *rankGraph) run() (err error) {
-	defer recoverErr(&err, "ranking step")
-	err = rg.vm.RunAll()
-	rg.vm.Reset()
+func (rg *rankGraph) run() error { return runVM(rg.vm, "ranking step") }
+
+// runVM runs every node of a graph's tape machine once and resets it for
+// the next run; what names the step in an error.
+func runVM(vm G.VM, what string) (err error) {
+	defer recoverErr(&err, what)
+	err = vm.RunAll()
+	vm.Reset()
 	return err
 }
 

@@ -120,12 +120,7 @@ func newSeqGraph(e *seqEncoder, B int) (sg *seqGraph, err error) {
 }
 
 // run executes one forward/backward pass on the current inputs.
-func (sg *seqGraph) run() (err error) {
-	defer recoverErr(&err, "sequence step")
-	err = sg.vm.RunAll()
-	sg.vm.Reset()
-	return err
-}
+func (sg *seqGraph) run() error { return runVM(sg.vm, "sequence step") }
 
 // Close releases the VM.
 func (sg *seqGraph) Close() error { return sg.vm.Close() }

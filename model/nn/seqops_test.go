@@ -8,20 +8,8 @@ import (
 
 // tinySeqEncoder is a two-block, two-head encoder with random parameters.
 func tinySeqEncoder(rng *rand.Rand, D, L, heads, blocks int) *seqEncoder {
-	r := func(n int, scale float64) []float32 {
-		s := make([]float32, n)
-		for i := range s {
-			s[i] = float32(rng.NormFloat64() * scale)
-		}
-		return s
-	}
-	one := func(n int) []float32 {
-		s := r(n, 0.1)
-		for i := range s {
-			s[i] += 1
-		}
-		return s
-	}
+	r := func(n int, scale float64) []float32 { return normals(rng, n, scale, 0) }
+	one := func(n int) []float32 { return normals(rng, n, 0.1, 1) }
 	e := &seqEncoder{D: D, L: L, heads: heads, lnfg: one(D), lnfb: r(D, 0.1)}
 	for range blocks {
 		e.blocks = append(e.blocks, seqBlock{

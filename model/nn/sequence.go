@@ -61,20 +61,8 @@ func NewSeqTrainer(nItems, nTypes int, o SeqOptions) (*SeqTrainer, error) {
 	}
 	D := o.Dim
 	rng := rand.New(rand.NewPCG(o.Seed, 0x5e9))
-	normal := func(n int, scale float64) []float32 {
-		s := make([]float32, n)
-		for i := range s {
-			s[i] = float32(rng.NormFloat64() * scale)
-		}
-		return s
-	}
-	ones := func(n int) []float32 {
-		s := make([]float32, n)
-		for i := range s {
-			s[i] = 1
-		}
-		return s
-	}
+	normal := func(n int, scale float64) []float32 { return normals(rng, n, scale, 0) }
+	ones := func(n int) []float32 { return normals(rng, n, 0, 1) }
 	sc := 1 / math.Sqrt(float64(D))
 	t := &SeqTrainer{o: o, nItems: nItems, rng: rng,
 		E: normal(nItems*D, sc), P: normal(o.MaxLen*D, sc), T: normal(nTypes*D, sc)}
@@ -363,6 +351,19 @@ func (t *SeqTrainer) Score(state []float32, item int32) float32 {
 	var s float32
 	for j, v := range t.E[int(item)*D : int(item+1)*D] {
 		s += v * state[j]
+	}
+	return s
+}
+
+// normals is n draws of N(mean, scale²) from rng, as float32.
+func normals(rng *rand.Rand, n int, scale, mean float64) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		if scale != 0 {
+			s[i] = float32(mean + rng.NormFloat64()*scale)
+		} else {
+			s[i] = float32(mean)
+		}
 	}
 	return s
 }
