@@ -22,9 +22,11 @@ func (e *env) sequenceOptions() nn.SeqOptions {
 }
 
 // sequencesOf is each local user's events of ev (time order) before s's
-// cutoff, with the slice's local item indices.
+// cutoff, with the slice's local item indices and each event's time-gap
+// bucket.
 func sequencesOf(ev []model.Event, s *slice) []nn.Sequence {
 	seqs := make([]nn.Sequence, len(s.users))
+	prev := make([]int64, len(s.users))
 	for _, x := range ev {
 		if x.TS >= s.cutoff {
 			continue
@@ -33,8 +35,14 @@ func sequencesOf(ev []model.Event, s *slice) []nn.Sequence {
 		if u < 0 || i < 0 {
 			continue
 		}
+		gap := int64(-1) // the user's first event
+		if len(seqs[u].Items) > 0 {
+			gap = x.TS - prev[u]
+		}
+		prev[u] = x.TS
 		seqs[u].Items = append(seqs[u].Items, i)
 		seqs[u].Types = append(seqs[u].Types, x.Type)
+		seqs[u].Gaps = append(seqs[u].Gaps, nn.GapBucket(gap))
 	}
 	return seqs
 }

@@ -9,11 +9,28 @@ import (
 	"slices"
 )
 
-// Sequence is one user's events in time order: local item indices and
-// event-type indices (0 ≤ type < the trainer's type count).
+// Sequence is one user's events in time order: local item indices,
+// event-type indices (0 ≤ type < the trainer's type count) and, optionally,
+// each event's gap bucket (GapBucket of the seconds since the user's
+// previous event; nil = no gap information, every event bucket 0).
 type Sequence struct {
 	Items []int32
 	Types []uint8
+	Gaps  []uint8
+}
+
+// GapBuckets is the number of time-gap embeddings.
+const GapBuckets = 16
+
+// GapBucket maps the seconds since the previous event to a bucket: 0 for a
+// first event (seconds < 0), else 1 + ⌊log₂(1 + minutes)⌋, at most
+// GapBuckets−1 (about three weeks and more share the last).
+func GapBucket(seconds int64) uint8 {
+	if seconds < 0 {
+		return 0
+	}
+	b := 1 + int(math.Log2(1+float64(seconds)/60))
+	return uint8(min(b, GapBuckets-1))
 }
 
 // SeqOptions configure TrainSequence.
@@ -37,14 +54,16 @@ type SeqTrainer struct {
 	E      []float32 // nItems × D, input and output item embeddings (shared)
 	P      []float32 // MaxLen × D positions (0 = the oldest slot of the window)
 	T      []float32 // types × D
+	Gp     []float32 // GapBuckets × D time-gap embeddings
 	enc    *seqEncoder
 	sg     *seqGraph
 	rng    *rand.Rand
 
 	mE, vE, mP, vP, mT, vT []float32
+	mG, vG                 []float32
 	mD, vD                 [][]float32
 	step                   int64
-	gE, gP, gT             *sparseGrad
+	gE, gP, gT, gG         *sparseGrad
 }
 
 // NewSeqTrainer initialises the embeddings (N(0, 1/√D)) and blocks.
@@ -65,7 +84,7 @@ func NewSeqTrainer(nItems, nTypes int, o SeqOptions) (*SeqTrainer, error) {
 	ones := func(n int) []float32 { return normals(rng, n, 0, 1) }
 	sc := 1 / math.Sqrt(float64(D))
 	t := &SeqTrainer{o: o, nItems: nItems, rng: rng,
-		E: normal(nItems*D, sc), P: normal(o.MaxLen*D, sc), T: normal(nTypes*D, sc)}
+		E: normal(nItems*D, sc), P: normal(o.MaxLen*D, sc), T: normal(nTypes*D, sc), Gp: normal(GapBuckets*D, sc)}
 	t.enc = &seqEncoder{D: D, L: o.MaxLen, heads: o.Heads, lnfg: ones(D), lnfb: make([]float32, D)}
 	for range o.Blocks {
 		t.enc.blocks = append(t.enc.blocks, seqBlock{
@@ -80,10 +99,11 @@ func NewSeqTrainer(nItems, nTypes int, o SeqOptions) (*SeqTrainer, error) {
 	t.mE, t.vE = make([]float32, len(t.E)), make([]float32, len(t.E))
 	t.mP, t.vP = make([]float32, len(t.P)), make([]float32, len(t.P))
 	t.mT, t.vT = make([]float32, len(t.T)), make([]float32, len(t.T))
+	t.mG, t.vG = make([]float32, len(t.Gp)), make([]float32, len(t.Gp))
 	for _, p := range t.enc.params() {
 		t.mD, t.vD = append(t.mD, make([]float32, len(p))), append(t.vD, make([]float32, len(p)))
 	}
-	t.gE, t.gP, t.gT = newSparseGrad(nItems, D), newSparseGrad(o.MaxLen, D), newSparseGrad(nTypes, D)
+	t.gE, t.gP, t.gT, t.gG = newSparseGrad(nItems, D), newSparseGrad(o.MaxLen, D), newSparseGrad(nTypes, D), newSparseGrad(GapBuckets, D)
 	return t, nil
 }
 
@@ -92,24 +112,29 @@ func (t *SeqTrainer) Close() error { return t.sg.Close() }
 
 // window is the part of s that fits: its last MaxLen+1 events for training
 // (inputs and their next items), its last MaxLen for a state.
-func (t *SeqTrainer) window(s Sequence, n int) ([]int32, []uint8) {
+func (t *SeqTrainer) window(s Sequence, n int) ([]int32, []uint8, []uint8) {
 	lo := max(0, len(s.Items)-n)
-	return s.Items[lo:], s.Types[lo:]
+	var gaps []uint8
+	if s.Gaps != nil {
+		gaps = s.Gaps[lo:]
+	}
+	return s.Items[lo:], s.Types[lo:], gaps
 }
 
 // rows records, per graph row of a batch, what the gradients scatter to:
 // the input item (-1 for padding) and type, the next item and the negative.
 type rows struct {
 	items, next, neg []int32
-	types            []uint8
+	types, gaps      []uint8
 }
 
 func newRows(n int) *rows {
-	return &rows{items: make([]int32, n), next: make([]int32, n), neg: make([]int32, n), types: make([]uint8, n)}
+	return &rows{items: make([]int32, n), next: make([]int32, n), neg: make([]int32, n), types: make([]uint8, n), gaps: make([]uint8, n)}
 }
 
 // fill loads sequence s into row block b of the graph's inputs: the window
-// right-aligned (left padding), inputs X = E[item] + P[slot] + T[type]; with
+// right-aligned (left padding), inputs X = E[item] + P[slot] + T[type] +
+// Gp[gap]; with
 // rec (training), each position's next item and a uniform negative. It
 // returns the number of target positions.
 func (t *SeqTrainer) fill(b int, s Sequence, rec *rows) int {
@@ -131,7 +156,7 @@ func (t *SeqTrainer) fill(b int, s Sequence, rec *rows) int {
 	if targets {
 		n = L + 1
 	}
-	items, types := t.window(s, n)
+	items, types, gaps := t.window(s, n)
 	in := len(items)
 	if targets {
 		in--
@@ -141,9 +166,13 @@ func (t *SeqTrainer) fill(b int, s Sequence, rec *rows) int {
 		slot := L - in + i
 		r := base + slot
 		x := sg.x[r*D : (r+1)*D]
-		e, p, ty := t.E[int(items[i])*D:], t.P[slot*D:], t.T[int(types[i])*D:]
+		gap := uint8(0)
+		if gaps != nil {
+			gap = gaps[i]
+		}
+		e, p, ty, gp := t.E[int(items[i])*D:], t.P[slot*D:], t.T[int(types[i])*D:], t.Gp[int(gap)*D:]
 		for j := range D {
-			x[j] = e[j] + p[j] + ty[j]
+			x[j] = e[j] + p[j] + ty[j] + gp[j]
 		}
 		sg.valid[r] = 1
 		if targets {
@@ -152,7 +181,7 @@ func (t *SeqTrainer) fill(b int, s Sequence, rec *rows) int {
 			if neg >= next {
 				neg++
 			}
-			rec.items[r], rec.types[r], rec.next[r], rec.neg[r] = items[i], types[i], next, neg
+			rec.items[r], rec.types[r], rec.gaps[r], rec.next[r], rec.neg[r] = items[i], types[i], gap, next, neg
 			copy(sg.pos[r*D:(r+1)*D], t.E[int(next)*D:int(next+1)*D])
 			copy(sg.neg[r*D:(r+1)*D], t.E[int(neg)*D:int(neg+1)*D])
 			sg.w[r] = 1
@@ -170,8 +199,13 @@ func (t *SeqTrainer) Train(ctx context.Context, seqs []Sequence) (best float64, 
 	D, L, B := o.Dim, o.MaxLen, o.BatchSize
 	var train []int
 	for i, s := range seqs {
-		if len(s.Items) != len(s.Types) {
-			return 0, 0, fmt.Errorf("sequence %d: %d items, %d types", i, len(s.Items), len(s.Types))
+		if len(s.Items) != len(s.Types) || s.Gaps != nil && len(s.Gaps) != len(s.Items) {
+			return 0, 0, fmt.Errorf("sequence %d: %d items, %d types, %d gaps", i, len(s.Items), len(s.Types), len(s.Gaps))
+		}
+		for _, g := range s.Gaps {
+			if g >= GapBuckets {
+				return 0, 0, fmt.Errorf("sequence %d: gap bucket %d outside [0, %d)", i, g, GapBuckets)
+			}
 		}
 		for _, it := range s.Items {
 			if it < 0 || int(it) >= t.nItems {
@@ -287,6 +321,7 @@ func (t *SeqTrainer) apply(rec *rows, mask []float32) {
 		t.gE.add(it, g)
 		t.gP.add(int32(r%L), g)
 		t.gT.add(int32(rec.types[r]), g)
+		t.gG.add(int32(rec.gaps[r]), g)
 		t.gE.add(rec.next[r], sg.gPos[r*D:(r+1)*D])
 		t.gE.add(rec.neg[r], sg.gNeg[r*D:(r+1)*D])
 	}
@@ -296,13 +331,14 @@ func (t *SeqTrainer) apply(rec *rows, mask []float32) {
 	t.gE.apply(t.E, t.mE, t.vE, l2, step)
 	t.gP.apply(t.P, t.mP, t.vP, 0, step)
 	t.gT.apply(t.T, t.mT, t.vT, 0, step)
+	t.gG.apply(t.Gp, t.mG, t.vG, 0, step)
 	for i, p := range t.enc.params() {
 		adamUpdate(p, sg.gParams[i], t.mD[i], t.vD[i], step)
 	}
 }
 
 func (t *SeqTrainer) snapshot() [][]float32 {
-	out := [][]float32{slices.Clone(t.E), slices.Clone(t.P), slices.Clone(t.T)}
+	out := [][]float32{slices.Clone(t.E), slices.Clone(t.P), slices.Clone(t.T), slices.Clone(t.Gp)}
 	for _, p := range t.enc.params() {
 		out = append(out, slices.Clone(p))
 	}
@@ -313,8 +349,9 @@ func (t *SeqTrainer) restore(s [][]float32) {
 	copy(t.E, s[0])
 	copy(t.P, s[1])
 	copy(t.T, s[2])
+	copy(t.Gp, s[3])
 	for i, p := range t.enc.params() {
-		copy(p, s[3+i])
+		copy(p, s[4+i])
 	}
 }
 

@@ -146,3 +146,33 @@ func BenchmarkSeqTrainEpoch(b *testing.B) {
 	}
 	b.ReportMetric(float64(positions*b.N)/b.Elapsed().Seconds(), "positions/s")
 }
+
+func TestGapBuckets(t *testing.T) {
+	for _, c := range []struct {
+		sec  int64
+		want uint8
+	}{{-1, 0}, {0, 1}, {59, 1}, {60, 2}, {180, 3}, {3600, 6}, {86400, 11}, {365 * 86400, GapBuckets - 1}} {
+		if got := GapBucket(c.sec); got != c.want {
+			t.Errorf("GapBucket(%d) = %d, want %d", c.sec, got, c.want)
+		}
+	}
+	// The same items and types with other gaps give another state.
+	tr, err := NewSeqTrainer(10, 1, SeqOptions{Dim: 8, MaxLen: 4, Heads: 2, Blocks: 1, Epochs: 1, BatchSize: 2, LearningRate: 0.01, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	s := Sequence{Items: []int32{1, 2, 3}, Types: []uint8{0, 0, 0}}
+	a, b := s, s
+	a.Gaps, b.Gaps = []uint8{0, 1, 1}, []uint8{0, 1, 12}
+	st, err := tr.States([]Sequence{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Equal(st[:8], st[8:]) {
+		t.Fatal("the time gaps do not reach the state")
+	}
+	if _, _, err := tr.Train(context.Background(), []Sequence{{Items: []int32{1, 2}, Types: []uint8{0, 0}, Gaps: []uint8{0, GapBuckets}}}); err == nil {
+		t.Fatal("a gap bucket out of range was accepted")
+	}
+}
