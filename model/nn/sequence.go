@@ -39,7 +39,10 @@ type SeqOptions struct {
 	Epochs, BatchSize          int
 	LearningRate, L2, Dropout  float64 // Dropout: on the input embeddings
 	Patience                   int     // epochs without a better validation score before stopping
-	Seed                       uint64
+	// TimeGaps adds each event's gap-bucket embedding to its input (off:
+	// every event gets bucket 0's, and Sequence.Gaps is ignored).
+	TimeGaps bool
+	Seed     uint64
 	// Validate scores the encoder after an epoch (higher is better); nil =
 	// every epoch runs and the last is kept.
 	Validate func(m *SeqTrainer, epoch int) (float64, error)
@@ -167,7 +170,7 @@ func (t *SeqTrainer) fill(b int, s Sequence, rec *rows) int {
 		r := base + slot
 		x := sg.x[r*D : (r+1)*D]
 		gap := uint8(0)
-		if gaps != nil {
+		if gaps != nil && t.o.TimeGaps {
 			gap = gaps[i]
 		}
 		e, p, ty, gp := t.E[int(items[i])*D:], t.P[slot*D:], t.T[int(types[i])*D:], t.Gp[int(gap)*D:]

@@ -157,7 +157,7 @@ func TestGapBuckets(t *testing.T) {
 		}
 	}
 	// The same items and types with other gaps give another state.
-	tr, err := NewSeqTrainer(10, 1, SeqOptions{Dim: 8, MaxLen: 4, Heads: 2, Blocks: 1, Epochs: 1, BatchSize: 2, LearningRate: 0.01, Seed: 1})
+	tr, err := NewSeqTrainer(10, 1, SeqOptions{Dim: 8, MaxLen: 4, Heads: 2, Blocks: 1, Epochs: 1, BatchSize: 2, LearningRate: 0.01, Seed: 1, TimeGaps: true})
 	if err != nil {
 		t.Fatal(err)
 	}
