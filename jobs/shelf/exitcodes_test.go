@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -113,13 +114,19 @@ func TestCrashIsRetryable(t *testing.T) {
 	out := t.TempDir()
 	cmd := shelfCmd(bin, out)
 	cmd.Env = append(cmd.Env, "SHELF_TRAIN_EPOCHS=200", "SHELF_TRAIN_PATIENCE=0")
-	var stderr bytes.Buffer
+	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	child := waitChild(t, cmd.Process.Pid)
-	time.Sleep(500 * time.Millisecond)
+	// Signal the child once its pipeline runs (it has logged a stage), not
+	// at a fixed delay: a signal in the window between fork and exec, or
+	// before the runtime is up, is not the crash this test is about.
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(stderr.String(), `"stage start"`) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
 	syscall.Kill(child, syscall.SIGQUIT)
 	err := cmd.Wait()
 	var ee *exec.ExitError
@@ -224,4 +231,22 @@ func TestBackfillExit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writing process and a reading test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
