@@ -127,7 +127,9 @@ func TestCrashIsRetryable(t *testing.T) {
 	for !strings.Contains(stderr.String(), `"stage start"`) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	syscall.Kill(child, syscall.SIGQUIT)
+	if err := syscall.Kill(child, syscall.SIGQUIT); err != nil {
+		t.Fatalf("SIGQUIT to child %d: %v", child, err)
+	}
 	err := cmd.Wait()
 	var ee *exec.ExitError
 	if err == nil || !asExit(err, &ee) || ee.ExitCode() != jobs.ExitRetryable || !strings.Contains(stderr.String(), "crashed") {
@@ -172,23 +174,33 @@ func TestSupervisorForwardsSigtermAndDiesWithParent(t *testing.T) {
 	}
 }
 
-// waitChild returns the PID of parent's first child process.
+// waitChild returns the PID of the supervisor's child once it runs shelf:
+// a child of parent whose environment carries the supervisor's pipe
+// descriptor. Not merely the first child listed: on its first start of a
+// process the Go runtime forks a short-lived probe of its own (whether
+// clone(CLONE_PIDFD) works), and a signal sent to that probe's PID is lost
+// (under load, CI picked the probe and the run then finished normally).
 func waitChild(t *testing.T, parent int) int {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		tasks, _ := filepath.Glob(filepath.Join("/proc", strconv.Itoa(parent), "task", "*", "children"))
 		for _, f := range tasks {
-			if data, err := os.ReadFile(f); err == nil {
-				if fs := strings.Fields(string(data)); len(fs) > 0 {
-					pid, _ := strconv.Atoi(fs[0])
+			data, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			for _, field := range strings.Fields(string(data)) {
+				pid, _ := strconv.Atoi(field)
+				env, err := os.ReadFile(filepath.Join("/proc", field, "environ"))
+				if err == nil && pid > 0 && bytes.Contains(append([]byte{0}, env...), []byte("\x00"+supervisedEnv+"=3\x00")) {
 					return pid
 				}
 			}
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("process %d started no child", parent)
+	t.Fatalf("process %d started no shelf child", parent)
 	return 0
 }
 
