@@ -222,6 +222,23 @@ func (c Config) Validate() error {
 	k.grid("train.rp3beta_beta", t.RP3Beta, 0, 2, false)
 	k.grid("train.ease_lambda", t.EASELambda, 1e-6, 1e6, false)
 	k.count("train.ease_max_items", t.EASEMaxItems, 0, 100000)
+	if q := c.Sequence; q.Enabled {
+		k.count("sequence.dim", q.Dim, 1, maxDim)
+		k.count("sequence.heads", q.Heads, 1, 16)
+		if q.Heads > 0 && q.Dim%q.Heads != 0 {
+			bad("sequence.dim %d must be a multiple of sequence.heads %d", q.Dim, q.Heads)
+		}
+		k.count("sequence.max_len", q.MaxLen, 2, 1000)
+		k.count("sequence.blocks", q.Blocks, 1, 8)
+		k.count("sequence.epochs", q.Epochs, 1, maxEpochs)
+		k.count("sequence.batch_size", q.BatchSize, 1, 4096)
+		k.count("sequence.patience", q.Patience, 0, maxEpochs)
+		k.num("sequence.learning_rate", q.LearningRate, 0, 1, true)
+		if math.IsNaN(q.Dropout) || !(q.Dropout >= 0 && q.Dropout < 1) {
+			bad("sequence.dropout %g: want 0 <= p < 1", q.Dropout)
+		}
+		k.grid("sequence.blend", q.Blend, 0, 1, true) // the rest of the hybrid keeps 1 − w
+	}
 	b := c.Baselines
 	if w := b.ItemKNNWeighting; w != "log1p" && w != "binary" {
 		bad("baselines.itemknn_weighting %q: want log1p or binary", w)

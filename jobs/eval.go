@@ -58,7 +58,11 @@ func (r *Runner) Eval(ctx context.Context, version string) (*EvalResult, error) 
 	}
 	_, gateK, _ := configs.ParseMetric(cfg.Gate.Metric)
 	h := e.newHoldout(in, s, ts.Unix(), e.end.Unix(), withK(cfg.Eval.Ks, gateK))
-	recs, err := e.recommenders(ctx, s, rm, m.Selection)
+	seq, err := e.loadSequence(ctx, m, "evaluate/sequence.shlfw", "evaluate/items.parquet", in)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := e.recommenders(ctx, s, rm, seq, m.Selection)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +90,11 @@ type namedRecommender struct {
 
 // recommenders are the published hybrid ranker, the neural model alone and
 // the baselines, all fit on slice s: the set every evaluation reports.
-func (e *env) recommenders(ctx context.Context, s *slice, m *model.RankingModel, sel tables.Selection) ([]namedRecommender, error) {
+//
+// seq (nil: none) is the sequence encoder fitted for this slice's model:
+// in the hybrid with weight sel.Sequence, and reported alone (`sequence`)
+// and, when in the hybrid, by the blend without it (`blend_without_sequence`).
+func (e *env) recommenders(ctx context.Context, s *slice, m *model.RankingModel, seq *seqFit, sel tables.Selection) ([]namedRecommender, error) {
 	pop := e.popularity(s)
 	base, err := e.itemKNN(ctx, s, pop)
 	if err != nil {
@@ -118,13 +126,33 @@ func (e *env) recommenders(ctx context.Context, s *slice, m *model.RankingModel,
 		return nil, err
 	}
 	neural := model.NewModelRecommender(m, s.ui, e.cfg.Score.Candidates, pop)
-	hybrid := model.NewHybrid(neural, hknn, pop, float32(sel.KNN), float32(sel.Popularity), e.cfg.Score.Candidates)
+	var comp *model.ModelRecommender
+	if seq != nil {
+		if comp, err = e.component(seq, s); err != nil {
+			return nil, err
+		}
+	}
+	delta := sel.Sequence
+	if comp == nil {
+		delta = 0
+	}
+	cand := e.cfg.Score.Candidates
+	hybrid := model.NewHybrid(neural, hknn, pop, float32(sel.KNN), float32(sel.Popularity), cand).WithSequence(comp, float32(delta))
 	recs := []namedRecommender{{"model", hybrid}, {"neural", neural}, {"popularity", pop}, {"itemknn", knn}, {"itemknn_recency", hknn}}
-	if w := sel.KNN + sel.Popularity; w > 0 && w < 1 {
+	if comp != nil {
+		recs = append(recs, namedRecommender{"sequence", comp})
+	}
+	if w := sel.KNN + sel.Popularity + delta; w > 0 && w < 1 {
 		// Ablation: the same blend without the neural model's scores, to
 		// show what the Gorgonia model adds.
 		recs = append(recs, namedRecommender{"blend_without_neural",
-			model.NewHybrid(neural, hknn, pop, float32(sel.KNN/w), float32(sel.Popularity/w), e.cfg.Score.Candidates)})
+			model.NewHybrid(neural, hknn, pop, float32(sel.KNN/w), float32(sel.Popularity/w), cand).WithSequence(comp, float32(delta/w))})
+	}
+	if delta > 0 {
+		// And without the sequence encoder's.
+		r := 1 - delta
+		recs = append(recs, namedRecommender{"blend_without_sequence",
+			model.NewHybrid(neural, hknn, pop, float32(sel.KNN/r), float32(sel.Popularity/r), cand)})
 	}
 	return recs, nil
 }

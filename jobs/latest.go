@@ -78,7 +78,13 @@ func (e *env) evaluateLatest(ctx context.Context, in *model.Interactions, s *sli
 		}
 	}
 	mapped := remap(old, vocabs[0], vocabs[1], in, s)
-	recs, err := e.recommenders(ctx, s, mapped, m.Selection)
+	// Its encoder's item rows are mapped by id; its states come from this
+	// window's histories (the encoder reads events, not user ids).
+	seq, err := e.loadSequence(ctx, m, "evaluate/sequence.shlfw", "evaluate/items.parquet", in)
+	if err != nil {
+		return nil, fmt.Errorf("gate: LATEST %s: %w", id, err)
+	}
+	recs, err := e.recommenders(ctx, s, mapped, seq, m.Selection)
 	if err != nil {
 		return nil, err
 	}

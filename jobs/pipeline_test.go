@@ -41,6 +41,8 @@ func testConfig(t *testing.T) configs.Config {
 	cfg.Train.Dim, cfg.Train.Hidden, cfg.Train.Epochs = 16, []int{32, 32}, 4
 	cfg.Train.BatchSize = 1024
 	cfg.Score.K, cfg.Score.Candidates, cfg.Score.Shards = 10, 100, 2
+	// A small sequence encoder: on, so every run test goes through it.
+	cfg.Sequence.Dim, cfg.Sequence.MaxLen, cfg.Sequence.Blocks, cfg.Sequence.Epochs, cfg.Sequence.BatchSize = 8, 12, 1, 3, 256
 	return cfg
 }
 

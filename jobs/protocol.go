@@ -76,7 +76,6 @@ func (r *Runner) EvalProtocol(ctx context.Context, protocol string) (*ProtocolRe
 	res := &ProtocolResult{Protocol: protocol, Date: cfg.Date, Metrics: map[string]map[string]float64{}}
 	var sSel, sEval *slice
 	var hVal, hTest holdout
-	evSel, evEval := in.Events, in.Events // the events each slice was built from
 	switch protocol {
 	case "temporal":
 		win, err := e.chooseWindows(in)
@@ -97,7 +96,7 @@ func (r *Runner) EvalProtocol(ctx context.Context, protocol string) (*ProtocolRe
 		test := looTargets(in, targets, nil)
 		val := looTargets(in, targets, test)
 		end := e.end.Unix()
-		evEval, evSel = beforeTargets(in.Events, test), beforeTargets(in.Events, val)
+		evEval, evSel := beforeTargets(in.Events, test), beforeTargets(in.Events, val)
 		sEval = e.newSliceOf(in, evEval, end)
 		hTest = targetHoldout(sEval, test, ks)
 		sSel = e.newSliceOf(in, evSel, end)
@@ -119,21 +118,16 @@ func (r *Runner) EvalProtocol(ctx context.Context, protocol string) (*ProtocolRe
 			return model.EvaluateSampled(ctx, rec, hTest.in, SampledNegatives, uint64(cfg.Seed), 2)
 		}
 	}
+	if r.EvalSequence {
+		e.cfg.Sequence.Enabled = true
+	}
 	fe, err := e.fitAndEvaluate(ctx, sSel, hVal, sEval, hTest, gateKey, measure)
 	if err != nil {
 		return nil, err
 	}
 	fe.doneEvaluate()
 	res.Metrics = fe.metrics
-	var seqInfo map[string]any
-	if r.EvalSequence {
-		met, info, err := e.measureSequence(ctx, in, evSel, evEval, sSel, sEval, hVal, hTest, gateKey, measure)
-		if err != nil {
-			return nil, err
-		}
-		res.Metrics["sequence"], seqInfo = met, info
-	}
-	for _, name := range []string{"model", "neural", "blend_without_neural", "itemknn_recency", "sequence", "itemknn", "popularity"} {
+	for _, name := range []string{"model", "neural", "blend_without_neural", "blend_without_sequence", "itemknn_recency", "sequence", "itemknn", "popularity"} {
 		if _, ok := res.Metrics[name]; ok {
 			res.Names = append(res.Names, name)
 		}
@@ -146,8 +140,10 @@ func (r *Runner) EvalProtocol(ctx context.Context, protocol string) (*ProtocolRe
 	if sel.Evidence != "" {
 		res.Selection["evidence"] = sel.Evidence
 	}
-	for k, v := range seqInfo {
-		res.Selection[k] = v
+	if fe.seqSel != nil {
+		q := e.cfg.Sequence
+		res.Selection["blend_sequence"], res.Selection["sequence_epochs"] = sel.Sequence, sel.SequenceEpochs
+		res.Selection["sequence_settings"] = fmt.Sprintf("dim %d, %d positions, %d blocks, %d heads, dropout %g, lr %g", q.Dim, q.MaxLen, q.Blocks, q.Heads, q.Dropout, q.LearningRate)
 	}
 	res.Seconds = time.Since(t0).Seconds()
 	e.log.Info("protocol done", slog.String("protocol", protocol), slog.Float64("seconds", round3(res.Seconds)))

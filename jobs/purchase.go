@@ -164,8 +164,9 @@ func (e *env) purchaseOptions(epochs int) nn.MLPOptions {
 // rankingFit is a ranking model with the slice it was fit on, for the
 // predicted items at cut-offs after that slice's.
 type rankingFit struct {
-	s *slice
-	m *model.RankingModel
+	s   *slice
+	m   *model.RankingModel
+	seq *seqFit // nil: none
 }
 
 // trainPurchase evaluates the purchase model against its baselines on the
@@ -362,7 +363,7 @@ func (e *env) itemListsAt(ctx context.Context, g *model.ByUser, fits []rankingFi
 		return l, nil
 	}
 	s := e.newSlice(in, t+1)
-	rec, err := e.recommender(ctx, s, carry(in, fit.m, fit.s, s), sel)
+	rec, err := e.recommender(ctx, s, carry(in, fit.m, fit.s, s), fit.seq, sel)
 	if err != nil {
 		return nil, err
 	}

@@ -210,7 +210,14 @@ func (e *env) loadOutcome(ctx context.Context) (*trainOutcome, error) {
 			return nil, Permanent(fmt.Errorf("score: %s of version %s does not match the input data (inputs changed since training?)", v.file, id))
 		}
 	}
-	rec, err := e.recommender(ctx, s, rm, m.Selection)
+	seq, err := e.loadSequence(ctx, m, "sequence.shlfw", "vocab/items.parquet", in)
+	if err != nil {
+		return nil, err
+	}
+	if seq == nil && m.Selection.Sequence > 0 {
+		return nil, Permanent(fmt.Errorf("score: version %s blends a sequence encoder but holds no sequence.shlfw", id))
+	}
+	rec, err := e.recommender(ctx, s, rm, seq, m.Selection)
 	if err != nil {
 		return nil, err
 	}
@@ -221,5 +228,5 @@ func (e *env) loadOutcome(ctx context.Context) (*trainOutcome, error) {
 	if pm != nil {
 		pm.report.GatePassed = true
 	}
-	return &trainOutcome{in: in, acc: acc, inputs: inputs, final: s, model: rm, rec: rec, purchase: pm, manifest: *m, version: id}, nil
+	return &trainOutcome{in: in, acc: acc, inputs: inputs, final: s, model: rm, rec: rec, seq: seq, purchase: pm, manifest: *m, version: id}, nil
 }

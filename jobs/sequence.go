@@ -1,34 +1,57 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"slices"
 	"time"
 
+	"github.com/shelfml/shelf/io/tables"
 	"github.com/shelfml/shelf/model"
 	"github.com/shelfml/shelf/model/nn"
 )
 
-// The sequence encoder (model/nn.SeqTrainer) is measured by `shelf eval
-// --protocol P --sequence` next to the published hybrid and the baselines;
-// runs do not use it yet.
+// The sequence encoder (model/nn.SeqTrainer, config section sequence) is
+// one more component of the published hybrid. A run fits it three times,
+// as it does the neural model: on the selection slice with early stopping
+// on the validation window (where its blend weight is chosen), on the
+// evaluation slice for the chosen epochs (the holdout rows `sequence` and
+// `blend_without_sequence`), and on the final slice for the published
+// version (sequence.shlfw) when the weight chosen is above 0. A user's
+// state is computed from the user's events up to the slice's cut-off, so
+// scoring reads it from the history up to the as-of date.
 
-// sequenceOptions are the encoder's settings for a measurement. Time-gap
-// embeddings are off: measured with them, leave-one-out NDCG@10 fell on
-// both logs that have them (Online Retail II 0.0310 → 0.0165, the synthetic
-// sequential shop 0.2315 → 0.2261; docs/quality.md).
+// sequenceOptions are the encoder's settings.
 func (e *env) sequenceOptions() nn.SeqOptions {
-	return nn.SeqOptions{Dim: 32, MaxLen: 50, Heads: 2, Blocks: 2, Epochs: 40, BatchSize: 128,
-		LearningRate: 0.005, Dropout: 0.2, Patience: 3, Seed: uint64(e.cfg.Seed)}
+	q := e.cfg.Sequence
+	return nn.SeqOptions{Dim: q.Dim, MaxLen: q.MaxLen, Heads: q.Heads, Blocks: q.Blocks, Epochs: q.Epochs, BatchSize: q.BatchSize,
+		LearningRate: q.LearningRate, Dropout: q.Dropout, Patience: q.Patience, TimeGaps: q.TimeGaps, Seed: uint64(e.cfg.Seed)}
 }
 
 // sequencesOf is each local user's events of ev (time order) before s's
 // cutoff, with the slice's local item indices and each event's time-gap
-// bucket.
+// bucket. The sequences are index lists over the slice's events (4 + 1 + 1
+// bytes per event), built once per slice.
 func sequencesOf(ev []model.Event, s *slice) []nn.Sequence {
+	n := make([]int32, len(s.users))
+	for _, x := range ev {
+		if x.TS < s.cutoff && s.userLocal[x.User] >= 0 && s.itemLocal[x.Item] >= 0 {
+			n[s.userLocal[x.User]]++
+		}
+	}
 	seqs := make([]nn.Sequence, len(s.users))
+	var total int
+	for _, c := range n {
+		total += int(c)
+	}
+	items, types, gaps := make([]int32, 0, total), make([]uint8, 0, total), make([]uint8, 0, total)
+	for u, c := range n { // one backing array per field, a window of it per user
+		seqs[u] = nn.Sequence{Items: items[len(items) : len(items) : len(items)+int(c)],
+			Types: types[len(types) : len(types) : len(types)+int(c)], Gaps: gaps[len(gaps) : len(gaps) : len(gaps)+int(c)]}
+		items, types, gaps = items[:len(items)+int(c)], types[:len(types)+int(c)], gaps[:len(gaps)+int(c)]
+	}
 	prev := make([]int64, len(s.users))
 	for _, x := range ev {
 		if x.TS >= s.cutoff {
@@ -50,93 +73,169 @@ func sequencesOf(ev []model.Event, s *slice) []nn.Sequence {
 	return seqs
 }
 
-// seqRecommender ranks every item by its dot product with the user's state;
-// users without a sequence get the fallback's list.
-type seqRecommender struct {
-	tr       *nn.SeqTrainer
-	states   []float32
-	has      []bool
-	dim      int
-	items    int
-	fallback model.Recommender
+// seqFit is a fitted encoder: its weights, whose item rows are the global
+// items in items (-1: an item of a loaded version the data no longer has).
+type seqFit struct {
+	w          *model.Weights
+	items      []int32
+	epochs     int
+	validation float64 // the best validation score (select fits)
+	comps      map[*slice]*model.ModelRecommender
 }
 
-func newSeqRecommender(tr *nn.SeqTrainer, seqs []nn.Sequence, dim, items int, fallback model.Recommender) (*seqRecommender, error) {
+// fitSequence fits the encoder on s. With val it runs up to sequence.epochs
+// and keeps the best epoch on val's gate metric (the encoder alone); with
+// val nil it runs epochs epochs.
+func (e *env) fitSequence(ctx context.Context, phase string, s *slice, epochs int, val *model.EvalInput, gateKey string) (*seqFit, error) {
+	t0 := time.Now()
+	o := e.sequenceOptions()
+	if val == nil {
+		o.Epochs = max(1, epochs)
+	}
+	seqs := sequencesOf(s.events, s)
+	pop := e.popularity(s)
+	meter := e.meter("train", "epochs", int64(o.Epochs), "phase", "sequence_"+phase)
+	defer meter.Finish()
+	o.Validate = func(m *nn.SeqTrainer, epoch int) (float64, error) {
+		if val == nil {
+			meter.Add(1)
+			return float64(epoch), nil // the last epoch is kept
+		}
+		rec, err := e.seqRecommender(m, seqs, s, pop)
+		if err != nil {
+			return 0, err
+		}
+		met, err := model.Evaluate(ctx, rec, *val, 2)
+		meter.Add(1, slog.Float64("validation", met[gateKey]))
+		return met[gateKey], err
+	}
+	tr, err := nn.NewSeqTrainer(len(s.items), len(e.cfg.Events.EventTypes), o)
+	if err != nil {
+		return nil, err
+	}
+	defer tr.Close()
+	best, ran, err := tr.Train(ctx, seqs)
+	if err != nil {
+		return nil, fmt.Errorf("sequence (%s): %w", phase, err)
+	}
+	f := &seqFit{w: tr.ToWeights(), items: s.items, epochs: max(1, ran)}
+	if val != nil {
+		f.validation = best
+	}
+	e.log.Info("sequence encoder fitted", "phase", phase, "epochs", f.epochs, "validation", f.validation,
+		"sequences", len(seqs), "seconds", round3(time.Since(t0).Seconds()))
+	return f, nil
+}
+
+// seqRecommender serves encoder tr's states of seqs over slice s's items.
+func (e *env) seqRecommender(tr *nn.SeqTrainer, seqs []nn.Sequence, s *slice, pop model.Recommender) (*model.ModelRecommender, error) {
 	st, err := tr.States(seqs)
 	if err != nil {
 		return nil, err
 	}
-	r := &seqRecommender{tr: tr, states: st, has: make([]bool, len(seqs)), dim: dim, items: items, fallback: fallback}
-	for u, s := range seqs {
-		r.has[u] = len(s.Items) > 0
-	}
-	return r, nil
+	rm := &model.RankingModel{Dim: tr.Dim(), NUsers: len(s.users), NItems: len(s.items), User: st,
+		Item: tr.Items(), ItemBias: make([]float32, len(s.items))}
+	return model.NewModelRecommender(rm, s.ui, e.cfg.Score.Candidates, pop), nil
 }
 
-func (r *seqRecommender) Name() string { return "sequence" }
-
-func (r *seqRecommender) Recommend(u int32, k int, exclude []int32, dst []model.Scored) []model.Scored {
-	if int(u) >= len(r.has) || !r.has[u] {
-		return r.fallback.Recommend(u, k, exclude, dst)
+// weightsFor is f's weights with the item rows in s's item order (an item
+// f does not know gets a zero embedding).
+func (f *seqFit) weightsFor(s *slice) (*model.Weights, error) {
+	it, ok := f.w.Get(nn.SeqItemsTensor)
+	if !ok || len(it.Shape) != 2 || it.Shape[0] != len(f.items) {
+		return nil, fmt.Errorf("sequence weights: item embeddings do not match the %d items", len(f.items))
 	}
-	st := r.states[int(u)*r.dim : int(u+1)*r.dim]
-	top := model.NewTopK(k)
-	for i := range int32(r.items) {
-		if _, ex := slices.BinarySearch(exclude, i); ex {
-			continue
+	if slices.Equal(f.items, s.items) {
+		return f.w, nil
+	}
+	d := it.Shape[1]
+	row := make(map[int32]int, len(f.items))
+	for r, g := range f.items {
+		if g >= 0 {
+			row[g] = r
 		}
-		top.Push(i, r.tr.Score(st, i))
 	}
-	return top.Sorted(dst)
+	emb := make([]float32, len(s.items)*d)
+	for i, g := range s.items {
+		if r, ok := row[g]; ok {
+			copy(emb[i*d:(i+1)*d], it.Data[r*d:(r+1)*d])
+		}
+	}
+	w := &model.Weights{Tensors: append([]model.Tensor(nil), f.w.Tensors...)}
+	w.Put(model.Tensor{Name: nn.SeqItemsTensor, Shape: []int{len(s.items), d}, Data: emb})
+	return w, nil
 }
 
-// measureSequence fits the encoder on sSel's sequences with early stopping
-// on hVal, refits on sEval's for the best epoch count, and measures it on
-// hTest (measure nil = full ranking).
-func (e *env) measureSequence(ctx context.Context, in *model.Interactions, evSel, evEval []model.Event, sSel, sEval *slice,
-	hVal, hTest holdout, gateKey string, measure func(model.Recommender) (model.Metrics, error)) (model.Metrics, map[string]any, error) {
-	t0 := time.Now()
-	o := e.sequenceOptions()
-	seqSel := sequencesOf(evSel, sSel)
-	valIn := hVal.subsample(maxValidationUsers)
-	popSel := e.popularity(sSel)
-	o.Validate = func(m *nn.SeqTrainer, epoch int) (float64, error) {
-		rec, err := newSeqRecommender(m, seqSel, o.Dim, len(sSel.items), popSel)
-		if err != nil {
-			return 0, err
-		}
-		met, err := model.Evaluate(ctx, rec, valIn, 2)
-		e.log.Info("sequence epoch", slog.Int("epoch", epoch), slog.Float64("validation", met[gateKey]))
-		return met[gateKey], err
+// component is f's recommender on slice s: the states of s's users from
+// their events before s's cut-off (computed once per slice).
+func (e *env) component(f *seqFit, s *slice) (*model.ModelRecommender, error) {
+	if c := f.comps[s]; c != nil {
+		return c, nil
 	}
-	tr, err := nn.NewSeqTrainer(len(sSel.items), len(in.Types), o)
+	w, err := f.weightsFor(s)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	best, epochs, err := tr.Train(ctx, seqSel)
-	tr.Close()
+	tr, err := nn.SeqFromWeights(w, e.cfg.Sequence.BatchSize)
 	if err != nil {
-		return nil, nil, fmt.Errorf("sequence (select): %w", err)
-	}
-	o.Validate, o.Epochs = nil, max(1, epochs)
-	tr, err = nn.NewSeqTrainer(len(sEval.items), len(in.Types), o)
-	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer tr.Close()
-	seqEval := sequencesOf(evEval, sEval)
-	if _, _, err := tr.Train(ctx, seqEval); err != nil {
-		return nil, nil, fmt.Errorf("sequence (evaluate): %w", err)
-	}
-	rec, err := newSeqRecommender(tr, seqEval, o.Dim, len(sEval.items), e.popularity(sEval))
+	c, err := e.seqRecommender(tr, sequencesOf(s.events, s), s, e.popularity(s))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if measure == nil {
-		measure = func(r model.Recommender) (model.Metrics, error) { return model.Evaluate(ctx, r, hTest.in, 2) }
+	if f.comps == nil {
+		f.comps = map[*slice]*model.ModelRecommender{}
 	}
-	met, err := measure(rec)
-	info := map[string]any{"sequence_epochs": epochs, "sequence_validation": best, "sequence_seconds": time.Since(t0).Seconds(),
-		"sequence_settings": fmt.Sprintf("dim %d, %d positions, %d blocks, %d heads, dropout %g, lr %g", o.Dim, o.MaxLen, o.Blocks, o.Heads, o.Dropout, o.LearningRate)}
-	return met, info, err
+	f.comps[s] = c
+	return c, nil
+}
+
+// encode is f's weights file with the item rows of slice s.
+func (f *seqFit) encode(s *slice) ([]byte, error) {
+	w, err := f.weightsFor(s)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	if err := model.WriteWeights(&b, w); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// loadSequence reads a version's encoder file rel whose item rows follow the
+// vocabulary file vocabRel; nil when the version has none.
+func (e *env) loadSequence(ctx context.Context, m *tables.Manifest, rel, vocabRel string, in *model.Interactions) (*seqFit, error) {
+	if !slices.ContainsFunc(m.Files, func(f tables.FileEntry) bool { return f.Path == rel }) {
+		return nil, nil
+	}
+	data, err := tables.ReadVersionFile(ctx, e.out, m, rel)
+	if err != nil {
+		return nil, err
+	}
+	w, err := model.ReadWeights(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("version %s %s: %w", m.Version, rel, err)
+	}
+	vd, err := tables.ReadVersionFile(ctx, e.out, m, vocabRel)
+	if err != nil {
+		return nil, err
+	}
+	voc, err := tables.DecodeVocab(vd)
+	if err != nil {
+		return nil, fmt.Errorf("version %s %s: %w", m.Version, vocabRel, err)
+	}
+	items := make([]int32, voc.Len())
+	for r, id := range voc.IDs() {
+		items[r] = -1
+		if g, ok := in.Items.Lookup(id); ok {
+			items[r] = g
+		}
+	}
+	if it, ok := w.Get(nn.SeqItemsTensor); !ok || len(it.Shape) != 2 || it.Shape[0] != len(items) {
+		return nil, fmt.Errorf("version %s %s: item embeddings do not match the %d items of %s", m.Version, rel, len(items), vocabRel)
+	}
+	return &seqFit{w: w, items: items}, nil
 }

@@ -16,7 +16,8 @@ import (
 // model or baseline fit on it can rank only items it has seen.
 type slice struct {
 	cutoff    int64
-	users     []int32 // local → global
+	events    []model.Event // the events the slice was built from (a view), all before cutoff
+	users     []int32       // local → global
 	items     []int32
 	userLocal []int32 // global → local, -1 if absent
 	itemLocal []int32
@@ -65,7 +66,7 @@ func (e *env) newSliceOf(in *model.Interactions, ev []model.Event, cutoff int64)
 }
 
 func sliceOfEvents(in *model.Interactions, ev []model.Event, cutoff int64, halfLifeDays, popHalfLifeDays float64, excl configs.TypeMask) *slice {
-	s := &slice{cutoff: cutoff, userLocal: fill(in.Users.Len()), itemLocal: fill(in.Items.Len())}
+	s := &slice{cutoff: cutoff, events: ev, userLocal: fill(in.Users.Len()), itemLocal: fill(in.Items.Len())}
 	rows := make([]int32, len(ev))
 	cols := make([]int32, len(ev))
 	vals := make([]float32, len(ev))

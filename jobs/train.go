@@ -37,6 +37,8 @@ type trainOutcome struct {
 	rec       model.BlockRecommender // the published ranker over the final slice
 	evalModel *model.RankingModel    // the model the holdout metrics were measured on
 	evalSlice *slice                 // the slice it was fit on
+	seq       *seqFit                // the published hybrid's sequence encoder (nil: not in it)
+	evalSeq   *seqFit                // the encoder the holdout metrics were measured with (nil: none)
 	purchase  *purchaseModel         // nil when disabled or refused by its gate
 	manifest  tables.Manifest
 	history   map[string][]nn.EpochStats
@@ -190,6 +192,10 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 		slog.Any("itemknn", metrics["itemknn"]), slog.Any("itemknn_recency", metrics["itemknn_recency"]), slog.Bool("gate_passed", gate.Passed), slog.String("gate", gate.Reason))
 
 	out.final, out.model, out.evalModel, out.evalSlice = sEval, mEval, mEval, sEval
+	out.evalSeq = fe.seqEval
+	if sel.Sequence > 0 {
+		out.seq = fe.seqEval
+	}
 	if cfg.Train.Refit {
 		done = e.stages.begin("refit")
 		sFin := e.newSlice(in, endTS)
@@ -199,12 +205,17 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 		}
 		out.history["final"] = hist
 		out.final, out.model = sFin, mFin
+		if out.seq != nil {
+			if out.seq, err = e.fitSequence(ctx, "final", sFin, sel.SequenceEpochs, nil, gateKey); err != nil {
+				return nil, err
+			}
+		}
 		done(slog.Int("positives", len(sFin.positives)))
 	}
 	// The published ranker (ItemKNN neighbours of the final slice, packed
 	// embeddings): minutes at 100M events, so a stage of its own.
 	done = e.stages.begin("recommender")
-	if out.rec, err = e.recommender(ctx, out.final, out.model, sel); err != nil {
+	if out.rec, err = e.recommender(ctx, out.final, out.model, out.seq, sel); err != nil {
 		return nil, err
 	}
 	done()
@@ -212,7 +223,7 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 	var purchaseSkip string
 	if cfg.Purchase.Enabled {
 		if purchaseSkip = win.PurchaseSkip; purchaseSkip == "" {
-			purchase, err = e.trainPurchase(ctx, in, []rankingFit{{sSel, mSel}, {sEval, mEval}}, sel)
+			purchase, err = e.trainPurchase(ctx, in, []rankingFit{{sSel, mSel, fe.seqSel}, {sEval, mEval, fe.seqEval}}, sel)
 			var sa stepAside
 			if errors.As(err, &sa) {
 				purchaseSkip, err = sa.reason, nil
@@ -256,6 +267,8 @@ type fitted struct {
 	sel     tables.Selection
 	mSel    *model.RankingModel
 	mEval   *model.RankingModel
+	seqSel  *seqFit // the sequence encoders fitted on the two slices (nil: off, or no validation evidence)
+	seqEval *seqFit
 	history map[string][]nn.EpochStats
 	metrics map[string]map[string]float64
 	// doneEvaluate ends the evaluate stage (left open for the gate).
@@ -294,8 +307,17 @@ func (e *env) fitAndEvaluate(ctx context.Context, sSel *slice, hVal holdout, sEv
 	sel := tables.Selection{Epochs: epochs, Validation: map[string]float64{}}
 	if validate != nil {
 		sel.Epochs = bestEpoch(hist)
-		if err := e.selectBlend(ctx, sSel, mSel, popSel, valIn, gateKey, &sel); err != nil {
+		comp, best, err := e.selectBlend(ctx, sSel, mSel, popSel, valIn, gateKey, &sel)
+		if err != nil {
 			return nil, err
+		}
+		if cfg.Sequence.Enabled {
+			if out.seqSel, err = e.fitSequence(ctx, "select", sSel, 0, &valIn, gateKey); err != nil {
+				return nil, err
+			}
+			if err := e.selectSequence(ctx, sSel, mSel, comp, popSel, out.seqSel, valIn, gateKey, best, &sel); err != nil {
+				return nil, err
+			}
 		}
 	} else {
 		e.priorSelection(&sel, len(hVal.in.Users))
@@ -306,7 +328,12 @@ func (e *env) fitAndEvaluate(ctx context.Context, sSel *slice, hVal holdout, sEv
 		return nil, err
 	}
 	out.history["evaluate"] = hist
-	done(slog.Int("epochs", epochs), slog.Float64("blend_knn", sel.KNN), slog.Float64("blend_popularity", sel.Popularity),
+	if out.seqSel != nil {
+		if out.seqEval, err = e.fitSequence(ctx, "evaluate", sEval, sel.SequenceEpochs, nil, gateKey); err != nil {
+			return nil, err
+		}
+	}
+	done(slog.Int("epochs", epochs), slog.Float64("blend_sequence", sel.Sequence), slog.Int("sequence_epochs", sel.SequenceEpochs), slog.Float64("blend_knn", sel.KNN), slog.Float64("blend_popularity", sel.Popularity),
 		slog.Int("knn_neighbors", sel.KNNNeighbors), slog.Float64("knn_history_half_life_days", sel.KNNHistoryHalfLife),
 		slog.Float64("knn_history_half_life_events", sel.KNNHistoryHalfLifeEvents),
 		slog.String("knn_similarity", itemSimilarity{cmp.Or(sel.KNNSimilarity, "cosine"), sel.KNNSimilarityParam}.String()),
@@ -314,7 +341,7 @@ func (e *env) fitAndEvaluate(ctx context.Context, sSel *slice, hVal holdout, sEv
 		slog.String("validation_best", bestCandidate(sel.Validation))) // every candidate's score: the manifest's selection and report.json
 
 	done = e.stages.begin("evaluate")
-	recs, err := e.recommenders(ctx, sEval, mEval, sel)
+	recs, err := e.recommenders(ctx, sEval, mEval, out.seqEval, sel)
 	if err != nil {
 		return nil, err
 	}
@@ -390,7 +417,7 @@ func (e *env) checkModelFits(in *model.Interactions) error {
 // (neighbours × history half-life); then the blend weights of that
 // component and popularity with the model m.
 func (e *env) selectBlend(ctx context.Context, s *slice, m *model.RankingModel, pop *model.Popularity, val model.EvalInput,
-	key string, sel *tables.Selection) error {
+	key string, sel *tables.Selection) (*model.ItemKNN, float64, error) {
 	cfg := e.cfg
 	sims := e.similarities(s)
 	n := len(sims)*len(cfg.Baselines.ItemKNNNeighbors)*len(cfg.Train.KNNHistoryHalfLifeDays) + len(cfg.Train.KNNHistoryHalfLifeEvents)
@@ -408,10 +435,47 @@ func (e *env) selectBlend(ctx context.Context, s *slice, m *model.RankingModel, 
 	defer meter.Finish()
 	comp, err := e.selectKNN(ctx, s, sims, pop, val, key, sel, meter)
 	if err != nil {
+		return nil, 0, err
+	}
+	best, err := e.selectWeights(ctx, s, m, comp, pop, val, key, sel, meter)
+	return comp, best, err
+}
+
+// selectSequence tries the sequence encoder f in the hybrid chosen so far
+// (best: its validation score) with each weight of sequence.blend, the
+// other weights scaled by 1 − w, and keeps the best (0: left out).
+func (e *env) selectSequence(ctx context.Context, s *slice, m *model.RankingModel, comp *model.ItemKNN, pop *model.Popularity, f *seqFit,
+	val model.EvalInput, key string, best float64, sel *tables.Selection) error {
+	cfg := e.cfg
+	seq, err := e.component(f, s)
+	if err != nil {
 		return err
 	}
-	_, err = e.selectWeights(ctx, s, m, comp, pop, val, key, sel, meter)
-	return err
+	sel.Validation["sequence"] = f.validation
+	sel.SequenceEpochs = f.epochs
+	mr := model.NewModelRecommender(m, s.ui, cfg.Score.Candidates, pop)
+	meter := e.meter("train", "evaluations", int64(len(cfg.Sequence.Blend)), "phase", "blend_sequence")
+	defer meter.Finish()
+	chosen := 0.0
+	for _, w := range cfg.Sequence.Blend {
+		meter.Add(1)
+		if w <= 0 {
+			continue
+		}
+		beta, gamma := sel.KNN*(1-w), sel.Popularity*(1-w)
+		h := model.NewHybrid(mr, comp, pop, float32(beta), float32(gamma), cfg.Score.Candidates).WithSequence(seq, float32(w))
+		got, err := validationScore(ctx, h, val, key, fmt.Sprintf("knn=%g,popularity=%g,sequence=%g", beta, gamma, w), sel)
+		if err != nil {
+			return err
+		}
+		if got > best {
+			best, chosen = got, w
+		}
+	}
+	if chosen > 0 {
+		sel.KNN, sel.Popularity, sel.Sequence = sel.KNN*(1-chosen), sel.Popularity*(1-chosen), chosen
+	}
+	return nil
 }
 
 // validationScore evaluates r on val, records the gate metric in sel under
@@ -630,8 +694,8 @@ func (e *env) selectWeights(ctx context.Context, s *slice, m *model.RankingModel
 // recommender builds the published hybrid ranker on a slice.
 // It is the model's hybrid, or the baseline the gate chose to publish
 // instead (sel.Publish).
-func (e *env) recommender(ctx context.Context, s *slice, m *model.RankingModel, sel tables.Selection) (model.BlockRecommender, error) {
-	recs, err := e.recommenders(ctx, s, m, sel)
+func (e *env) recommender(ctx context.Context, s *slice, m *model.RankingModel, seq *seqFit, sel tables.Selection) (model.BlockRecommender, error) {
+	recs, err := e.recommenders(ctx, s, m, seq, sel)
 	if err != nil {
 		return nil, err
 	}
@@ -766,6 +830,20 @@ func (e *env) publishVersion(ctx context.Context, o *trainOutcome) error {
 	if err := model.WriteWeights(&ebuf, o.evalModel.ToWeights()); err != nil {
 		return fmt.Errorf("encode evaluation weights: %w", err)
 	}
+	var seqFiles []versionFile
+	for _, f := range []struct {
+		name string
+		fit  *seqFit
+		s    *slice
+	}{{"sequence.shlfw", o.seq, o.final}, {"evaluate/sequence.shlfw", o.evalSeq, o.evalSlice}} {
+		if f.fit != nil {
+			data, err := f.fit.encode(f.s)
+			if err != nil {
+				return fmt.Errorf("encode %s: %w", f.name, err)
+			}
+			seqFiles = append(seqFiles, versionFile{f.name, data})
+		}
+	}
 	files := []versionFile{
 		{"weights.shlfw", wbuf.Bytes()},
 		{"evaluate/weights.shlfw", ebuf.Bytes()}, // lets `shelf eval` reproduce metrics.json
@@ -782,6 +860,7 @@ func (e *env) publishVersion(ctx context.Context, o *trainOutcome) error {
 		return err
 	}
 	files = append(files, versionFile{"report.html", html})
+	files = append(files, seqFiles...)
 	if o.purchase != nil {
 		pf, err := o.purchase.files()
 		if err != nil {

@@ -134,7 +134,11 @@ func TestEvalTableMatchesPublishedModel(t *testing.T) {
 	cut := e.end.AddDate(0, 0, -14).Unix()
 	s := newSlice(in, cut, cfg.Train.HalfLifeDays, cfg.Baselines.PopularityHalfLifeDays)
 	h := newHoldout(in, s, cut, e.end.Unix(), cfg.Eval.Ks)
-	recs, err := e.recommenders(ctx, s, rm, m.Selection)
+	seq, err := e.loadSequence(ctx, m, "sequence.shlfw", "vocab/items.parquet", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := e.recommenders(ctx, s, rm, seq, m.Selection)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,21 +13,27 @@ import (
 //  2. every candidate gets both exact scores: the model's logit and the
 //     ItemKNN score Σ_j w_uj·sim(j, i);
 //  3. each score is standardised over the user's candidates (z-score) and
-//     final = (1−β−γ)·z_model + β·z_knn + γ·z_pop, where pop is the
-//     time-decayed popularity (whose top-C also joins the candidates when γ > 0).
+//     final = (1−β−γ−δ)·z_model + β·z_knn + γ·z_pop + δ·z_seq, where pop
+//     is the time-decayed popularity (whose top-C also joins the candidates
+//     when γ > 0) and seq the sequence encoder's <state, item> (its top-C
+//     joins when δ > 0; WithSequence).
 //
 // β and γ are chosen on the validation window (never the test window), so
 // the blend is a learned, leakage-free choice; β = γ = 0 is the model alone. The
 // reason of an item is ItemKNN's (the history item contributing most to its
 // co-occurrence score) and, for items ItemKNN does not reach, the model's
-// (the history item with the closest embedding). Users without history go to
-// the model's fallback.
+// (the history item with the closest embedding). Where the sequence term is
+// the largest of an item's weighted terms, the reason is the history item
+// whose sequence-encoder embedding is closest to the item's. Users without
+// history go to the model's fallback.
 type Hybrid struct {
 	model *ModelRecommender
 	knn   *ItemKNN
 	pop   *Popularity
 	beta  float32
 	gamma float32
+	seq   *ModelRecommender // the sequence encoder's states and item embeddings; nil = none
+	delta float32
 	cand  int
 	pool  sync.Pool // *hybridScratch
 }
@@ -39,6 +45,9 @@ type hybridScratch struct {
 	logit  []float32
 	knn    []float32
 	pop    []float32
+	seqv   []float32
+	slists [][]Scored
+	at     []int32 // per item: its candidate index for the current user
 	plist  []Scored
 	reason []int32
 	top    *TopK
@@ -58,6 +67,15 @@ func NewHybrid(m *ModelRecommender, knn *ItemKNN, pop *Popularity, beta, gamma f
 // Name implements Recommender.
 func (h *Hybrid) Name() string { return "hybrid" }
 
+// WithSequence adds the sequence component seq with weight delta
+// (beta+gamma+delta ≤ 1) and returns h. seq's history must be the model's.
+func (h *Hybrid) WithSequence(seq *ModelRecommender, delta float32) *Hybrid {
+	if seq != nil && delta > 0 {
+		h.seq, h.delta = seq, delta
+	}
+	return h
+}
+
 // Beta is the weight of ItemKNN in the blend.
 func (h *Hybrid) Beta() float32 { return h.beta }
 
@@ -70,7 +88,7 @@ func (h *Hybrid) Recommend(u int32, k int, exclude []int32, dst []Scored) []Scor
 
 // RecommendBlock implements BlockRecommender; safe for concurrent use.
 func (h *Hybrid) RecommendBlock(users []int32, k int, exclude func(u int32) []int32, out [][]Scored) {
-	if h.beta <= 0 && h.gamma <= 0 {
+	if h.beta <= 0 && h.gamma <= 0 && h.delta <= 0 {
 		h.model.RecommendBlock(users, k, exclude, out)
 		return
 	}
@@ -82,6 +100,14 @@ func (h *Hybrid) RecommendBlock(users []int32, k int, exclude func(u int32) []in
 	}
 	ml := s.mlists[:len(users)]
 	h.model.recommendBlock(users, c, exclude, ml, false)
+	var sl [][]Scored
+	if h.delta > 0 {
+		for len(s.slists) < len(users) {
+			s.slists = append(s.slists, nil)
+		}
+		sl = s.slists[:len(users)]
+		h.seq.recommendBlock(users, c, exclude, sl, false)
+	}
 	for b, u := range users {
 		out[b] = out[b][:0]
 		if !h.model.warm(u) {
@@ -99,16 +125,20 @@ func (h *Hybrid) RecommendBlock(users []int32, k int, exclude func(u int32) []in
 		if h.gamma > 0 {
 			s.plist = h.pop.Recommend(u, c, ex, s.plist)
 		}
-		out[b] = h.blend(u, k, ml[b], s.klist, s.plist, ks, s, out[b])
+		var slist []Scored
+		if sl != nil {
+			slist = sl[b]
+		}
+		out[b] = h.blend(u, k, ml[b], s.klist, s.plist, slist, ks, s, out[b])
 		h.knn.release(ks)
 	}
 }
 
-func (h *Hybrid) blend(u int32, k int, mlist, klist, plist []Scored, ks *knnScratch, s *hybridScratch, dst []Scored) []Scored {
+func (h *Hybrid) blend(u int32, k int, mlist, klist, plist, slist []Scored, ks *knnScratch, s *hybridScratch, dst []Scored) []Scored {
 	// the union of the lists, in list order, deduplicated with per-item
 	// marks (a new generation per user instead of clearing)
 	if n := h.model.m.NItems; len(s.mark) < n {
-		s.mark, s.gen = make([]uint32, n), 0
+		s.mark, s.at, s.gen = make([]uint32, n), make([]int32, n), 0
 	}
 	s.gen++
 	if s.gen == 0 { // wrapped: start over
@@ -120,6 +150,7 @@ func (h *Hybrid) blend(u int32, k int, mlist, klist, plist []Scored, ks *knnScra
 		for _, x := range list {
 			if x.Item >= 0 && int(x.Item) < len(s.mark) && s.mark[x.Item] != s.gen {
 				s.mark[x.Item] = s.gen
+				s.at[x.Item] = int32(len(s.items))
 				s.items = append(s.items, x.Item)
 			}
 		}
@@ -128,6 +159,7 @@ func (h *Hybrid) blend(u int32, k int, mlist, klist, plist []Scored, ks *knnScra
 	nm := len(s.items)
 	add(klist)
 	add(plist)
+	add(slist)
 	n := len(s.items)
 	s.logit = grow(s.logit, n)
 	s.knn = grow(s.knn, n)
@@ -150,10 +182,19 @@ func (h *Hybrid) blend(u int32, k int, mlist, klist, plist []Scored, ks *knnScra
 	standardize(s.logit)
 	standardize(s.knn)
 	standardize(s.pop)
-	wm := 1 - h.beta - h.gamma
+	if h.delta > 0 {
+		s.seqv = grow(s.seqv, n)
+		h.seq.m.LogitsPacked(u, s.items, s.seqv, &s.mlp, nil)
+		standardize(s.seqv)
+	}
+	wm := max(0, 1-h.beta-h.gamma-h.delta)
 	s.top.ResetK(k)
 	for q, it := range s.items {
-		s.top.PushScored(Scored{Item: it, Score: wm*s.logit[q] + h.beta*s.knn[q] + h.gamma*s.pop[q], Reason: s.reason[q]})
+		sc := wm*s.logit[q] + h.beta*s.knn[q] + h.gamma*s.pop[q]
+		if h.delta > 0 {
+			sc += h.delta * s.seqv[q]
+		}
+		s.top.PushScored(Scored{Item: it, Score: sc, Reason: s.reason[q]})
 	}
 	start := len(dst)
 	dst = s.top.Sorted(dst)
@@ -161,6 +202,11 @@ func (h *Hybrid) blend(u int32, k int, mlist, klist, plist []Scored, ks *knnScra
 	// or, for a re-purchase, the item itself — found for the final items only.
 	hist, _ := h.knn.ui.Row(u)
 	for q := start; q < len(dst); q++ {
+		if c := s.at[dst[q].Item]; h.delta > 0 && h.delta*s.seqv[c] > max(wm*s.logit[c], h.beta*s.knn[c], h.gamma*s.pop[c]) {
+			if r := h.seq.reason(hist, dst[q].Item); r >= 0 {
+				dst[q].Reason = r
+			}
+		}
 		if dst[q].Reason < 0 {
 			dst[q].Reason = h.model.reason(hist, dst[q].Item)
 		}

@@ -84,3 +84,59 @@ func csrAt(m *CSR, r, c int32) float32 {
 	}
 	return 0
 }
+
+// TestHybridSequence: the sequence component brings its own candidates and,
+// with most of the weight, puts its top item first with a reason from the
+// history (the item closest to it in the encoder's embedding space).
+func TestHybridSequence(t *testing.T) {
+	f := newModelFixture(5, 30, 80, 8)
+	mr := NewModelRecommender(f.m, f.hist, 20, f.pop)
+	knn, err := NewItemKNN(context.Background(), f.hist, 20, f.pop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// States: user u points at item (7u+3) mod 80, which is its sequence
+	// top by far: item i's embedding is e_i + 0.3·e_{i+1}.
+	n := f.m.NItems
+	d := n
+	st := &RankingModel{Dim: d, NUsers: f.m.NUsers, NItems: n, User: make([]float32, f.m.NUsers*d),
+		Item: make([]float32, n*d), ItemBias: make([]float32, n)}
+	for i := range n {
+		st.Item[i*d+i], st.Item[i*d+(i+1)%n] = 1, 0.3
+	}
+	target := func(u int32) int32 { return (7*u + 3) % int32(n) }
+	for u := range int32(f.m.NUsers) {
+		st.User[int(u)*d+int(target(u))] = 10
+	}
+	seq := NewModelRecommender(st, f.hist, 20, f.pop)
+	plain := NewHybrid(mr, knn, f.pop, 0.3, 0.1, 20)
+	h := NewHybrid(mr, knn, f.pop, 0.03, 0.01, 20).WithSequence(seq, 0.9)
+	moved := 0
+	for u := range int32(f.m.NUsers) {
+		ex := f.exclude(u)
+		if !mr.warm(u) || slices.Contains(ex, target(u)) {
+			continue
+		}
+		got := h.Recommend(u, 5, ex, nil)
+		if len(got) == 0 || got[0].Item != target(u) {
+			t.Fatalf("user %d: top %v, want the sequence's item %d first", u, got, target(u))
+		}
+		hist, _ := f.hist.Row(u)
+		if r := got[0].Reason; r < 0 || !slices.Contains(hist, r) {
+			t.Fatalf("user %d: reason %d not in the history %v", u, r, hist)
+		}
+		if p := plain.Recommend(u, 5, ex, nil); len(p) > 0 && p[0].Item != target(u) {
+			moved++
+		}
+	}
+	if moved == 0 {
+		t.Fatal("the sequence component changed no user's first item")
+	}
+	// δ = 0 is the blend without it.
+	a, b := NewHybrid(mr, knn, f.pop, 0.3, 0.1, 20), NewHybrid(mr, knn, f.pop, 0.3, 0.1, 20).WithSequence(seq, 0)
+	for u := range int32(f.m.NUsers) {
+		if !slices.Equal(a.Recommend(u, 5, f.exclude(u), nil), b.Recommend(u, 5, f.exclude(u), nil)) {
+			t.Fatalf("user %d: a zero sequence weight changed the list", u)
+		}
+	}
+}

@@ -106,6 +106,12 @@ func (m *RankingModel) LogitsPacked(u int32, items []int32, out []float32, s *Sc
 	} else {
 		clear(s.dots)
 	}
+	if len(m.Layers) == 0 { // a dot-product model (the sequence encoder's states)
+		for r, it := range items {
+			out[r] = s.dots[r] + m.ItemBias[it]
+		}
+		return
+	}
 	cur, curW := x, in
 	for li, l := range m.Layers {
 		bias := l.B

@@ -165,6 +165,10 @@ type Selection struct {
 	KNNSimilarityParam float64 `json:"knn_similarity_param,omitempty"`
 	// BaselineNeighbors is the ItemKNN baseline's neighbour-list length.
 	BaselineNeighbors int `json:"itemknn_neighbors,omitempty"`
+	// Sequence is the sequence encoder's weight in the hybrid (0 = not in
+	// it) and SequenceEpochs its epochs, chosen on the validation window.
+	Sequence       float64 `json:"blend_sequence,omitempty"`
+	SequenceEpochs int     `json:"sequence_epochs,omitempty"`
 	// Publish is the recommender of the published table (GateResult.Publish).
 	Publish string `json:"publish,omitempty"`
 	// Evidence says what selection fell back on when the validation window

@@ -7,6 +7,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/shelfml/shelf/model"
 )
 
 // Sequence is one user's events in time order: local item indices,
@@ -407,3 +409,74 @@ func normals(rng *rand.Rand, n int, scale, mean float64) []float32 {
 	}
 	return s
 }
+
+// The encoder's tensors in model.Weights: "seq/options" holds [dim, max
+// length, heads, blocks, time gaps 0|1, event types], then the item,
+// position, type and gap embeddings and the dense parameters in order.
+const (
+	seqOptionsTensor = "seq/options"
+	SeqItemsTensor   = "seq/items" // nItems × dim: rows follow the slice's item order
+)
+
+// ToWeights exports the encoder (not its optimiser state).
+func (t *SeqTrainer) ToWeights() *model.Weights {
+	o, D := t.o, t.o.Dim
+	gaps := float32(0)
+	if o.TimeGaps {
+		gaps = 1
+	}
+	w := &model.Weights{}
+	w.Put(model.Tensor{Name: seqOptionsTensor, Shape: []int{6}, Data: []float32{float32(D), float32(o.MaxLen), float32(o.Heads), float32(o.Blocks), gaps, float32(len(t.T) / D)}})
+	w.Put(model.Tensor{Name: SeqItemsTensor, Shape: []int{t.nItems, D}, Data: slices.Clone(t.E)})
+	w.Put(model.Tensor{Name: "seq/positions", Shape: []int{o.MaxLen, D}, Data: slices.Clone(t.P)})
+	w.Put(model.Tensor{Name: "seq/types", Shape: []int{len(t.T) / D, D}, Data: slices.Clone(t.T)})
+	w.Put(model.Tensor{Name: "seq/gaps", Shape: []int{GapBuckets, D}, Data: slices.Clone(t.Gp)})
+	for i, p := range t.enc.params() {
+		w.Put(model.Tensor{Name: fmt.Sprintf("seq/param/%03d", i), Shape: []int{len(p)}, Data: slices.Clone(p)})
+	}
+	return w
+}
+
+// SeqFromWeights rebuilds an encoder for computing states (States, Score)
+// from ToWeights' tensors; batch is the graph's batch of sequences.
+func SeqFromWeights(w *model.Weights, batch int) (*SeqTrainer, error) {
+	ot, ok := w.Get(seqOptionsTensor)
+	if !ok || len(ot.Data) != 6 {
+		return nil, errors.New("sequence weights: no " + seqOptionsTensor)
+	}
+	v := ot.Data
+	o := SeqOptions{Dim: int(v[0]), MaxLen: int(v[1]), Heads: int(v[2]), Blocks: int(v[3]), TimeGaps: v[4] != 0,
+		Epochs: 1, BatchSize: max(1, batch), LearningRate: 1}
+	D := o.Dim
+	items, ok := w.Get(SeqItemsTensor)
+	if !ok || D < 1 || len(items.Data)%D != 0 {
+		return nil, errors.New("sequence weights: no item embeddings of the stated dim")
+	}
+	t, err := NewSeqTrainer(len(items.Data)/D, int(v[5]), o)
+	if err != nil {
+		return nil, fmt.Errorf("sequence weights: %w", err)
+	}
+	set := func(name string, dst []float32) error {
+		x, ok := w.Get(name)
+		if !ok || len(x.Data) != len(dst) {
+			return fmt.Errorf("sequence weights: %s missing or not %d values", name, len(dst))
+		}
+		copy(dst, x.Data)
+		return nil
+	}
+	errs := []error{set(SeqItemsTensor, t.E), set("seq/positions", t.P), set("seq/types", t.T), set("seq/gaps", t.Gp)}
+	for i, p := range t.enc.params() {
+		errs = append(errs, set(fmt.Sprintf("seq/param/%03d", i), p))
+	}
+	if err := errors.Join(errs...); err != nil {
+		t.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+// Dim is the state size.
+func (t *SeqTrainer) Dim() int { return t.o.Dim }
+
+// Items is the item embeddings (nItems × Dim; a view).
+func (t *SeqTrainer) Items() []float32 { return t.E }

@@ -1,10 +1,13 @@
 package nn
 
 import (
+	"bytes"
 	"context"
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/shelfml/shelf/model"
 )
 
 // plantedSequences: each item has a successor; a user's next item is its
@@ -174,5 +177,56 @@ func TestGapBuckets(t *testing.T) {
 	}
 	if _, _, err := tr.Train(context.Background(), []Sequence{{Items: []int32{1, 2}, Types: []uint8{0, 0}, Gaps: []uint8{0, GapBuckets}}}); err == nil {
 		t.Fatal("a gap bucket out of range was accepted")
+	}
+}
+
+// TestSequenceWeightsRoundTrip: an encoder written to a weights file and
+// read back computes the same states, bit for bit, at another batch size.
+func TestSequenceWeightsRoundTrip(t *testing.T) {
+	tr, err := NewSeqTrainer(30, 3, SeqOptions{Dim: 8, MaxLen: 6, Heads: 2, Blocks: 2, Epochs: 2, BatchSize: 4, LearningRate: 0.01, Dropout: 0.1, Seed: 3, TimeGaps: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	var seqs []Sequence
+	for u := range 9 {
+		var s Sequence
+		for j := range 2 + u {
+			s.Items = append(s.Items, int32((u*7+j*3)%30))
+			s.Types = append(s.Types, uint8(j%3))
+			s.Gaps = append(s.Gaps, uint8(j%GapBuckets))
+		}
+		seqs = append(seqs, s)
+	}
+	if _, _, err := tr.Train(context.Background(), seqs); err != nil {
+		t.Fatal(err)
+	}
+	want, err := tr.States(seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := model.WriteWeights(&buf, tr.ToWeights()); err != nil {
+		t.Fatal(err)
+	}
+	w, err := model.ReadWeights(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := SeqFromWeights(w, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Close()
+	got, err := back.States(seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("states after the round trip differ:\n%v\n%v", got[:8], want[:8])
+	}
+	w.Tensors = w.Tensors[1:] // drop one tensor
+	if _, err := SeqFromWeights(w, 3); err == nil {
+		t.Fatal("incomplete weights were accepted")
 	}
 }
