@@ -293,7 +293,8 @@ type SequenceConfig struct {
 	// and leave-one-out NDCG on both logs measured (docs/quality.md).
 	TimeGaps bool `yaml:"time_gaps"`
 	// Blend are the encoder's weights tried in the hybrid (the other
-	// components' weights scaled by 1 − w); 0 = the hybrid without it.
+	// components' weights scaled by 1 − w); 0 = the hybrid without it (a
+	// grid without 0 always blends the encoder in).
 	Blend []float64 `yaml:"blend"`
 }
 

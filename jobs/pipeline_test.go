@@ -260,10 +260,36 @@ func TestStagesMatchRun(t *testing.T) {
 	}
 	ctx := context.Background()
 	cfg := testConfig(t)
+	cfg.Sequence.Blend = []float64{0.3} // the encoder in the published hybrid, whatever validation says
 	whole := memBuckets(t)
 	res, err := newRunner(cfg, whole, false).Run(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	m, err := tables.OpenVersion(ctx, whole.out, cfg.Name, res.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sel := m.Selection; sel.Sequence != 0.3 || sel.SequenceEpochs < 1 {
+		t.Fatalf("selection %+v: want the sequence encoder at 0.3", sel)
+	}
+	for _, f := range []string{"sequence.shlfw", "evaluate/sequence.shlfw"} {
+		if !slices.ContainsFunc(m.Files, func(e tables.FileEntry) bool { return e.Path == f }) {
+			t.Fatalf("version %s has no %s", res.Version, f)
+		}
+	}
+	for _, row := range []string{"sequence", "blend_without_sequence"} {
+		if _, ok := m.Metrics[row]; !ok {
+			t.Fatalf("no %s row in the holdout metrics %v", row, m.Metrics)
+		}
+	}
+	// shelf eval reloads the evaluation encoder and reproduces every row.
+	ev, err := newRunner(cfg, whole, false).Eval(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ev.Reproduced {
+		t.Fatalf("eval did not reproduce the published metrics:\n%v\n%v", ev.Metrics, ev.Published)
 	}
 	staged := memBuckets(t)
 	if _, err := newRunner(cfg, staged, false).Commit(ctx, 2); err == nil {

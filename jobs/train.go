@@ -443,7 +443,8 @@ func (e *env) selectBlend(ctx context.Context, s *slice, m *model.RankingModel, 
 
 // selectSequence tries the sequence encoder f in the hybrid chosen so far
 // (best: its validation score) with each weight of sequence.blend, the
-// other weights scaled by 1 − w, and keeps the best (0: left out).
+// other weights scaled by 1 − w, and keeps the best: 0 (left out) only when
+// the grid holds 0.
 func (e *env) selectSequence(ctx context.Context, s *slice, m *model.RankingModel, comp *model.ItemKNN, pop *model.Popularity, f *seqFit,
 	val model.EvalInput, key string, best float64, sel *tables.Selection) error {
 	cfg := e.cfg
@@ -457,6 +458,9 @@ func (e *env) selectSequence(ctx context.Context, s *slice, m *model.RankingMode
 	meter := e.meter("train", "evaluations", int64(len(cfg.Sequence.Blend)), "phase", "blend_sequence")
 	defer meter.Finish()
 	chosen := 0.0
+	if !slices.Contains(cfg.Sequence.Blend, 0) {
+		best = math.Inf(-1) // the grid leaves no choice of leaving it out
+	}
 	for _, w := range cfg.Sequence.Blend {
 		meter.Add(1)
 		if w <= 0 {
