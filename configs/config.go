@@ -288,6 +288,11 @@ type SequenceConfig struct {
 	LearningRate float64 `yaml:"learning_rate"` // Adam step size
 	Dropout      float64 `yaml:"dropout"`       // of the input embeddings while training
 	Patience     int     `yaml:"patience"`      // epochs without validation improvement before stopping
+	// Negatives > 0: the training loss is a softmax over each position's
+	// next item and that many negatives shared by the batch (sampled
+	// uniformly); 0: binary cross-entropy with one negative per position,
+	// as SASRec.
+	Negatives int `yaml:"negatives"`
 	// TimeGaps adds an embedding of the time since the user's previous
 	// event (16 log-scale buckets). Off by default: it lowered validation
 	// and leave-one-out NDCG on both logs measured (docs/quality.md).

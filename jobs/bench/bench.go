@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,6 +40,9 @@ import (
 
 //go:embed torch_ranking.py
 var torchScript []byte
+
+//go:embed torch_sequence.py
+var torchSeqScript []byte
 
 // Options size the benchmark.
 type Options struct {
@@ -91,7 +95,27 @@ type Report struct {
 	TorchNote          string  `json:"torch_note,omitempty"`
 	GoSamples          float64 `json:"go_samples_per_second"`
 	GoVsTorch          float64 `json:"go_vs_torch,omitempty"`
+	// The sequence encoder's training, positions per second, here and in
+	// PyTorch (same architecture, batch and loss).
+	SeqPositions      float64 `json:"seq_positions_per_second"`
+	TorchSeqPositions float64 `json:"torch_seq_positions_per_second,omitempty"`
+	TorchSeqNote      string  `json:"torch_seq_note,omitempty"`
+	SeqVsTorch        float64 `json:"seq_vs_torch,omitempty"`
 }
+
+// The sequence stage's encoder: SeqTrainer's default shape in a run
+// (configs: sequence.*), on full-length sequences of random items.
+const (
+	seqDim, seqLen, seqBlocks, seqHeads, seqBatch = 32, 50, 2, 2, 128
+	seqSequences                                  = 20 * seqBatch
+)
+
+// seqFLOPs is the float32 work of one position (graph row) of a training
+// step, counted dense: per block the Q, K, V and two feed-forward D×D
+// products (5·2D²) and attention scores and sums over all L slots (2·2LD),
+// the loss's two dot products (2·2D); backward ≈ 2× forward. Layer norms,
+// softmax and the embedding sums are not counted.
+const seqFLOPs = 3 * (seqBlocks*(5*2*seqDim*seqDim+2*2*seqLen*seqDim) + 2*2*seqDim)
 
 func cpuSeconds() float64 {
 	var ru syscall.Rusage
@@ -284,9 +308,44 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 	rep.Stages = append(rep.Stages, Stage{Name: "score (retrieval + re-rank 200)", Seconds: wall, CPUSeconds: cpu,
 		Throughput: float64(len(users)) / wall, Unit: "users/s", GFLOPs: g, Ratio: g / peak, RatioTo: peakName, RatioStated: g / o.PeakGFLOPs, Runs: runs, PeakRSSMiB: rss})
 
+	// The sequence encoder: one epoch over full-length sequences.
+	rng := rand.New(rand.NewPCG(5, 5))
+	seqs := make([]nn.Sequence, seqSequences)
+	for i := range seqs {
+		s := nn.Sequence{Items: make([]int32, seqLen+1), Types: make([]uint8, seqLen+1)}
+		for j := range s.Items {
+			s.Items[j], s.Types[j] = int32(rng.IntN(in.Items.Len())), uint8(rng.IntN(4))
+		}
+		seqs[i] = s
+	}
+	so2 := nn.SeqOptions{Dim: seqDim, MaxLen: seqLen, Heads: seqHeads, Blocks: seqBlocks, Epochs: 1, BatchSize: seqBatch,
+		LearningRate: 0.005, Dropout: 0.2, Seed: 1}
+	wall, cpu, rss, runs, err = median(o.Repeats, func() error {
+		tr, err := nn.NewSeqTrainer(in.Items.Len(), 4, so2)
+		if err != nil {
+			return err
+		}
+		defer tr.Close()
+		_, _, err = tr.Train(ctx, seqs)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	positions := float64(seqSequences*seqLen) / wall
+	rep.SeqPositions = positions
+	g = positions * seqFLOPs / 1e9
+	rep.Stages = append(rep.Stages, Stage{Name: fmt.Sprintf("train sequence encoder (dim %d, %d positions, %d blocks, batch %d)", seqDim, seqLen, seqBlocks, seqBatch),
+		Seconds: wall, CPUSeconds: cpu, Throughput: positions, Unit: "positions/s", GFLOPs: g, Ratio: g / peak, RatioTo: peakName,
+		RatioStated: g / o.PeakGFLOPs, Runs: runs, PeakRSSMiB: rss})
+
 	rep.TorchSamples, rep.TorchNote = runTorch(ctx, o, in.Users.Len(), in.Items.Len())
 	if rep.TorchSamples > 0 {
 		rep.GoVsTorch = rep.GoSamples / rep.TorchSamples
+	}
+	rep.TorchSeqPositions, rep.TorchSeqNote = runTorchSeq(ctx, o, in.Items.Len())
+	if rep.TorchSeqPositions > 0 {
+		rep.SeqVsTorch = rep.SeqPositions / rep.TorchSeqPositions
 	}
 	rep.PeakRSSMiB = max(processPeakMiB, peakRSSMiB())
 	return rep, nil
@@ -416,6 +475,30 @@ func bareScan(dir string, cols []string) (int64, error) {
 	return rows, err
 }
 
+// runTorchSeq runs torch_sequence.py: the encoder's training in PyTorch.
+func runTorchSeq(ctx context.Context, o Options, items int) (float64, string) {
+	f, err := os.CreateTemp(o.Dir, "torch_seq_*.py")
+	if err != nil {
+		return 0, err.Error()
+	}
+	f.Write(torchSeqScript)
+	f.Close()
+	cmd := exec.CommandContext(ctx, o.Python, f.Name(), fmt.Sprint(items), fmt.Sprint(seqDim), fmt.Sprint(seqLen), fmt.Sprint(seqBlocks),
+		fmt.Sprint(seqHeads), fmt.Sprint(seqBatch), "20", fmt.Sprint(o.Threads))
+	out, err := cmd.Output()
+	if err != nil {
+		return 0, fmt.Sprintf("PyTorch side-by-side not run: %s: %v (apt-get install python3-torch)", o.Python, err)
+	}
+	var r struct {
+		Positions float64 `json:"positions_per_second"`
+		Torch     string  `json:"torch"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		return 0, fmt.Sprintf("PyTorch output unreadable: %q", out)
+	}
+	return r.Positions, "torch " + r.Torch
+}
+
 func runTorch(ctx context.Context, o Options, users, items int) (float64, string) {
 	f, err := os.CreateTemp(o.Dir, "torch_*.py")
 	if err != nil {
@@ -495,6 +578,12 @@ func (r *Report) Markdown() string {
 		fmt.Fprintf(&b, ", PyTorch %.0f samples/s (%s) — ratio %.2f.\n", r.TorchSamples, r.TorchNote, r.GoVsTorch)
 	} else {
 		fmt.Fprintf(&b, "; %s.\n", r.TorchNote)
+	}
+	fmt.Fprintf(&b, "\nSequence encoder training, same architecture, batch and loss: Go/Gorgonia %.0f positions/s", r.SeqPositions)
+	if r.TorchSeqPositions > 0 {
+		fmt.Fprintf(&b, ", PyTorch %.0f positions/s (%s) — ratio %.2f.\n", r.TorchSeqPositions, r.TorchSeqNote, r.SeqVsTorch)
+	} else {
+		fmt.Fprintf(&b, "; %s.\n", r.TorchSeqNote)
 	}
 	fmt.Fprintf(&b, "\nPeak RSS of the benchmark process: %.0f MiB.\n", r.PeakRSSMiB)
 	return b.String()

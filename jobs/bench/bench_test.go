@@ -15,7 +15,7 @@ func TestTinyBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Stages) != 6 || rep.GoSamples <= 0 || rep.PeakRSSMiB <= 0 || rep.TorchSamples != 0 || !strings.Contains(rep.TorchNote, "not run") {
+	if len(rep.Stages) != 7 || rep.SeqPositions <= 0 || rep.TorchSeqPositions != 0 || rep.GoSamples <= 0 || rep.PeakRSSMiB <= 0 || rep.TorchSamples != 0 || !strings.Contains(rep.TorchNote, "not run") {
 		t.Fatalf("%+v", rep)
 	}
 	for _, s := range rep.Stages {

@@ -43,7 +43,10 @@ func (e *seqEncoder) params() [][]float32 {
 // 0 rows for padding), valid (B·L), pos and neg (B·L×D: the next item's
 // and a negative's embeddings) and w (B·L: 1 where a position has a next
 // item); outputs the loss, the gradients of X, pos, neg and of every dense
-// parameter.
+// parameter. With K > 0 negatives the loss is a sampled softmax over the
+// next item and K negatives shared by the batch: neg is K×D, and next (B·L)
+// and negIdx (K) hold item indices; with K = 0 it is SASRec's BCE with one
+// negative per position (neg B·L×D).
 type seqGraph struct {
 	g  *G.ExprGraph
 	vm G.VM
@@ -51,27 +54,34 @@ type seqGraph struct {
 	e  *seqEncoder
 
 	x, valid, pos, neg, w []float32
+	next, negIdx          []float32 // sampled softmax: item indices
+	K                     int
 	h                     []float32 // the encoder's output per position
 	gX, gPos, gNeg        []float32
 	gParams               [][]float32
 	loss                  float64
 }
 
-func newSeqGraph(e *seqEncoder, B int) (sg *seqGraph, err error) {
+func newSeqGraph(e *seqEncoder, B, K int) (sg *seqGraph, err error) {
 	defer recoverErr(&err, "build sequence graph")
 	D, L := e.D, e.L
 	if D%e.heads != 0 {
 		return nil, fmt.Errorf("sequence encoder: dim %d is not a multiple of %d heads", D, e.heads)
 	}
 	R := B * L
-	sg = &seqGraph{g: G.NewGraph(), B: B, e: e,
-		x: make([]float32, R*D), valid: make([]float32, R), pos: make([]float32, R*D), neg: make([]float32, R*D), w: make([]float32, R),
-		h: make([]float32, R*D), gX: make([]float32, R*D), gPos: make([]float32, R*D), gNeg: make([]float32, R*D)}
+	nNeg := R
+	if K > 0 {
+		nNeg = K
+	}
+	sg = &seqGraph{g: G.NewGraph(), B: B, e: e, K: K,
+		x: make([]float32, R*D), valid: make([]float32, R), pos: make([]float32, R*D), neg: make([]float32, nNeg*D), w: make([]float32, R),
+		h: make([]float32, R*D), gX: make([]float32, R*D), gPos: make([]float32, R*D), gNeg: make([]float32, nNeg*D),
+		next: make([]float32, R), negIdx: make([]float32, max(K, 1))}
 	g := sg.g
 	x := input(g, "x", sg.x, R, D)
 	valid := input(g, "valid", sg.valid, R)
 	pos := input(g, "pos", sg.pos, R, D)
-	neg := input(g, "neg", sg.neg, R, D)
+	neg := input(g, "neg", sg.neg, nNeg, D)
 	w := input(g, "w", sg.w, R)
 	var wrt []*G.Node
 	vec := func(name string, s []float32) *G.Node { n := input(g, name, s, len(s)); wrt = append(wrt, n); return n }
@@ -100,7 +110,12 @@ func newSeqGraph(e *seqEncoder, B int) (sg *seqGraph, err error) {
 	}
 	h := ln(cur, vec("lnfg", e.lnfg), vec("lnfb", e.lnfb))
 	readInto(h, sg.h)
-	cost := G.Must(applyKernel(nextItemLossKernel{sum: &sg.loss}, h, pos, neg, w))
+	var cost *G.Node
+	if K > 0 {
+		cost = G.Must(applyKernel(sampledSoftmaxKernel{sum: &sg.loss}, h, pos, neg, w, input(g, "next", sg.next, R), input(g, "negIdx", sg.negIdx, K)))
+	} else {
+		cost = G.Must(applyKernel(nextItemLossKernel{sum: &sg.loss}, h, pos, neg, w))
+	}
 	all := append([]*G.Node{x, pos, neg}, wrt...)
 	grads, err := G.Grad(cost, all...)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/chewxy/hm"
+	"github.com/shelfml/shelf/internal/f32"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -507,5 +508,110 @@ func (nextItemLossKernel) backward(in [][]float32, sh []tensor.Shape, _, dout []
 			din[2][lo+j] = float32(b * float64(hr[j]))
 		}
 	}
+	return nil
+}
+
+// sampledSoftmaxKernel is the next-item loss as a softmax over the true next
+// item and K negatives shared by the batch (sampled uniformly, so the
+// log-Q correction is a constant and drops out): inputs h (R×D, the
+// encoder's outputs), pos (R×D, each position's next-item embedding), neg
+// (K×D), w (R, each position's weight, 0 = no target), next (R) and negIdx
+// (K) (item indices, to leave a negative that is the row's own next item
+// out of its softmax); output Σ_r w_r·(logsumexp(z_r) − z_r0), where z_r0 =
+// h_r·pos_r and z_rk = h_r·neg_k. The logits of all rows × negatives are one
+// matrix product (internal/f32.Gemm), recomputed in backward.
+type sampledSoftmaxKernel struct {
+	sum *float64 // the last run's loss, before rounding to float32
+}
+
+func (sampledSoftmaxKernel) name() string { return "SampledSoftmax" }
+func (sampledSoftmaxKernel) types() ([]hm.Type, hm.Type) {
+	return []hm.Type{tyMat, tyMat, tyMat, tyVec, tyVec, tyVec}, tyA
+}
+func (sampledSoftmaxKernel) diff() []bool { return []bool{true, true, true, false, false, false} }
+func (sampledSoftmaxKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
+	if len(in[0]) != 2 || !in[0].Eq(in[1]) || len(in[2]) != 2 || in[2][1] != in[0][1] ||
+		len(in[3]) != 1 || in[3][0] != in[0][0] || len(in[4]) != 1 || in[4][0] != in[0][0] || len(in[5]) != 1 || in[5][0] != in[2][0] {
+		return nil, fmt.Errorf("h %v, pos %v, neg %v, w %v, next %v, negIdx %v", in[0], in[1], in[2], in[3], in[4], in[5])
+	}
+	return tensor.ScalarShape(), nil
+}
+
+// probs computes each weighted row's softmax over [positive, negatives]:
+// p0[r] and P (R×K, 0 for a masked negative), and the loss.
+func (sampledSoftmaxKernel) probs(in [][]float32, sh []tensor.Shape, p0, P []float32) float64 {
+	h, pos, neg, w, next, negIdx := in[0], in[1], in[2], in[3], in[4], in[5]
+	R, D, K := sh[0][0], sh[0][1], sh[2][0]
+	f32.Gemm(false, true, R, K, D, 1, h, D, neg, D, 0, P, K)
+	var loss float64
+	for r := range R {
+		row := P[r*K : (r+1)*K]
+		if w[r] == 0 {
+			clear(row)
+			p0[r] = 0
+			continue
+		}
+		zp := rowDot(h[r*D:(r+1)*D], pos[r*D:(r+1)*D])
+		m := zp
+		for k, z := range row {
+			if negIdx[k] != next[r] {
+				m = max(m, float64(z))
+			}
+		}
+		s := math.Exp(zp - m)
+		for k, z := range row {
+			if negIdx[k] != next[r] {
+				s += math.Exp(float64(z) - m)
+			}
+		}
+		lse := m + math.Log(s)
+		loss += float64(w[r]) * (lse - zp)
+		p0[r] = float32(math.Exp(zp - lse))
+		for k, z := range row {
+			if negIdx[k] == next[r] {
+				row[k] = 0
+			} else {
+				row[k] = float32(math.Exp(float64(z) - lse))
+			}
+		}
+	}
+	return loss
+}
+
+func (k sampledSoftmaxKernel) forward(in [][]float32, sh []tensor.Shape, out []float32) error {
+	R, K := sh[0][0], sh[2][0]
+	c := k.probs(in, sh, make([]float32, R), make([]float32, R*K))
+	if k.sum != nil {
+		*k.sum = c
+	}
+	out[0] = float32(c)
+	return nil
+}
+
+// backward: with a_r = g·w_r: dh_r = a_r·((p_r0 − 1)·pos_r + Σ_k P_rk·neg_k),
+// dpos_r = a_r·(p_r0 − 1)·h_r, dneg = (a ⊙ P)ᵀ·h.
+func (k sampledSoftmaxKernel) backward(in [][]float32, sh []tensor.Shape, _, dout []float32, din [][]float32) error {
+	h, pos, neg, w := in[0], in[1], in[2], in[3]
+	R, D, K := sh[0][0], sh[0][1], sh[2][0]
+	p0, P := make([]float32, R), make([]float32, R*K)
+	k.probs(in, sh, p0, P)
+	g := dout[0]
+	for r := range R {
+		a := g * w[r]
+		row := P[r*K : (r+1)*K]
+		for j := range row {
+			row[j] *= a
+		}
+		b := a * (p0[r] - 1)
+		if w[r] == 0 {
+			b = 0
+		}
+		for j := range D {
+			din[0][r*D+j] = b * pos[r*D+j]
+			din[1][r*D+j] = b * h[r*D+j]
+		}
+	}
+	f32.Gemm(false, false, R, D, K, 1, P, K, neg, D, 1, din[0], D)
+	f32.Gemm(true, false, K, D, R, 1, P, K, h, D, 0, din[2], D)
 	return nil
 }

@@ -26,14 +26,26 @@ func tinySeqEncoder(rng *rand.Rand, D, L, heads, blocks int) *seqEncoder {
 // buffers and a backward cache across runs: nothing of that run may leak
 // into the next).
 func TestSequenceGradientsMatchFiniteDifferences(t *testing.T) {
+	for _, K := range []int{0, 3} { // BCE with a negative per position; softmax over 3 shared negatives
+		t.Run(map[int]string{0: "bce", 3: "sampled softmax"}[K], func(t *testing.T) { checkSeqGradients(t, K) })
+	}
+}
+
+func checkSeqGradients(t *testing.T, K int) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	const D, L, heads, B = 8, 5, 2, 2
 	e := tinySeqEncoder(rng, D, L, heads, 2)
-	sg, err := newSeqGraph(e, B)
+	sg, err := newSeqGraph(e, B, K)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sg.Close()
+	for r := range sg.next {
+		sg.next[r] = float32(r % 4)
+	}
+	for k := range K {
+		sg.negIdx[k] = float32(3 + k) // negative 0 is rows 3, 7's own next item: left out of their softmax
+	}
 	fill := func(s []float32, scale float64) {
 		for i := range s {
 			s[i] = float32(rng.NormFloat64() * scale)
@@ -126,7 +138,7 @@ func TestAttentionIsCausal(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	const D, L, heads = 8, 6, 2
 	e := tinySeqEncoder(rng, D, L, heads, 1)
-	sg, err := newSeqGraph(e, 1)
+	sg, err := newSeqGraph(e, 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,6 +41,10 @@ type SeqOptions struct {
 	Epochs, BatchSize          int
 	LearningRate, L2, Dropout  float64 // Dropout: on the input embeddings
 	Patience                   int     // epochs without a better validation score before stopping
+	// Negatives > 0: the loss is a softmax over the next item and that many
+	// negatives shared by each batch (uniform); 0: BCE with one uniform
+	// negative per position (SASRec).
+	Negatives int
 	// TimeGaps adds each event's gap-bucket embedding to its input (off:
 	// every event gets bucket 0's, and Sequence.Gaps is ignored).
 	TimeGaps bool
@@ -78,6 +82,8 @@ func NewSeqTrainer(nItems, nTypes int, o SeqOptions) (*SeqTrainer, error) {
 		return nil, fmt.Errorf("sequence: need 2+ items and 1+ event types, have %d and %d", nItems, nTypes)
 	case o.Dim < 1 || o.Heads < 1 || o.Dim%o.Heads != 0:
 		return nil, fmt.Errorf("sequence: dim %d must be a positive multiple of heads %d", o.Dim, o.Heads)
+	case o.Negatives < 0 || o.Negatives > 0 && nItems > 1<<24:
+		return nil, fmt.Errorf("sequence: %d negatives over %d items (a sampled softmax takes at most 2^24 items)", o.Negatives, nItems)
 	case o.MaxLen < 2 || o.Blocks < 1 || o.BatchSize < 1 || o.Epochs < 1:
 		return nil, fmt.Errorf("sequence: max_len %d, blocks %d, batch %d, epochs %d", o.MaxLen, o.Blocks, o.BatchSize, o.Epochs)
 	case !(o.LearningRate > 0) || math.IsInf(o.LearningRate, 0) || o.L2 < 0 || !(o.Dropout >= 0 && o.Dropout < 1):
@@ -98,7 +104,7 @@ func NewSeqTrainer(nItems, nTypes int, o SeqOptions) (*SeqTrainer, error) {
 			w1: normal(D*D, sc), w2: normal(D*D, sc), b1: make([]float32, D), b2: make([]float32, D)})
 	}
 	var err error
-	if t.sg, err = newSeqGraph(t.enc, o.BatchSize); err != nil {
+	if t.sg, err = newSeqGraph(t.enc, o.BatchSize, o.Negatives); err != nil {
 		return nil, err
 	}
 	t.mE, t.vE = make([]float32, len(t.E)), make([]float32, len(t.E))
@@ -182,13 +188,17 @@ func (t *SeqTrainer) fill(b int, s Sequence, rec *rows) int {
 		sg.valid[r] = 1
 		if targets {
 			next := items[i+1]
-			neg := int32(t.rng.IntN(t.nItems - 1))
-			if neg >= next {
-				neg++
-			}
-			rec.items[r], rec.types[r], rec.gaps[r], rec.next[r], rec.neg[r] = items[i], types[i], gap, next, neg
+			rec.items[r], rec.types[r], rec.gaps[r], rec.next[r], rec.neg[r] = items[i], types[i], gap, next, -1
 			copy(sg.pos[r*D:(r+1)*D], t.E[int(next)*D:int(next+1)*D])
-			copy(sg.neg[r*D:(r+1)*D], t.E[int(neg)*D:int(neg+1)*D])
+			if sg.K == 0 {
+				neg := int32(t.rng.IntN(t.nItems - 1))
+				if neg >= next {
+					neg++
+				}
+				rec.neg[r] = neg
+				copy(sg.neg[r*D:(r+1)*D], t.E[int(neg)*D:int(neg+1)*D])
+			}
+			sg.next[r] = float32(next)
 			sg.w[r] = 1
 			count++
 		}
@@ -248,6 +258,11 @@ func (t *SeqTrainer) Train(ctx context.Context, seqs []Sequence) (best float64, 
 			}
 			if count == 0 {
 				continue
+			}
+			for k := range t.sg.K { // the batch's shared negatives
+				it := t.rng.IntN(t.nItems)
+				t.sg.negIdx[k] = float32(it)
+				copy(t.sg.neg[k*D:(k+1)*D], t.E[it*D:(it+1)*D])
 			}
 			for r := range B * L {
 				if t.sg.w[r] != 0 {
@@ -328,7 +343,12 @@ func (t *SeqTrainer) apply(rec *rows, mask []float32) {
 		t.gT.add(int32(rec.types[r]), g)
 		t.gG.add(int32(rec.gaps[r]), g)
 		t.gE.add(rec.next[r], sg.gPos[r*D:(r+1)*D])
-		t.gE.add(rec.neg[r], sg.gNeg[r*D:(r+1)*D])
+		if rec.neg[r] >= 0 {
+			t.gE.add(rec.neg[r], sg.gNeg[r*D:(r+1)*D])
+		}
+	}
+	for k := range sg.K {
+		t.gE.add(int32(sg.negIdx[k]), sg.gNeg[k*D:(k+1)*D])
 	}
 	t.step++
 	step := adamRates(t.o.LearningRate, t.step)
