@@ -302,18 +302,20 @@ func (e *env) purchaseCommitted(ctx context.Context, version string) bool {
 	return err == nil && s.ModelVersion == version
 }
 
-// alreadyCommitted reports a date whose table was committed by a run with the
-// same config and code: re-running it would produce the same bytes.
+// alreadyCommitted reports a date whose table was committed by a run of that
+// date with the same config and code: re-running it would produce the same
+// bytes. A re-scored table (an earlier date's version, shelf rescore) is not
+// the date's own: the nightly run replaces it.
 func (e *env) alreadyCommitted(ctx context.Context) (*Result, bool) {
 	if e.r.Force {
 		return nil, false
 	}
 	s, err := tables.ReadSuccess(ctx, e.out, tables.Recommendations, e.cfg.Date)
-	if err != nil {
+	if err != nil || s.ScoredInputs != "" {
 		return nil, false
 	}
 	m, err := tables.OpenVersion(ctx, e.out, e.cfg.Name, s.ModelVersion)
-	if err != nil || m.ConfigSHA256 != e.cfgHash || m.CodeVersion != e.r.CodeVersion || m.HoldsForgotten() {
+	if err != nil || m.Date != e.cfg.Date || m.ConfigSHA256 != e.cfgHash || m.CodeVersion != e.r.CodeVersion || m.HoldsForgotten() {
 		return nil, false
 	}
 	if f, err := e.readForget(ctx); err != nil || forgetSHA(f) != forgetSHA256(m) {

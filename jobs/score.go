@@ -35,7 +35,7 @@ func (e *env) scoreShard(ctx context.Context, o *trainOutcome, shard, shards int
 	for u := shard; u < len(s.users); u += shards {
 		users = append(users, int32(u))
 	}
-	w, err := tables.NewWriter[tables.RecommendationRow](ctx, e.out, tables.StagedPartKey(tables.Recommendations, e.cfg.Date, o.version, shard, shards),
+	w, err := tables.NewWriter[tables.RecommendationRow](ctx, e.out, tables.StagedPartKey(tables.Recommendations, e.cfg.Date, tables.Identity(o.version, o.tag), shard, shards),
 		partMeta(o.version, shard, shards, len(users))...)
 	if err != nil {
 		return 0, err

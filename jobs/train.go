@@ -43,6 +43,7 @@ type trainOutcome struct {
 	manifest  tables.Manifest
 	history   map[string][]nn.EpochStats
 	version   string
+	tag       string   // a re-score's inputs digest (tables.Identity); "" = the version's own table
 	windows   *Windows // the run's holdout and purchase windows
 }
 

@@ -41,6 +41,15 @@ func PartName(i, n int, version string) string {
 	return fmt.Sprintf("part-%05d-of-%05d.%s.parquet", i, n, version)
 }
 
+// Identity names a table's parts: the version, and for a re-score (the
+// version applied to later inputs) ".r" and the inputs' digest.
+func Identity(version, tag string) string {
+	if tag == "" {
+		return version
+	}
+	return version + ".r" + tag
+}
+
 // StagedPartKey is where a scorer writes shard i of n of version's table,
 // outside tables/ (directory readers never see it): commit verifies the
 // staged parts and copies them into the partition.
@@ -57,9 +66,12 @@ func SuccessKey(table, date string) string { return PartitionPrefix(table, date)
 
 // Success is the content of _SUCCESS: what a reader may trust.
 type Success struct {
-	Table        string      `json:"table"`
-	Date         string      `json:"date"`
-	ModelVersion string      `json:"model_version"`
+	Table        string `json:"table"`
+	Date         string `json:"date"`
+	ModelVersion string `json:"model_version"`
+	// ScoredInputs is set on a re-scored table (shelf rescore): the digest
+	// of the inputs the version was applied to ("" = the version's own).
+	ScoredInputs string      `json:"scored_inputs,omitempty"`
 	Source       string      `json:"source,omitempty"` // what produced the rows: model, or the baseline that replaced it
 	Rows         int64       `json:"rows"`
 	Parts        []FileEntry `json:"parts"`
@@ -108,10 +120,13 @@ func ReadPartInfo(ctx context.Context, b *blob.Bucket, key string) (PartInfo, er
 // CommitOptions are the checks and markers of one partition's commit.
 type CommitOptions struct {
 	Version string
-	Shards  int
-	Users   int64  // users the parts must cover together (0 = unchecked)
-	Source  string // recorded in _SUCCESS
-	Fence   Fence
+	// Tag tells a re-score's parts (the version applied to later inputs;
+	// Tag = their digest) from the version's own; "" = the version's own.
+	Tag    string
+	Shards int
+	Users  int64  // users the parts must cover together (0 = unchecked)
+	Source string // recorded in _SUCCESS
+	Fence  Fence
 }
 
 // CommitPartition publishes the staged parts of o.Version: it checks that
@@ -126,18 +141,19 @@ type CommitOptions struct {
 // every part present is a no-op.
 func CommitPartition(ctx context.Context, b *blob.Bucket, table, date string, o CommitOptions) (*Success, error) {
 	prefix := PartitionPrefix(table, date)
-	if s, err := ReadSuccess(ctx, b, table, date); err == nil && s.ModelVersion == o.Version && len(s.Parts) == o.Shards {
+	id := Identity(o.Version, o.Tag)
+	if s, err := ReadSuccess(ctx, b, table, date); err == nil && s.ModelVersion == o.Version && s.ScoredInputs == o.Tag && len(s.Parts) == o.Shards {
 		if err := checkParts(ctx, b, prefix, s); err == nil {
 			return s, cleanPartition(ctx, b, table, date, s, o.Fence)
 		}
 	} else if err != nil && !errors.Is(err, ErrNotCommitted) {
 		return nil, err
 	}
-	s := &Success{Table: table, Date: date, ModelVersion: o.Version, Source: o.Source}
+	s := &Success{Table: table, Date: date, ModelVersion: o.Version, ScoredInputs: o.Tag, Source: o.Source}
 	var missing []string
 	var users int64
 	for i := 0; i < o.Shards; i++ {
-		key := StagedPartKey(table, date, o.Version, i, o.Shards)
+		key := StagedPartKey(table, date, id, i, o.Shards)
 		info, err := ReadPartInfo(ctx, b, key)
 		if blobs.IsNotFound(err) {
 			missing = append(missing, fmt.Sprintf("%d", i))
@@ -161,8 +177,8 @@ func CommitPartition(ctx context.Context, b *blob.Bucket, table, date string, o 
 		return nil, fmt.Errorf("commit %s: the %d parts cover %d users, version %s has %d", prefix, o.Shards, users, o.Version, o.Users)
 	}
 	for i := 0; i < o.Shards; i++ {
-		src := StagedPartKey(table, date, o.Version, i, o.Shards)
-		dst := prefix + PartName(i, o.Shards, o.Version)
+		src := StagedPartKey(table, date, id, i, o.Shards)
+		dst := prefix + PartName(i, o.Shards, id)
 		if err := o.Fence.check(ctx); err != nil {
 			return nil, fmt.Errorf("commit %s: %w", prefix, err)
 		}
@@ -172,7 +188,7 @@ func CommitPartition(ctx context.Context, b *blob.Bucket, table, date string, o 
 		if err != nil {
 			return nil, fmt.Errorf("commit %s: %w", prefix, err)
 		}
-		s.Parts = append(s.Parts, FileEntry{Path: PartName(i, o.Shards, o.Version), Size: size, SHA256: sum})
+		s.Parts = append(s.Parts, FileEntry{Path: PartName(i, o.Shards, id), Size: size, SHA256: sum})
 	}
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
@@ -225,7 +241,7 @@ func cleanPartition(ctx context.Context, b *blob.Bucket, table, date string, s *
 			return fmt.Errorf("remove %s: %w", o.Key, err)
 		}
 	}
-	if err := blobs.DeletePrefix(ctx, b, stagedPrefix(table, date, s.ModelVersion)); err != nil {
+	if err := blobs.DeletePrefix(ctx, b, stagedPrefix(table, date, Identity(s.ModelVersion, s.ScoredInputs))); err != nil {
 		return fmt.Errorf("remove staged parts: %w", err)
 	}
 	return nil

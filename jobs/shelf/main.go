@@ -46,6 +46,7 @@ Usage:
   shelf train    --date D --config FILE [...]     ingest → train → evaluate → gate → publish version
   shelf score    --date D --config FILE --shard i --shards N   (default shard: $JOB_COMPLETION_INDEX)
   shelf commit   --date D --config FILE --shards N              check parts, _SUCCESS, move LATEST
+  shelf rescore  --date D --config FILE [--version V]   a fitted version (default LATEST) on the events through D: the table, no refit
   shelf backfill --from D1 --to D2 --config FILE [--parallel N] [--force]
   shelf demo     [--output-url URL]             whole pipeline on the bundled sample into ./shelf-out
   shelf eval     --date D --config FILE [--version V | --forward-days N | --protocol P]  a version's holdout metrics, a table on later days, or an offline protocol
@@ -117,7 +118,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	case "version":
 		fmt.Fprintln(stdout, version)
 		return jobs.ExitOK
-	case "run", "train", "score", "commit", "demo":
+	case "run", "train", "score", "commit", "demo", "rescore":
 		res, err = stage(ctx, cmd, rest, environ, log, progress)
 	case "backfill":
 		res, err = backfill(ctx, rest, environ, log, progress)
@@ -402,6 +403,11 @@ func stage(ctx context.Context, cmd string, args, environ []string, log *slog.Lo
 	fs := newFlags(cmd, &c)
 	shard, shards := new(int), new(int)
 	*shard = -1
+	modelVersion := new(string)
+	if cmd == "rescore" {
+		fs.StringVar(modelVersion, "version", "", "the fitted version to apply (default LATEST)")
+		fs.IntVar(shards, "shards", 0, "parts of the table (default score.shards)")
+	}
 	if cmd == "score" {
 		fs.IntVar(shard, "shard", -1, "shard index (default $JOB_COMPLETION_INDEX)")
 	}
@@ -429,7 +435,7 @@ func stage(ctx context.Context, cmd string, args, environ []string, log *slog.Lo
 	r := &jobs.Runner{Cfg: cfg, Log: log, CodeVersion: version, Force: c.force, Now: time.Now, Progress: progress,
 		PseudonymKey: []byte(lookup(environ, "SHELF_PSEUDONYM_KEY"))}
 	t0 := time.Now()
-	res, err := dispatch(ctx, cmd, r, *shard, environ)
+	res, err := dispatch(ctx, cmd, r, *shard, *modelVersion, environ)
 	if url := cfg.Metrics.PushgatewayURL; url != "" {
 		if perr := jobs.PushMetrics(context.WithoutCancel(ctx), url, cfg.Name, cmd, res, err, time.Since(t0), time.Now()); perr != nil {
 			log.Warn("could not push metrics", "err", perr)
@@ -441,8 +447,10 @@ func stage(ctx context.Context, cmd string, args, environ []string, log *slog.Lo
 	return res, err
 }
 
-func dispatch(ctx context.Context, cmd string, r *jobs.Runner, shard int, environ []string) (*jobs.Result, error) {
+func dispatch(ctx context.Context, cmd string, r *jobs.Runner, shard int, version string, environ []string) (*jobs.Result, error) {
 	switch cmd {
+	case "rescore":
+		return r.Rescore(ctx, version, r.Cfg.Score.Shards, r.Force)
 	case "run", "demo":
 		return r.Run(ctx)
 	case "train":

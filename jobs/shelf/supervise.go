@@ -31,7 +31,7 @@ func supervised(args []string) bool {
 		return false
 	}
 	switch args[0] {
-	case "run", "train", "score", "commit", "demo", "backfill", "eval", "tune", "bench", "gen", "ingest":
+	case "run", "train", "score", "commit", "rescore", "demo", "backfill", "eval", "tune", "bench", "gen", "ingest":
 		return true
 	}
 	return false
