@@ -94,6 +94,13 @@ func (e *env) fitSequence(ctx context.Context, phase string, s *slice, epochs in
 	}
 	seqs := sequencesOf(s.events, s)
 	pop := e.popularity(s)
+	var vseqs []nn.Sequence // validation needs the states of its users only
+	if val != nil {
+		vseqs = make([]nn.Sequence, len(seqs))
+		for _, u := range val.Users {
+			vseqs[u] = seqs[u]
+		}
+	}
 	meter := e.meter("train", "epochs", int64(o.Epochs), "phase", "sequence_"+phase)
 	defer meter.Finish()
 	o.Validate = func(m *nn.SeqTrainer, epoch int) (float64, error) {
@@ -101,7 +108,7 @@ func (e *env) fitSequence(ctx context.Context, phase string, s *slice, epochs in
 			meter.Add(1)
 			return float64(epoch), nil // the last epoch is kept
 		}
-		rec, err := e.seqRecommender(m, seqs, s, pop)
+		rec, err := e.seqRecommender(m, vseqs, s, pop)
 		if err != nil {
 			return 0, err
 		}

@@ -56,6 +56,8 @@ type seqGraph struct {
 	x, valid, pos, neg, w []float32
 	next, negIdx          []float32 // sampled softmax: item indices
 	K                     int
+	L                     int   // positions per sequence: the encoder's, or a shorter bucket's
+	rec                   *rows // training: what each row's gradients scatter to
 	h                     []float32 // the encoder's output per position
 	gX, gPos, gNeg        []float32
 	gParams               [][]float32
@@ -63,8 +65,18 @@ type seqGraph struct {
 }
 
 func newSeqGraph(e *seqEncoder, B, K int) (sg *seqGraph, err error) {
+	return buildSeqGraph(e, B, e.L, K, true)
+}
+
+// buildSeqGraph is newSeqGraph; without train, the graph computes the
+// encoder's outputs only (no loss, no gradients): States' forward pass.
+//
+// L ≤ e.L is the graph's window: a batch of sequences no longer than L runs
+// on it with the same results as on the full window (its slots are the
+// window's last L, padding is masked), at L/e.L of the cost.
+func buildSeqGraph(e *seqEncoder, B, L, K int, train bool) (sg *seqGraph, err error) {
 	defer recoverErr(&err, "build sequence graph")
-	D, L := e.D, e.L
+	D := e.D
 	if D%e.heads != 0 {
 		return nil, fmt.Errorf("sequence encoder: dim %d is not a multiple of %d heads", D, e.heads)
 	}
@@ -73,7 +85,7 @@ func newSeqGraph(e *seqEncoder, B, K int) (sg *seqGraph, err error) {
 	if K > 0 {
 		nNeg = K
 	}
-	sg = &seqGraph{g: G.NewGraph(), B: B, e: e, K: K,
+	sg = &seqGraph{g: G.NewGraph(), B: B, e: e, K: K, L: L, rec: newRows(R),
 		x: make([]float32, R*D), valid: make([]float32, R), pos: make([]float32, R*D), neg: make([]float32, nNeg*D), w: make([]float32, R),
 		h: make([]float32, R*D), gX: make([]float32, R*D), gPos: make([]float32, R*D), gNeg: make([]float32, nNeg*D),
 		next: make([]float32, R), negIdx: make([]float32, max(K, 1))}
@@ -110,6 +122,10 @@ func newSeqGraph(e *seqEncoder, B, K int) (sg *seqGraph, err error) {
 	}
 	h := ln(cur, vec("lnfg", e.lnfg), vec("lnfb", e.lnfb))
 	readInto(h, sg.h)
+	if !train {
+		sg.vm = G.NewTapeMachine(g)
+		return sg, nil
+	}
 	var cost *G.Node
 	if K > 0 {
 		cost = G.Must(applyKernel(sampledSoftmaxKernel{sum: &sg.loss}, h, pos, neg, w, input(g, "next", sg.next, R), input(g, "negIdx", sg.negIdx, K)))

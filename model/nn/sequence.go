@@ -66,6 +66,8 @@ type SeqTrainer struct {
 	Gp     []float32 // GapBuckets × D time-gap embeddings
 	enc    *seqEncoder
 	sg     *seqGraph
+	fwd    map[int]*seqGraph // forward only, for States, by window (built on first use)
+	train  map[int]*seqGraph // training graphs by window; train[MaxLen] = sg
 	rng    *rand.Rand
 
 	mE, vE, mP, vP, mT, vT []float32
@@ -119,7 +121,61 @@ func NewSeqTrainer(nItems, nTypes int, o SeqOptions) (*SeqTrainer, error) {
 }
 
 // Close releases the graph.
-func (t *SeqTrainer) Close() error { return t.sg.Close() }
+func (t *SeqTrainer) Close() error {
+	for _, g := range t.fwd {
+		g.Close()
+	}
+	for l, g := range t.train {
+		if l != t.o.MaxLen {
+			g.Close()
+		}
+	}
+	return t.sg.Close()
+}
+
+// windows are the graph windows a batch may run on: 8, 16, 32, … below
+// MaxLen, and MaxLen. A batch runs on the smallest that holds its longest
+// sequence, so a log of short histories does not pay for MaxLen positions.
+func (t *SeqTrainer) windows() []int {
+	var ws []int
+	for l := 8; l < t.o.MaxLen; l *= 2 {
+		ws = append(ws, l)
+	}
+	return append(ws, t.o.MaxLen)
+}
+
+// window returns the smallest graph window holding n positions.
+func (t *SeqTrainer) windowFor(n int) int {
+	for _, l := range t.windows() {
+		if n <= l {
+			return l
+		}
+	}
+	return t.o.MaxLen
+}
+
+// graph is the training (or, without train, forward-only) graph of window l.
+func (t *SeqTrainer) graph(l int, train bool) (*seqGraph, error) {
+	m := &t.fwd
+	if train {
+		m = &t.train
+	}
+	if *m == nil {
+		*m = map[int]*seqGraph{}
+		if train {
+			(*m)[t.o.MaxLen] = t.sg
+		}
+	}
+	if g := (*m)[l]; g != nil {
+		return g, nil
+	}
+	g, err := buildSeqGraph(t.enc, t.o.BatchSize, l, t.o.Negatives, train)
+	if err != nil {
+		return nil, err
+	}
+	(*m)[l] = g
+	return g, nil
+}
 
 // window is the part of s that fits: its last MaxLen+1 events for training
 // (inputs and their next items), its last MaxLen for a state.
@@ -143,15 +199,15 @@ func newRows(n int) *rows {
 	return &rows{items: make([]int32, n), next: make([]int32, n), neg: make([]int32, n), types: make([]uint8, n), gaps: make([]uint8, n)}
 }
 
-// fill loads sequence s into row block b of the graph's inputs: the window
-// right-aligned (left padding), inputs X = E[item] + P[slot] + T[type] +
-// Gp[gap]; with
-// rec (training), each position's next item and a uniform negative. It
-// returns the number of target positions.
-func (t *SeqTrainer) fill(b int, s Sequence, rec *rows) int {
+// fillInto loads sequence s into row block b of graph sg's inputs: the
+// window right-aligned (left padding), inputs X = E[item] + P[slot] +
+// T[type] + Gp[gap] (slots counted in the full MaxLen window, so a shorter
+// graph's rows get the embeddings they would get in the full one); with
+// rec (training), each position's next item and, for BCE, a uniform
+// negative. It returns the number of target positions.
+func (t *SeqTrainer) fillInto(sg *seqGraph, b int, s Sequence, rec *rows) int {
 	targets := rec != nil
-	D, L := t.o.Dim, t.o.MaxLen
-	sg := t.sg
+	D, L := t.o.Dim, sg.L
 	base := b * L
 	for r := base; r < base+L; r++ {
 		sg.valid[r], sg.w[r] = 0, 0
@@ -174,8 +230,8 @@ func (t *SeqTrainer) fill(b int, s Sequence, rec *rows) int {
 	}
 	count := 0
 	for i := range in {
-		slot := L - in + i
-		r := base + slot
+		slot := t.o.MaxLen - in + i // the position embedding: slots of the full window
+		r := base + L - in + i
 		x := sg.x[r*D : (r+1)*D]
 		gap := uint8(0)
 		if gaps != nil && t.o.TimeGaps {
@@ -239,44 +295,61 @@ func (t *SeqTrainer) Train(ctx context.Context, seqs []Sequence) (best float64, 
 	if len(train) == 0 {
 		return 0, 0, errors.New("sequence: no sequence with two or more events")
 	}
-	rec := newRows(B * L)
 	var snapshot [][]float32
 	best, bad, bestEpoch := math.Inf(-1), 0, 0
 	for epoch := 1; epoch <= o.Epochs; epoch++ {
+		// Batches of B sequences of similar length, each on the smallest
+		// window that holds its sequences, in a shuffled order.
 		t.rng.Shuffle(len(train), func(i, j int) { train[i], train[j] = train[j], train[i] })
-		for lo := 0; lo < len(train); lo += B {
+		byWindow := map[int][]int{}
+		for _, i := range train {
+			l := t.windowFor(min(len(seqs[i].Items)-1, L))
+			byWindow[l] = append(byWindow[l], i)
+		}
+		var batches [][]int
+		for _, l := range t.windows() {
+			for g := byWindow[l]; len(g) > 0; g = g[min(B, len(g)):] {
+				batches = append(batches, g[:min(B, len(g))])
+			}
+		}
+		t.rng.Shuffle(len(batches), func(i, j int) { batches[i], batches[j] = batches[j], batches[i] })
+		for _, batch := range batches {
 			if err := ctx.Err(); err != nil {
+				return best, epoch - 1, err
+			}
+			sg, err := t.graph(t.windowFor(min(len(seqs[batch[0]].Items)-1, L)), true)
+			if err != nil {
 				return best, epoch - 1, err
 			}
 			count := 0
 			for b := range B {
 				var s Sequence
-				if lo+b < len(train) {
-					s = seqs[train[lo+b]]
+				if b < len(batch) {
+					s = seqs[batch[b]]
 				}
-				count += t.fill(b, s, rec)
+				count += t.fillInto(sg, b, s, sg.rec)
 			}
 			if count == 0 {
 				continue
 			}
-			for k := range t.sg.K { // the batch's shared negatives
+			for k := range sg.K { // the batch's shared negatives
 				it := t.rng.IntN(t.nItems)
-				t.sg.negIdx[k] = float32(it)
-				copy(t.sg.neg[k*D:(k+1)*D], t.E[it*D:(it+1)*D])
+				sg.negIdx[k] = float32(it)
+				copy(sg.neg[k*D:(k+1)*D], t.E[it*D:(it+1)*D])
 			}
-			for r := range B * L {
-				if t.sg.w[r] != 0 {
-					t.sg.w[r] = 1 / float32(count) // the batch's mean loss
+			for r := range B * sg.L {
+				if sg.w[r] != 0 {
+					sg.w[r] = 1 / float32(count) // the batch's mean loss
 				}
 			}
-			mask := t.dropout()
-			if err := t.sg.run(); err != nil {
+			mask := t.dropout(sg)
+			if err := sg.run(); err != nil {
 				return best, epoch - 1, err
 			}
-			if !finite(t.sg.loss) {
-				return best, epoch - 1, fmt.Errorf("sequence: loss %v in epoch %d (lower train.sequence learning rate)", t.sg.loss, epoch)
+			if !finite(sg.loss) {
+				return best, epoch - 1, fmt.Errorf("sequence: loss %v in epoch %d (lower sequence.learning_rate)", sg.loss, epoch)
 			}
-			t.apply(rec, mask)
+			t.apply(sg, mask)
 		}
 		epochs = epoch
 		if o.Validate == nil {
@@ -305,12 +378,12 @@ func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 
 // dropout zeroes input elements with probability Dropout (scaling the rest
 // by 1/(1−p)) and returns the mask (nil without dropout).
-func (t *SeqTrainer) dropout() []float32 {
+func (t *SeqTrainer) dropout(sg *seqGraph) []float32 {
 	p := t.o.Dropout
 	if p == 0 {
 		return nil
 	}
-	x := t.sg.x
+	x := sg.x
 	mask := make([]float32, len(x))
 	keep := float32(1 / (1 - p))
 	for i := range x {
@@ -324,9 +397,8 @@ func (t *SeqTrainer) dropout() []float32 {
 
 // apply scatters the step's gradients and runs Adam: lazy on the touched
 // embedding rows, dense on the blocks.
-func (t *SeqTrainer) apply(rec *rows, mask []float32) {
-	D, L := t.o.Dim, t.o.MaxLen
-	sg := t.sg
+func (t *SeqTrainer) apply(sg *seqGraph, mask []float32) {
+	D, L, rec := t.o.Dim, sg.L, sg.rec
 	g := make([]float32, D)
 	for r, it := range rec.items {
 		if it < 0 {
@@ -339,7 +411,7 @@ func (t *SeqTrainer) apply(rec *rows, mask []float32) {
 			}
 		}
 		t.gE.add(it, g)
-		t.gP.add(int32(r%L), g)
+		t.gP.add(int32(t.o.MaxLen-L+r%L), g)
 		t.gT.add(int32(rec.types[r]), g)
 		t.gG.add(int32(rec.gaps[r]), g)
 		t.gE.add(rec.next[r], sg.gPos[r*D:(r+1)*D])
@@ -385,22 +457,40 @@ func (t *SeqTrainer) restore(s [][]float32) {
 func (t *SeqTrainer) States(seqs []Sequence) ([]float32, error) {
 	D, L, B := t.o.Dim, t.o.MaxLen, t.o.BatchSize
 	out := make([]float32, len(seqs)*D)
-	for lo := 0; lo < len(seqs); lo += B {
-		for b := range B {
-			var s Sequence
-			if lo+b < len(seqs) {
-				s = seqs[lo+b]
-			}
-			t.fill(b, s, nil)
+	// The non-empty sequences only, in batches of similar length, each on
+	// the smallest window that holds them.
+	byWindow := map[int][]int{}
+	for i, s := range seqs {
+		if len(s.Items) > 0 {
+			l := t.windowFor(min(len(s.Items), L))
+			byWindow[l] = append(byWindow[l], i)
 		}
-		clear(t.sg.w)
-		if err := t.sg.run(); err != nil {
+	}
+	for _, l := range t.windows() {
+		todo := byWindow[l]
+		if len(todo) == 0 {
+			continue
+		}
+		sg, err := t.graph(l, false)
+		if err != nil {
 			return nil, err
 		}
-		for b := range B {
-			if i := lo + b; i < len(seqs) && len(seqs[i].Items) > 0 {
-				r := b*L + L - 1
-				copy(out[i*D:(i+1)*D], t.sg.h[r*D:(r+1)*D])
+		for lo := 0; lo < len(todo); lo += B {
+			for b := range B {
+				var s Sequence
+				if lo+b < len(todo) {
+					s = seqs[todo[lo+b]]
+				}
+				t.fillInto(sg, b, s, nil)
+			}
+			if err := sg.run(); err != nil {
+				return nil, err
+			}
+			for b := range B {
+				if lo+b < len(todo) {
+					i, r := todo[lo+b], b*l+l-1
+					copy(out[i*D:(i+1)*D], sg.h[r*D:(r+1)*D])
+				}
 			}
 		}
 	}

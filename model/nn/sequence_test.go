@@ -3,6 +3,7 @@ package nn
 import (
 	"bytes"
 	"context"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -228,5 +229,51 @@ func TestSequenceWeightsRoundTrip(t *testing.T) {
 	w.Tensors = w.Tensors[1:] // drop one tensor
 	if _, err := SeqFromWeights(w, 3); err == nil {
 		t.Fatal("incomplete weights were accepted")
+	}
+}
+
+// TestShortWindowsMatchFullWindow: a sequence's state on the smallest
+// window that holds it is its state on the full window (the padding that
+// the shorter window leaves out is masked there).
+func TestShortWindowsMatchFullWindow(t *testing.T) {
+	tr, err := NewSeqTrainer(40, 2, SeqOptions{Dim: 8, MaxLen: 20, Heads: 2, Blocks: 2, Epochs: 1, BatchSize: 3, LearningRate: 0.01, Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if got := tr.windows(); !slices.Equal(got, []int{8, 16, 20}) {
+		t.Fatalf("windows %v", got)
+	}
+	var seqs []Sequence
+	for u, n := range []int{1, 3, 7, 8, 9, 15, 20, 25} {
+		s := Sequence{}
+		for j := range n {
+			s.Items = append(s.Items, int32((u*11+j*5)%40))
+			s.Types = append(s.Types, uint8(j%2))
+		}
+		seqs = append(seqs, s)
+	}
+	got, err := tr.States(seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := tr.graph(20, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range seqs {
+		tr.fillInto(full, 0, s, nil)
+		for b := 1; b < 3; b++ {
+			tr.fillInto(full, b, Sequence{}, nil)
+		}
+		if err := full.run(); err != nil {
+			t.Fatal(err)
+		}
+		want := full.h[19*8 : 20*8]
+		for j := range want {
+			if d := math.Abs(float64(got[i*8+j] - want[j])); d > 1e-5 {
+				t.Fatalf("sequence %d (%d events): state[%d] %g on its window, %g on the full one", i, len(s.Items), j, got[i*8+j], want[j])
+			}
+		}
 	}
 }
