@@ -56,8 +56,8 @@ type seqGraph struct {
 	x, valid, pos, neg, w []float32
 	next, negIdx          []float32 // sampled softmax: item indices
 	K                     int
-	L                     int   // positions per sequence: the encoder's, or a shorter bucket's
-	rec                   *rows // training: what each row's gradients scatter to
+	L                     int       // positions per sequence: the encoder's, or a shorter bucket's
+	rec                   *rows     // training: what each row's gradients scatter to
 	h                     []float32 // the encoder's output per position
 	gX, gPos, gNeg        []float32
 	gParams               [][]float32
