@@ -77,13 +77,15 @@ type Input struct {
 
 // explanations name what each row of the holdout table is.
 var explanations = map[string]string{
-	"model":                "the published hybrid: the neural model, the item component and recent popularity, blended with weights chosen on the validation window",
-	"neural":               "the Gorgonia ranking model alone (user and item embeddings into an MLP head)",
-	"blend_without_neural": "the same blend without the neural model: what the neural model adds",
-	"itemknn_recency":      "the hybrid's item-item component alone, with the user's history decayed by age",
-	"itemknn":              "baseline: cosine item-item neighbours of the user's history",
-	"popularity":           "baseline: the most popular items, time-decayed",
-	"latest":               "the current LATEST version's evaluation model, measured on this run's window",
+	"model":                  "the published hybrid: the neural model, the item component, recent popularity and the sequence encoder, blended with weights chosen on the validation window",
+	"neural":                 "the Gorgonia ranking model alone (user and item embeddings into an MLP head)",
+	"blend_without_neural":   "the same blend without the neural model: what the neural model adds",
+	"sequence":               "the sequence encoder alone (causal self-attention over the user's last events, in Gorgonia)",
+	"blend_without_sequence": "the same blend without the sequence encoder: what the encoder adds",
+	"itemknn_recency":        "the hybrid's item-item component alone, with the user's history decayed by age",
+	"itemknn":                "baseline: cosine item-item neighbours of the user's history",
+	"popularity":             "baseline: the most popular items, time-decayed",
+	"latest":                 "the current LATEST version's evaluation model, measured on this run's window",
 }
 
 // order puts the published recommender first, then the rest by the gate
