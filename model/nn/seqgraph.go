@@ -115,7 +115,7 @@ func buildSeqGraph(e *seqEncoder, B, L, K int, train bool) (sg *seqGraph, err er
 		w1, c1 := mat(p+"w1", b.w1), vec(p+"b1", b.b1)
 		w2, c2 := mat(p+"w2", b.w2), vec(p+"b2", b.b2)
 		a := ln(cur, g1, b1)
-		att := G.Must(applyKernel(attentionKernel{L: L, heads: e.heads}, proj(a, wq, bq, false), proj(a, wk, noBias, false), proj(a, wv, bv, false), valid))
+		att := G.Must(applyKernel(attentionKernel{L: L, heads: e.heads, cache: &attentionCache{}}, proj(a, wq, bq, false), proj(a, wk, noBias, false), proj(a, wv, bv, false), valid))
 		cur = G.Must(G.Add(cur, att))
 		f := proj(proj(ln(cur, g2, b2), w1, c1, true), w2, c2, false)
 		cur = G.Must(G.Add(cur, f))

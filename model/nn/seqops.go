@@ -299,9 +299,21 @@ func (layerNormKernel) backward(in [][]float32, sh []tensor.Shape, _, dout []flo
 // L positions: inputs q, k, v (B·L × D, rows in sequence order) and valid
 // (B·L; 1 for an event, 0 for padding). Position t of a sequence attends to
 // the valid positions j ≤ t with softmax(q_t·k_j/√d_h) per head (d_h =
-// D/heads); a position with no valid key gets 0.
+// D/heads); a position with no valid key gets 0. The forward pass keeps
+// every row's weights (B·L·heads·L float32) for the backward pass of the
+// same run; the dot products and sums over d_h run on internal/f32's
+// vector kernels.
 type attentionKernel struct {
 	L, heads int
+	cache    *attentionCache
+}
+
+// attentionCache holds the last forward pass's weights, per (row, head)
+// a run of L (0 beyond the row's position and for invalid keys), and
+// whether the row had any valid key.
+type attentionCache struct {
+	p   []float32
+	any []bool
 }
 
 func (k attentionKernel) name() string {
@@ -321,37 +333,34 @@ func (k attentionKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
 
 // probs fills p[0..t] with position t's attention weights for one head
 // (0 for invalid keys) and reports whether any key was valid.
-func (k attentionKernel) probs(q, kk, valid []float32, D, base, t, off, dh int, p []float64) bool {
-	scale := 1 / math.Sqrt(float64(dh))
+func (k attentionKernel) probs(q, kk, valid []float32, D, base, t, off, dh int, p []float32) bool {
+	scale := float32(1 / math.Sqrt(float64(dh)))
 	qt := q[(base+t)*D+off : (base+t)*D+off+dh]
-	best := math.Inf(-1)
+	best := float32(math.Inf(-1))
 	for j := 0; j <= t; j++ {
-		p[j] = math.Inf(-1)
 		if valid[base+j] == 0 {
 			continue
 		}
-		var s float64
-		kj := kk[(base+j)*D+off : (base+j)*D+off+dh]
-		for c := range dh {
-			s += float64(qt[c]) * float64(kj[c])
-		}
-		p[j] = s * scale
+		p[j] = f32.Dot(qt, kk[(base+j)*D+off:(base+j)*D+off+dh]) * scale
 		best = max(best, p[j])
 	}
-	if math.IsInf(best, -1) {
+	if math.IsInf(float64(best), -1) {
+		clear(p[:t+1])
 		return false
 	}
 	var z float64
 	for j := 0; j <= t; j++ {
-		if math.IsInf(p[j], -1) {
+		if valid[base+j] == 0 {
 			p[j] = 0
 			continue
 		}
-		p[j] = math.Exp(p[j] - best)
-		z += p[j]
+		e := math.Exp(float64(p[j] - best))
+		p[j] = float32(e)
+		z += e
 	}
+	inv := float32(1 / z)
 	for j := 0; j <= t; j++ {
-		p[j] /= z
+		p[j] *= inv
 	}
 	return true
 }
@@ -360,29 +369,37 @@ func (k attentionKernel) forward(in [][]float32, sh []tensor.Shape, out []float3
 	q, kk, v, valid := in[0], in[1], in[2], in[3]
 	R, D := sh[0][0], sh[0][1]
 	dh := D / k.heads
-	p := make([]float64, k.L)
-	acc := make([]float64, dh)
+	L := k.L
+	var c *attentionCache
+	if k.cache != nil {
+		c = k.cache
+		if len(c.p) != R*k.heads*L {
+			c.p, c.any = make([]float32, R*k.heads*L), make([]bool, R*k.heads)
+		}
+	}
+	p := make([]float32, L)
 	clear(out)
-	for base := 0; base < R; base += k.L {
+	for base := 0; base < R; base += L {
 		for h := range k.heads {
 			off := h * dh
-			for t := range k.L {
-				if !k.probs(q, kk, valid, D, base, t, off, dh, p) {
+			for t := range L {
+				pt := p
+				if c != nil {
+					pt = c.p[((base+t)*k.heads+h)*L : ((base+t)*k.heads+h+1)*L]
+				}
+				clear(pt[t+1:])
+				ok := k.probs(q, kk, valid, D, base, t, off, dh, pt)
+				if c != nil {
+					c.any[(base+t)*k.heads+h] = ok
+				}
+				if !ok {
 					continue
 				}
-				clear(acc)
-				for j := 0; j <= t; j++ {
-					if p[j] == 0 {
-						continue
-					}
-					vj := v[(base+j)*D+off : (base+j)*D+off+dh]
-					for c := range dh {
-						acc[c] += p[j] * float64(vj[c])
-					}
-				}
 				o := out[(base+t)*D+off : (base+t)*D+off+dh]
-				for c := range dh {
-					o[c] = float32(acc[c])
+				for j := 0; j <= t; j++ {
+					if pt[j] != 0 {
+						f32.Axpy(pt[j], v[(base+j)*D+off:(base+j)*D+off+dh], o)
+					}
 				}
 			}
 		}
@@ -391,50 +408,53 @@ func (k attentionKernel) forward(in [][]float32, sh []tensor.Shape, out []float3
 }
 
 // backward: dv_j += p_j·do_t; dp_j = do_t·v_j; ds_j = p_j(dp_j − Σ_i p_i dp_i);
-// dq_t += Σ_j ds_j k_j/√d_h; dk_j += ds_j q_t/√d_h.
+// dq_t += Σ_j ds_j k_j/√d_h; dk_j += ds_j q_t/√d_h. The weights come from
+// the forward pass of the same run (cached; recomputed for a kernel built
+// without a cache).
 func (k attentionKernel) backward(in [][]float32, sh []tensor.Shape, _, dout []float32, din [][]float32) error {
 	q, kk, v, valid := in[0], in[1], in[2], in[3]
 	dq, dk, dv := din[0], din[1], din[2]
 	R, D := sh[0][0], sh[0][1]
 	dh := D / k.heads
-	scale := 1 / math.Sqrt(float64(dh))
-	p := make([]float64, k.L)
-	dp := make([]float64, k.L)
-	for base := 0; base < R; base += k.L {
+	L := k.L
+	scale := float32(1 / math.Sqrt(float64(dh)))
+	c := k.cache
+	cached := c != nil && len(c.p) == R*k.heads*L
+	p := make([]float32, L)
+	dp := make([]float32, L)
+	for base := 0; base < R; base += L {
 		for h := range k.heads {
 			off := h * dh
-			for t := range k.L {
-				if !k.probs(q, kk, valid, D, base, t, off, dh, p) {
+			for t := range L {
+				pt := p
+				if cached {
+					if !c.any[(base+t)*k.heads+h] {
+						continue
+					}
+					pt = c.p[((base+t)*k.heads+h)*L : ((base+t)*k.heads+h+1)*L]
+				} else if !k.probs(q, kk, valid, D, base, t, off, dh, pt) {
 					continue
 				}
 				do := dout[(base+t)*D+off : (base+t)*D+off+dh]
-				var dot float64
+				var dot float32
 				for j := 0; j <= t; j++ {
 					dp[j] = 0
-					if p[j] == 0 {
+					if pt[j] == 0 {
 						continue
 					}
-					vj := v[(base+j)*D+off : (base+j)*D+off+dh]
-					dvj := dv[(base+j)*D+off : (base+j)*D+off+dh]
-					for c := range dh {
-						dp[j] += float64(do[c]) * float64(vj[c])
-						dvj[c] += float32(p[j] * float64(do[c]))
-					}
-					dot += p[j] * dp[j]
+					dp[j] = f32.Dot(do, v[(base+j)*D+off:(base+j)*D+off+dh])
+					f32.Axpy(pt[j], do, dv[(base+j)*D+off:(base+j)*D+off+dh])
+					dot += pt[j] * dp[j]
 				}
 				qt := q[(base+t)*D+off : (base+t)*D+off+dh]
 				dqt := dq[(base+t)*D+off : (base+t)*D+off+dh]
 				for j := 0; j <= t; j++ {
-					if p[j] == 0 {
+					if pt[j] == 0 {
 						continue
 					}
-					ds := p[j] * (dp[j] - dot) * scale
-					kj := kk[(base+j)*D+off : (base+j)*D+off+dh]
-					dkj := dk[(base+j)*D+off : (base+j)*D+off+dh]
-					for c := range dh {
-						dqt[c] += float32(ds * float64(kj[c]))
-						dkj[c] += float32(ds * float64(qt[c]))
-					}
+					ds := pt[j] * (dp[j] - dot) * scale
+					f32.Axpy(ds, kk[(base+j)*D+off:(base+j)*D+off+dh], dqt)
+					f32.Axpy(ds, qt, dk[(base+j)*D+off:(base+j)*D+off+dh])
 				}
 			}
 		}
