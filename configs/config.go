@@ -288,6 +288,10 @@ type SequenceConfig struct {
 	LearningRate float64 `yaml:"learning_rate"` // Adam step size
 	Dropout      float64 `yaml:"dropout"`       // of the input embeddings while training
 	Patience     int     `yaml:"patience"`      // epochs without validation improvement before stopping
+	// EpochSequences caps the users' sequences one epoch trains on (a fresh
+	// seeded sample each epoch; 0 = all): bounds an epoch's time on large
+	// logs (about 5M positions at the default).
+	EpochSequences int `yaml:"epoch_sequences"`
 	// Negatives > 0: the training loss is a softmax over each position's
 	// next item and that many negatives shared by the batch (sampled
 	// uniformly); 0: binary cross-entropy with one negative per position,
@@ -407,7 +411,7 @@ func Default() Config {
 			KNNHistoryHalfLifeDays: []float64{0, 90, 30, 10}, KNNHistoryHalfLifeEvents: []float64{0, 1, 3, 10},
 			ItemSimilarity: []string{"cosine", "rp3beta", "ease"}, RP3Beta: []float64{0, 0.15, 0.3, 0.5}, EASELambda: []float64{1, 4, 16, 64}, EASEMaxItems: 12000},
 		Sequence: SequenceConfig{Enabled: true, Dim: 32, MaxLen: 50, Blocks: 2, Heads: 2, Epochs: 30, BatchSize: 128,
-			LearningRate: 0.005, Dropout: 0.2, Patience: 3, Blend: []float64{0, 0.15, 0.3, 0.5}},
+			LearningRate: 0.005, Dropout: 0.2, Patience: 3, EpochSequences: 100000, Negatives: 256, Blend: []float64{0, 0.15, 0.3, 0.5}},
 		Baselines: BaselinesConfig{PopularityHalfLifeDays: 14, ItemKNNNeighbors: IntList{10, 20, 50, 100}, ItemKNNWeighting: "binary"},
 		Eval:      EvalConfig{Ks: []int{10, 20}, Targets: []string{"any"}, MinUsers: 50},
 		Gate:      GateConfig{Metric: "ndcg@10", Tolerance: 0},

@@ -234,6 +234,7 @@ func (c Config) Validate() error {
 		k.count("sequence.batch_size", q.BatchSize, 1, 4096)
 		k.count("sequence.patience", q.Patience, 0, maxEpochs)
 		k.count("sequence.negatives", q.Negatives, 0, 4096)
+		k.count("sequence.epoch_sequences", q.EpochSequences, 0, math.MaxInt32)
 		k.num("sequence.learning_rate", q.LearningRate, 0, 1, true)
 		if math.IsNaN(q.Dropout) || !(q.Dropout >= 0 && q.Dropout < 1) {
 			bad("sequence.dropout %g: want 0 <= p < 1", q.Dropout)

@@ -27,7 +27,7 @@ import (
 func (e *env) sequenceOptions() nn.SeqOptions {
 	q := e.cfg.Sequence
 	return nn.SeqOptions{Dim: q.Dim, MaxLen: q.MaxLen, Heads: q.Heads, Blocks: q.Blocks, Epochs: q.Epochs, BatchSize: q.BatchSize,
-		LearningRate: q.LearningRate, Dropout: q.Dropout, Patience: q.Patience, Negatives: q.Negatives, TimeGaps: q.TimeGaps, Seed: uint64(e.cfg.Seed)}
+		LearningRate: q.LearningRate, Dropout: q.Dropout, Patience: q.Patience, EpochSequences: q.EpochSequences, Negatives: q.Negatives, TimeGaps: q.TimeGaps, Seed: uint64(e.cfg.Seed)}
 }
 
 // sequencesOf is each local user's events of ev (time order) before s's

@@ -541,7 +541,19 @@ func (nextItemLossKernel) backward(in [][]float32, sh []tensor.Shape, _, dout []
 // h_r·pos_r and z_rk = h_r·neg_k. The logits of all rows × negatives are one
 // matrix product (internal/f32.Gemm), recomputed in backward.
 type sampledSoftmaxKernel struct {
-	sum *float64 // the last run's loss, before rounding to float32
+	sum *float64   // the last run's loss, before rounding to float32
+	buf *[]float32 // scratch for the R×K probabilities and R positives' (nil: allocated per call)
+}
+
+// scratch returns the kernel's p0 (R) and P (R×K) buffers.
+func (k sampledSoftmaxKernel) scratch(R, K int) (p0, P []float32) {
+	if k.buf == nil {
+		return make([]float32, R), make([]float32, R*K)
+	}
+	if len(*k.buf) != R*(K+1) {
+		*k.buf = make([]float32, R*(K+1))
+	}
+	return (*k.buf)[:R], (*k.buf)[R:]
 }
 
 func (sampledSoftmaxKernel) name() string { return "SampledSoftmax" }
@@ -599,8 +611,8 @@ func (sampledSoftmaxKernel) probs(in [][]float32, sh []tensor.Shape, p0, P []flo
 }
 
 func (k sampledSoftmaxKernel) forward(in [][]float32, sh []tensor.Shape, out []float32) error {
-	R, K := sh[0][0], sh[2][0]
-	c := k.probs(in, sh, make([]float32, R), make([]float32, R*K))
+	p0, P := k.scratch(sh[0][0], sh[2][0])
+	c := k.probs(in, sh, p0, P)
 	if k.sum != nil {
 		*k.sum = c
 	}
@@ -613,7 +625,7 @@ func (k sampledSoftmaxKernel) forward(in [][]float32, sh []tensor.Shape, out []f
 func (k sampledSoftmaxKernel) backward(in [][]float32, sh []tensor.Shape, _, dout []float32, din [][]float32) error {
 	h, pos, neg, w := in[0], in[1], in[2], in[3]
 	R, D, K := sh[0][0], sh[0][1], sh[2][0]
-	p0, P := make([]float32, R), make([]float32, R*K)
+	p0, P := k.scratch(R, K)
 	k.probs(in, sh, p0, P)
 	g := dout[0]
 	for r := range R {

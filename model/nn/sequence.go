@@ -41,6 +41,9 @@ type SeqOptions struct {
 	Epochs, BatchSize          int
 	LearningRate, L2, Dropout  float64 // Dropout: on the input embeddings
 	Patience                   int     // epochs without a better validation score before stopping
+	// EpochSequences caps the sequences one epoch trains on (a fresh
+	// seeded sample each epoch); 0 = all.
+	EpochSequences int
 	// Negatives > 0: the loss is a softmax over the next item and that many
 	// negatives shared by each batch (uniform); 0: BCE with one uniform
 	// negative per position (SASRec).
@@ -301,8 +304,12 @@ func (t *SeqTrainer) Train(ctx context.Context, seqs []Sequence) (best float64, 
 		// Batches of B sequences of similar length, each on the smallest
 		// window that holds its sequences, in a shuffled order.
 		t.rng.Shuffle(len(train), func(i, j int) { train[i], train[j] = train[j], train[i] })
+		sample := train
+		if n := o.EpochSequences; n > 0 && n < len(sample) {
+			sample = sample[:n]
+		}
 		byWindow := map[int][]int{}
-		for _, i := range train {
+		for _, i := range sample {
 			l := t.windowFor(min(len(seqs[i].Items)-1, L))
 			byWindow[l] = append(byWindow[l], i)
 		}
