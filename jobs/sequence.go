@@ -179,6 +179,20 @@ func (e *env) component(f *seqFit, s *slice) (*model.ModelRecommender, error) {
 	if c := f.comps[s]; c != nil {
 		return c, nil
 	}
+	c, err := e.componentFor(f, s, nil)
+	if err != nil {
+		return nil, err
+	}
+	if f.comps == nil {
+		f.comps = map[*slice]*model.ModelRecommender{}
+	}
+	f.comps[s] = c
+	return c, nil
+}
+
+// componentFor is component for the local users in users only (nil: all;
+// the others get zero states and must not be asked), not cached.
+func (e *env) componentFor(f *seqFit, s *slice, users []int32) (*model.ModelRecommender, error) {
 	w, err := f.weightsFor(s)
 	if err != nil {
 		return nil, err
@@ -188,15 +202,15 @@ func (e *env) component(f *seqFit, s *slice) (*model.ModelRecommender, error) {
 		return nil, err
 	}
 	defer tr.Close()
-	c, err := e.seqRecommender(tr, sequencesOf(s.events, s), s, e.popularity(s))
-	if err != nil {
-		return nil, err
+	seqs := sequencesOf(s.events, s)
+	if users != nil {
+		only := make([]nn.Sequence, len(seqs))
+		for _, u := range users {
+			only[u] = seqs[u]
+		}
+		seqs = only
 	}
-	if f.comps == nil {
-		f.comps = map[*slice]*model.ModelRecommender{}
-	}
-	f.comps[s] = c
-	return c, nil
+	return e.seqRecommender(tr, seqs, s, e.popularity(s))
 }
 
 // encode is f's weights file with the item rows of slice s.

@@ -449,7 +449,7 @@ func (e *env) selectBlend(ctx context.Context, s *slice, m *model.RankingModel, 
 func (e *env) selectSequence(ctx context.Context, s *slice, m *model.RankingModel, comp *model.ItemKNN, pop *model.Popularity, f *seqFit,
 	val model.EvalInput, key string, best float64, sel *tables.Selection) error {
 	cfg := e.cfg
-	seq, err := e.component(f, s)
+	seq, err := e.componentFor(f, s, val.Users) // validation asks for its users only
 	if err != nil {
 		return err
 	}
