@@ -128,7 +128,7 @@ func buildSeqGraph(e *seqEncoder, B, L, K int, train bool) (sg *seqGraph, err er
 	}
 	var cost *G.Node
 	if K > 0 {
-		cost = G.Must(applyKernel(sampledSoftmaxKernel{sum: &sg.loss, buf: new([]float32)}, h, pos, neg, w, input(g, "next", sg.next, R), input(g, "negIdx", sg.negIdx, K)))
+		cost = G.Must(applyKernel(sampledSoftmaxKernel{sum: &sg.loss, buf: &softmaxBuffer{}}, h, pos, neg, w, input(g, "next", sg.next, R), input(g, "negIdx", sg.negIdx, K)))
 	} else {
 		cost = G.Must(applyKernel(nextItemLossKernel{sum: &sg.loss}, h, pos, neg, w))
 	}

@@ -174,3 +174,27 @@ func TestAttentionIsCausal(t *testing.T) {
 		}
 	}
 }
+
+// TestExpf: the softmaxes' float32 exponential against math.Exp.
+func TestExpf(t *testing.T) {
+	for x := float32(-90); x <= 89; x += 0.0137 {
+		got, want := float64(expf(x)), math.Exp(float64(x))
+		switch {
+		case x < -87:
+			if got != 0 {
+				t.Fatalf("expf(%g) = %g, want 0", x, got)
+			}
+		case x > 88.7:
+			if !math.IsInf(got, 1) {
+				t.Fatalf("expf(%g) = %g, want +Inf", x, got)
+			}
+		default:
+			if rel := math.Abs(got-want) / want; rel > 5e-7 {
+				t.Fatalf("expf(%g) = %g, math.Exp %g: relative error %.2g", x, got, want, rel)
+			}
+		}
+	}
+	if !math.IsNaN(float64(expf(float32(math.NaN())))) {
+		t.Fatal("expf(NaN) is not NaN")
+	}
+}
