@@ -84,7 +84,7 @@ func (e *env) evaluateLatest(ctx context.Context, in *model.Interactions, s *sli
 	if err != nil {
 		return nil, fmt.Errorf("gate: LATEST %s: %w", id, err)
 	}
-	recs, err := e.recommenders(ctx, s, mapped, seq, m.Selection)
+	recs, err := e.recommenders(ctx, s, mapped, blended(seq, m.Selection), m.Selection)
 	if err != nil {
 		return nil, err
 	}

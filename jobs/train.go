@@ -224,7 +224,7 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 	var purchaseSkip string
 	if cfg.Purchase.Enabled {
 		if purchaseSkip = win.PurchaseSkip; purchaseSkip == "" {
-			purchase, err = e.trainPurchase(ctx, in, []rankingFit{{sSel, mSel, fe.seqSel}, {sEval, mEval, fe.seqEval}}, sel)
+			purchase, err = e.trainPurchase(ctx, in, []rankingFit{{sSel, mSel, blended(fe.seqSel, sel)}, {sEval, mEval, blended(fe.seqEval, sel)}}, sel)
 			var sa stepAside
 			if errors.As(err, &sa) {
 				purchaseSkip, err = sa.reason, nil
@@ -742,6 +742,15 @@ func sliceVocabs(in *model.Interactions, s *slice) (users, items []byte, err err
 type versionFile struct {
 	name string
 	data []byte
+}
+
+// blended is f when the selection blends the sequence encoder in, else nil
+// (rankers that only serve lists need not compute its states).
+func blended(f *seqFit, sel tables.Selection) *seqFit {
+	if sel.Sequence > 0 {
+		return f
+	}
+	return nil
 }
 
 // bestEpoch is the 1-based epoch with the highest validation score.
