@@ -31,8 +31,8 @@ type Runner struct {
 	// Open opens a bucket URL (default blobs.Open). Buckets it returns are
 	// the caller's: the runner does not close them (tests share mem:// buckets).
 	Open func(ctx context.Context, url string) (*blob.Bucket, error)
-	// EvalSequence adds the sequence encoder (model/nn.SeqTrainer) to the
-	// recommenders EvalProtocol measures (shelf eval --sequence).
+	// EvalSequence turns the sequence encoder on for EvalProtocol even when
+	// sequence.enabled is false (shelf eval --sequence).
 	EvalSequence bool
 }
 

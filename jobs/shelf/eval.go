@@ -21,7 +21,7 @@ func evalCmd(ctx context.Context, args, environ []string, log *slog.Logger, stdo
 	forward := fs.Int("forward-days", 0, "instead: score the committed recommendations table of --date on the N days after it, next to baselines fit through the date")
 	protocol := fs.String("protocol", "", "instead: fit Shelf and its baselines on the events through --date and measure them with a standard protocol: temporal, leave-one-out or sampled (publishes nothing)")
 	asJSON := fs.Bool("json", false, "with --protocol: print the result as JSON")
-	sequence := fs.Bool("sequence", false, "with --protocol: also fit and measure the sequence encoder (causal self-attention over each user's last 50 events; not used by runs yet)")
+	sequence := fs.Bool("sequence", false, "with --protocol: fit the sequence encoder even when sequence.enabled is false (it is on by default, as in runs)")
 	if err := fs.Parse(args); err != nil {
 		return jobs.Permanent(err)
 	}
