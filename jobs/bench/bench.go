@@ -477,49 +477,35 @@ func bareScan(dir string, cols []string) (int64, error) {
 
 // runTorchSeq runs torch_sequence.py: the encoder's training in PyTorch.
 func runTorchSeq(ctx context.Context, o Options, items int) (float64, string) {
-	f, err := os.CreateTemp(o.Dir, "torch_seq_*.py")
-	if err != nil {
-		return 0, err.Error()
-	}
-	f.Write(torchSeqScript)
-	f.Close()
-	cmd := exec.CommandContext(ctx, o.Python, f.Name(), fmt.Sprint(items), fmt.Sprint(seqDim), fmt.Sprint(seqLen), fmt.Sprint(seqBlocks),
-		fmt.Sprint(seqHeads), fmt.Sprint(seqBatch), "20", fmt.Sprint(o.Threads))
-	out, err := cmd.Output()
-	if err != nil {
-		return 0, fmt.Sprintf("PyTorch side-by-side not run: %s: %v (apt-get install python3-torch)", o.Python, err)
-	}
-	var r struct {
-		Positions float64 `json:"positions_per_second"`
-		Torch     string  `json:"torch"`
-	}
-	if err := json.Unmarshal(out, &r); err != nil {
-		return 0, fmt.Sprintf("PyTorch output unreadable: %q", out)
-	}
-	return r.Positions, "torch " + r.Torch
+	return runTorchScript(ctx, o, torchSeqScript, "positions_per_second", fmt.Sprint(items), fmt.Sprint(seqDim), fmt.Sprint(seqLen),
+		fmt.Sprint(seqBlocks), fmt.Sprint(seqHeads), fmt.Sprint(seqBatch), "20", fmt.Sprint(o.Threads))
 }
 
 func runTorch(ctx context.Context, o Options, users, items int) (float64, string) {
+	return runTorchScript(ctx, o, torchScript, "samples_per_second", fmt.Sprint(users), fmt.Sprint(items), "32", fmt.Sprint(o.Batch), "300", fmt.Sprint(o.Threads))
+}
+
+// runTorchScript runs an embedded PyTorch script with args and returns the
+// throughput its JSON line gives under key, and the torch version (or why
+// it did not run).
+func runTorchScript(ctx context.Context, o Options, script []byte, key string, args ...string) (float64, string) {
 	f, err := os.CreateTemp(o.Dir, "torch_*.py")
 	if err != nil {
 		return 0, err.Error()
 	}
-	f.Write(torchScript)
+	f.Write(script)
 	f.Close()
-	steps := 300
-	cmd := exec.CommandContext(ctx, o.Python, f.Name(), fmt.Sprint(users), fmt.Sprint(items), "32", fmt.Sprint(o.Batch), fmt.Sprint(steps), fmt.Sprint(o.Threads))
-	out, err := cmd.Output()
+	out, err := exec.CommandContext(ctx, o.Python, append([]string{f.Name()}, args...)...).Output()
 	if err != nil {
 		return 0, fmt.Sprintf("PyTorch side-by-side not run: %s: %v (apt-get install python3-torch)", o.Python, err)
 	}
-	var r struct {
-		Samples float64 `json:"samples_per_second"`
-		Torch   string  `json:"torch"`
-	}
+	var r map[string]any
 	if err := json.Unmarshal(out, &r); err != nil {
 		return 0, fmt.Sprintf("PyTorch output unreadable: %q", out)
 	}
-	return r.Samples, "torch " + r.Torch
+	v, _ := r[key].(float64)
+	t, _ := r["torch"].(string)
+	return v, "torch " + t
 }
 
 func cpuModel() string {
