@@ -157,8 +157,13 @@ func (e *env) recommenders(ctx context.Context, s *slice, m *model.RankingModel,
 	return recs, nil
 }
 
-// loadRanking reads a ranking model file of a published version.
-func (e *env) loadRanking(ctx context.Context, m *tables.Manifest, rel string) (*model.RankingModel, error) {
+// hasFile reports whether version m holds the file rel.
+func hasFile(m *tables.Manifest, rel string) bool {
+	return slices.ContainsFunc(m.Files, func(f tables.FileEntry) bool { return f.Path == rel })
+}
+
+// loadWeights reads and decodes a weights file of a published version.
+func (e *env) loadWeights(ctx context.Context, m *tables.Manifest, rel string) (*model.Weights, error) {
 	data, err := tables.ReadVersionFile(ctx, e.out, m, rel)
 	if err != nil {
 		return nil, err
@@ -166,6 +171,28 @@ func (e *env) loadRanking(ctx context.Context, m *tables.Manifest, rel string) (
 	w, err := model.ReadWeights(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("version %s %s: %w", m.Version, rel, err)
+	}
+	return w, nil
+}
+
+// loadVocab reads and decodes a vocabulary file of a published version.
+func (e *env) loadVocab(ctx context.Context, m *tables.Manifest, rel string) (*model.Vocab, error) {
+	data, err := tables.ReadVersionFile(ctx, e.out, m, rel)
+	if err != nil {
+		return nil, err
+	}
+	v, err := tables.DecodeVocab(data)
+	if err != nil {
+		return nil, fmt.Errorf("version %s %s: %w", m.Version, rel, err)
+	}
+	return v, nil
+}
+
+// loadRanking reads a ranking model file of a published version.
+func (e *env) loadRanking(ctx context.Context, m *tables.Manifest, rel string) (*model.RankingModel, error) {
+	w, err := e.loadWeights(ctx, m, rel)
+	if err != nil {
+		return nil, err
 	}
 	rm, err := model.RankingFromWeights(w)
 	if err != nil {

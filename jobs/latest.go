@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/shelfml/shelf/configs"
@@ -59,7 +58,7 @@ func (e *env) evaluateLatest(ctx context.Context, in *model.Interactions, s *sli
 		e.log.Info("LATEST not comparable on this window: its evaluation model saw part of it", "latest", id, "latest_date", m.Date)
 		return nil, nil
 	}
-	if !slices.ContainsFunc(m.Files, func(f tables.FileEntry) bool { return f.Path == "evaluate/weights.shlfw" }) {
+	if !hasFile(m, "evaluate/weights.shlfw") {
 		e.log.Warn("LATEST predates evaluation models: the gate compares with baselines only", "latest", id)
 		return nil, nil
 	}
@@ -69,12 +68,8 @@ func (e *env) evaluateLatest(ctx context.Context, in *model.Interactions, s *sli
 	}
 	var vocabs [2]*model.Vocab
 	for k, rel := range []string{"evaluate/users.parquet", "evaluate/items.parquet"} {
-		data, err := tables.ReadVersionFile(ctx, e.out, m, rel)
-		if err != nil {
+		if vocabs[k], err = e.loadVocab(ctx, m, rel); err != nil {
 			return nil, fmt.Errorf("gate: LATEST %s: %w", id, err)
-		}
-		if vocabs[k], err = tables.DecodeVocab(data); err != nil {
-			return nil, fmt.Errorf("gate: LATEST %s %s: %w", id, rel, err)
 		}
 	}
 	mapped := remap(old, vocabs[0], vocabs[1], in, s)

@@ -189,16 +189,12 @@ func (e *env) markVersions(ctx context.Context, f *forgetList) error {
 		}
 		var holds int64
 		for _, rel := range []string{"vocab/users.parquet", "evaluate/users.parquet"} {
-			if !slices.ContainsFunc(m.Files, func(fe tables.FileEntry) bool { return fe.Path == rel }) {
+			if !hasFile(m, rel) {
 				continue
 			}
-			data, err := tables.ReadVersionFile(ctx, e.out, m, rel)
+			v, err := e.loadVocab(ctx, m, rel)
 			if err != nil {
-				return fmt.Errorf("privacy: check version %s: %w", id, err)
-			}
-			v, err := tables.DecodeVocab(data)
-			if err != nil {
-				return fmt.Errorf("privacy: check version %s %s: %w", id, rel, err)
+				return fmt.Errorf("privacy: check: %w", err)
 			}
 			holds = max(holds, countForgotten(v, f, e.pseudo))
 		}

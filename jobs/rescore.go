@@ -98,12 +98,8 @@ func (e *env) rescoreOutcome(ctx context.Context, m *tables.Manifest) (*trainOut
 	}
 	var vocabs [2]*model.Vocab
 	for k, rel := range []string{"vocab/users.parquet", "vocab/items.parquet"} {
-		data, err := tables.ReadVersionFile(ctx, e.out, m, rel)
-		if err != nil {
+		if vocabs[k], err = e.loadVocab(ctx, m, rel); err != nil {
 			return nil, err
-		}
-		if vocabs[k], err = tables.DecodeVocab(data); err != nil {
-			return nil, fmt.Errorf("version %s %s: %w", m.Version, rel, err)
 		}
 	}
 	rm := remap(old, vocabs[0], vocabs[1], in, s)

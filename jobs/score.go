@@ -194,13 +194,9 @@ func (e *env) loadOutcome(ctx context.Context) (*trainOutcome, error) {
 		local []int32
 		vocab *model.Vocab
 	}{{"vocab/users.parquet", s.users, in.Users}, {"vocab/items.parquet", s.items, in.Items}} {
-		data, err := tables.ReadVersionFile(ctx, e.out, m, v.file)
+		voc, err := e.loadVocab(ctx, m, v.file)
 		if err != nil {
 			return nil, err
-		}
-		voc, err := tables.DecodeVocab(data)
-		if err != nil {
-			return nil, fmt.Errorf("version %s %s: %w", id, v.file, err)
 		}
 		ids := make([]string, len(v.local))
 		for i, g := range v.local {

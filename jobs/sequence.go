@@ -229,24 +229,16 @@ func (f *seqFit) encode(s *slice) ([]byte, error) {
 // loadSequence reads a version's encoder file rel whose item rows follow the
 // vocabulary file vocabRel; nil when the version has none.
 func (e *env) loadSequence(ctx context.Context, m *tables.Manifest, rel, vocabRel string, in *model.Interactions) (*seqFit, error) {
-	if !slices.ContainsFunc(m.Files, func(f tables.FileEntry) bool { return f.Path == rel }) {
+	if !hasFile(m, rel) {
 		return nil, nil
 	}
-	data, err := tables.ReadVersionFile(ctx, e.out, m, rel)
+	w, err := e.loadWeights(ctx, m, rel)
 	if err != nil {
 		return nil, err
 	}
-	w, err := model.ReadWeights(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("version %s %s: %w", m.Version, rel, err)
-	}
-	vd, err := tables.ReadVersionFile(ctx, e.out, m, vocabRel)
+	voc, err := e.loadVocab(ctx, m, vocabRel)
 	if err != nil {
 		return nil, err
-	}
-	voc, err := tables.DecodeVocab(vd)
-	if err != nil {
-		return nil, fmt.Errorf("version %s %s: %w", m.Version, vocabRel, err)
 	}
 	items := make([]int32, voc.Len())
 	for r, id := range voc.IDs() {
