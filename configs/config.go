@@ -348,8 +348,17 @@ type ScoreConfig struct {
 	// ExcludePurchased is the earlier spelling: true = [purchase types],
 	// false = none. Set either it or exclude.
 	ExcludePurchased *bool `yaml:"exclude_purchased,omitempty"`
-	Shards           int   `yaml:"shards"`  // table parts (shelf run) and the shard count shelf score/commit expect by default
-	Workers          int   `yaml:"workers"` // goroutines scoring blocks; 0 = the CPUs this process may use
+	// Index is how the dot-product retrieval finds each user's candidates:
+	// "auto" (default) through an IVF index when the catalog has at least
+	// index_min_items items, "ivf" always, "exact" never. An index is used
+	// only when its recall of the exact candidates, measured on a sample of
+	// users in the run, reaches min_retrieval_recall; else the run scores
+	// exactly and says why.
+	Index              string  `yaml:"index"`
+	IndexMinItems      int     `yaml:"index_min_items"`      // the catalog size from which score.index auto builds an index
+	MinRetrievalRecall float64 `yaml:"min_retrieval_recall"` // the recall of the exact top candidates an index must measure to serve (docs/performance.md#retrieval-index)
+	Shards             int     `yaml:"shards"`               // table parts (shelf run) and the shard count shelf score/commit expect by default
+	Workers            int     `yaml:"workers"`              // goroutines scoring blocks; 0 = the CPUs this process may use
 }
 
 // TypeMask is one flag per event type of events.event_types; nil = all.
@@ -415,7 +424,8 @@ func Default() Config {
 		Baselines: BaselinesConfig{PopularityHalfLifeDays: 14, ItemKNNNeighbors: IntList{10, 20, 50, 100}, ItemKNNWeighting: "binary"},
 		Eval:      EvalConfig{Ks: []int{10, 20}, Targets: []string{"any"}, MinUsers: 50},
 		Gate:      GateConfig{Metric: "ndcg@10", Tolerance: 0},
-		Score:     ScoreConfig{K: 20, Candidates: 200, Exclude: []string{"seen"}, Shards: 1},
+		Score: ScoreConfig{K: 20, Candidates: 200, Exclude: []string{"seen"}, Shards: 1,
+			Index: "auto", IndexMinItems: 50000, MinRetrievalRecall: 0.99},
 		Purchase: PurchaseConfig{Enabled: true, Hidden: []int{32, 16}, Epochs: 40, BatchSize: 256,
 			LearningRate: 0.003, L2: 1e-5, Patience: 5, TopItems: 10, WindowsDays: IntList{1, 7, 30, 90},
 			ItemBlend: []float64{0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1}},

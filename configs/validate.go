@@ -288,6 +288,13 @@ func (c Config) Validate() error {
 	k.count("score.k", s.K, 1, maxK)
 	k.count("score.candidates", s.Candidates, 1, maxCandidates)
 	k.count("score.shards", s.Shards, 1, maxShards)
+	if !slices.Contains([]string{"auto", "exact", "ivf"}, s.Index) {
+		bad("score.index %q: want auto, exact or ivf", s.Index)
+	}
+	k.count("score.index_min_items", s.IndexMinItems, 0, math.MaxInt32)
+	if !(s.MinRetrievalRecall > 0 && s.MinRetrievalRecall <= 1) {
+		bad("score.min_retrieval_recall %g: must be in (0, 1]", s.MinRetrievalRecall)
+	}
 	if pc := c.Purchase; pc.Enabled {
 		if pc.HorizonDays < 0 || pc.Cutoffs == 1 || pc.Cutoffs < 0 || pc.Epochs <= 0 || pc.BatchSize <= 0 || !(pc.LearningRate > 0) || pc.TopItems <= 0 {
 			bad("purchase: need epochs, batch_size, learning_rate, top_items > 0, horizon_days >= 0 and cutoffs 0 or >= 2 (0 = chosen from the data)")

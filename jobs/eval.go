@@ -125,10 +125,16 @@ func (e *env) recommenders(ctx context.Context, s *slice, m *model.RankingModel,
 	if err != nil {
 		return nil, err
 	}
-	neural := model.NewModelRecommender(m, s.ui, e.cfg.Score.Candidates, pop)
+	neural, err := e.indexed(ctx, model.NewModelRecommender(m, s.ui, e.cfg.Score.Candidates, pop), s, "model")
+	if err != nil {
+		return nil, err
+	}
 	var comp *model.ModelRecommender
 	if seq != nil {
 		if comp, err = e.component(seq, s); err != nil {
+			return nil, err
+		}
+		if comp, err = e.indexed(ctx, comp, s, "sequence"); err != nil {
 			return nil, err
 		}
 	}

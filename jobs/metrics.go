@@ -47,6 +47,16 @@ func PushMetrics(ctx context.Context, url, modelName, command string, res *Resul
 				mm.WithLabelValues(rec, k).Set(v)
 			}
 		}
+		if len(res.Retrieval) > 0 {
+			rr := gauge("retrieval_recall", "recall of the exact top score.candidates the table's retrieval measured (1 when exact)", "recommender", "method")
+			for _, r := range res.Retrieval {
+				v := r.Recall
+				if r.Method == "exact" {
+					v = 1
+				}
+				rr.WithLabelValues(r.Recommender, r.Method).Set(v)
+			}
+		}
 		gauge("gate_passed", "1 when the quality gate let the version through").WithLabelValues().Set(one(res.Gate.Passed))
 		gauge("purchase_published", "1 when the date's purchase table was committed with the version").WithLabelValues().Set(one(res.PurchasePublished))
 	}

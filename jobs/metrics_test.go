@@ -39,6 +39,8 @@ func TestPushMetrics(t *testing.T) {
 		Accounting: &events.Accounting{Used: 90, Duplicate: 4, Rejected: map[string]int64{"null_user": 6}},
 		Metrics:    map[string]map[string]float64{"model": {"ndcg@10": 0.11}}}
 	res.Gate.Passed = true
+	res.Retrieval = []Retrieval{{Recommender: "model", Method: "ivf"}, {Recommender: "sequence", Method: "exact"}}
+	res.Retrieval[0].Recall = 0.993
 	now := time.Unix(1700000000, 0)
 	if err := PushMetrics(context.Background(), srv.URL, "online-retail", "run", res, nil, 42*time.Second, now); err != nil {
 		t.Fatal(err)
@@ -79,6 +81,8 @@ func TestPushMetrics(t *testing.T) {
 		{value("shelf_input_rows", "outcome", "rejected_null_user"), 6},
 		{value("shelf_model_metric", "recommender", "model", "metric", "ndcg@10"), 0.11},
 		{value("shelf_gate_passed"), 1},
+		{value("shelf_retrieval_recall", "recommender", "model", "method", "ivf"), 0.993},
+		{value("shelf_retrieval_recall", "recommender", "sequence", "method", "exact"), 1},
 		{value("shelf_purchase_published"), 0},
 		{value("shelf_last_success_timestamp_seconds"), 1700000000},
 		{value("shelf_run_duration_seconds"), 42},

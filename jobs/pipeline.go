@@ -63,6 +63,9 @@ type Result struct {
 	TableSource string `json:"table_source"`
 	// Windows are the holdout and purchase windows, set or chosen from the data.
 	Windows *Windows `json:"windows,omitempty"`
+	// Retrieval is how the published table's recommenders retrieved their
+	// candidates: exact, or through an IVF index with its measured recall.
+	Retrieval []Retrieval `json:"retrieval,omitempty"`
 }
 
 // env is the opened state shared by the stages of one invocation.
@@ -87,6 +90,9 @@ type env struct {
 	win     *Windows        // the run's windows, chosen after ingest (train)
 	items   int             // items in the events read (the largest slice's catalogue)
 	noCkpt  bool            // fits neither resume from nor write checkpoints (offline protocols)
+	// retrieval records each served recommender's retrieval (exact or
+	// through an index, with its measured recall), in build order.
+	retrieval []Retrieval
 }
 
 func (r *Runner) open(ctx context.Context) (*env, error) {

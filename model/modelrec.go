@@ -30,7 +30,10 @@ type ModelRecommender struct {
 	packed   []float32 // item embeddings in 16-item groups (f32.PackItems)
 	bias     []float32 // item biases, 16 per group, NaN padding
 	tile     int       // item groups per retrieval tile
-	pool     sync.Pool
+	ix       *IVF      // approximate retrieval (WithIndex); nil: exact
+	nprobe   int       // clusters each user scans with ix
+	spread   float32   // weight of a cluster's spread in its probe order (Probe.Spread)
+	pool     *sync.Pool
 }
 
 // retrievalUsers is the user block of the retrieval: each L1 item tile
@@ -61,6 +64,18 @@ type mrScratch struct {
 	logits             []float32
 	mlp                Scratch
 	top                *TopK
+	// The index's: centroid scores and flags of a quad, the clusters each
+	// user probes, the block's users per cluster, and a cluster's users packed.
+	cscores []float32
+	cmasks  []uint64
+	cvals   []float32
+	cids    []int32
+	ctmp    []float32
+	probes  []int32
+	cstart  []int
+	ccur    []int
+	cusers  []int32
+	cpack   []float32
 }
 
 // NewModelRecommender prepares m for serving. history (users × items) gives
@@ -77,7 +92,12 @@ func NewModelRecommender(m *RankingModel, history *CSR, candidates int, fallback
 	r.head = m.PackHead()
 	// 16 KiB of item embeddings per tile: half of the 32 KiB L1d.
 	r.tile = max(1, 4096/(f32.NR*max(m.Dim, 1)))
-	r.pool.New = func() any {
+	r.pool = newScratchPool()
+	return r
+}
+
+func newScratchPool() *sync.Pool {
+	return &sync.Pool{New: func() any {
 		s := &mrScratch{top: NewTopK(0)}
 		for range retrievalUsers {
 			s.heaps = append(s.heaps, new(selector))
@@ -85,9 +105,37 @@ func NewModelRecommender(m *RankingModel, history *CSR, candidates int, fallback
 		s.ptr = make([]int, retrievalUsers)
 		s.ex = make([][]int32, retrievalUsers)
 		return s
-	}
-	return r
+	}}
 }
+
+// Probe says how many clusters of an index a user scans and in which
+// order: by centroid score <u, c> + c_b + Spread·|[u, 1]|·r_c, where r_c is
+// the cluster's RMS radius (Spread 0: by centroid score alone; a positive
+// one favours wide clusters, whose best items lie further above their
+// centroid).
+type Probe struct {
+	N      int     `json:"nprobe"`
+	Spread float32 `json:"spread"`
+}
+
+// WithIndex returns r retrieving through ix (built on r's model's items)
+// with p's clusters per user instead of the exact scan; r itself is
+// unchanged and shares its model and packed data with the result. p.N is
+// clamped to [1, ix.NList]; a nil ix gives exact retrieval.
+func (r *ModelRecommender) WithIndex(ix *IVF, p Probe) *ModelRecommender {
+	out := &ModelRecommender{m: r.m, hist: r.hist, cand: r.cand, fallback: r.fallback, itemNorm: r.itemNorm, head: r.head,
+		packed: r.packed, bias: r.bias, tile: r.tile, pool: newScratchPool()}
+	if ix != nil {
+		out.ix, out.nprobe, out.spread = ix, min(max(p.N, 1), ix.NList), p.Spread
+	}
+	return out
+}
+
+// Model is the ranking model r serves.
+func (r *ModelRecommender) Model() *RankingModel { return r.m }
+
+// Index is the index r retrieves through and its probes (nil: exact).
+func (r *ModelRecommender) Index() (*IVF, Probe) { return r.ix, Probe{r.nprobe, r.spread} }
 
 // Name implements Recommender.
 func (r *ModelRecommender) Name() string { return "model" }
@@ -241,6 +289,10 @@ func (r *ModelRecommender) retrieve(us []int32, ex [][]int32, heaps []*selector,
 		}
 		f32.PackUsers(s.upack[q*f32.MR*d:(q+1)*f32.MR*d], d, rows[:n]...)
 	}
+	if r.ix != nil {
+		r.scanIVF(us, ex, heaps, s)
+		return
+	}
 	floor := r.sampledBars(us, heaps, s)
 	var thr [f32.MR]float32
 	for g0 := 0; g0 < ng; g0 += r.tile {
@@ -369,4 +421,182 @@ func offer(h *selector, ex []int32, p *int, item int32, s float32) {
 		return
 	}
 	h.PushScored(Scored{Item: item, Score: s, Reason: -1})
+}
+
+// scanIVF is retrieve through the index: each user of the block picks its
+// nprobe best clusters by centroid score (ties: the smaller cluster); then,
+// cluster by cluster, the kernel scores the cluster's items (in L1 tiles)
+// for the quads of block users that probe it. Each user's few best clusters
+// go first, so that its bar is high before the rest are scanned (the
+// result does not depend on the order). s.upack holds the block's users
+// packed.
+func (r *ModelRecommender) scanIVF(us []int32, ex [][]int32, heaps []*selector, s *mrScratch) {
+	ix, d, np := r.ix, r.m.Dim, r.nprobe
+	ngc := len(ix.centBias) / f32.NR
+	quads := (len(us) + f32.MR - 1) / f32.MR
+	s.cscores = grow(s.cscores, ngc*f32.MR*f32.NR)
+	if cap(s.cmasks) < ngc {
+		s.cmasks = make([]uint64, ngc)
+	}
+	s.probes = slices.Grow(s.probes[:0], len(us)*np)[:len(us)*np]
+	first := min(np, 8)
+	inf := [f32.MR]float32{float32(math.Inf(1)), float32(math.Inf(1)), float32(math.Inf(1)), float32(math.Inf(1))}
+	for q := range quads {
+		f32.ScoreTile(d, ngc, s.upack[q*f32.MR*d:(q+1)*f32.MR*d], ix.cent, ix.centBias, &inf, s.cscores, s.cmasks[:ngc])
+		for j := 0; j < f32.MR && q*f32.MR+j < len(us); j++ {
+			w := q*f32.MR + j
+			s.cvals = s.cvals[:0]
+			s.cids = s.cids[:0]
+			lam := r.spread * ix.queryNorm(r.m.User[int(us[w])*d:int(us[w]+1)*d])
+			for c := range ix.NList {
+				if v := s.cscores[(c/f32.NR)*f32.MR*f32.NR+j*f32.NR+c%f32.NR]; v == v {
+					s.cvals = append(s.cvals, v+lam*ix.radius[c])
+					s.cids = append(s.cids, int32(c))
+				}
+			}
+			p := s.probes[w*np : (w+1)*np]
+			for i := range p {
+				p[i] = -1
+			}
+			n := topClusters(s.cvals, s.cids, np, first, p, &s.ctmp)
+			_ = n
+		}
+	}
+	r.scanClusters(us, ex, heaps, s, 0, first)
+	if first < np {
+		r.scanClusters(us, ex, heaps, s, first, np)
+	}
+}
+
+// topClusters writes into p the ids of the n best scores (ties: the
+// smaller id; ids ascend), the a best of them first, and returns how many
+// it wrote (fewer when there are fewer scores).
+func topClusters(vals []float32, ids []int32, n, a int, p []int32, tmp *[]float32) int {
+	n = min(n, len(vals))
+	a = min(a, n)
+	if n == 0 {
+		return 0
+	}
+	kth := func(k int) float32 {
+		*tmp = append((*tmp)[:0], vals...)
+		return kthLargest(*tmp, k)
+	}
+	tn, ta := kth(n), kth(a)
+	// ties at a threshold go to the smallest ids: count the strictly better
+	var aboveN, aboveA int
+	for _, v := range vals {
+		if v > tn {
+			aboveN++
+		}
+		if v > ta {
+			aboveA++
+		}
+	}
+	tieN, tieA := n-aboveN, a-aboveA
+	first, rest := 0, a
+	for i, v := range vals {
+		in := v > tn
+		if !in && v == tn && tieN > 0 {
+			in = true
+			tieN--
+		}
+		if !in {
+			continue
+		}
+		inA := v > ta
+		if !inA && v == ta && tieA > 0 {
+			inA = true
+			tieA--
+		}
+		if inA {
+			p[first] = ids[i]
+			first++
+		} else {
+			p[rest] = ids[i]
+			rest++
+		}
+	}
+	return n
+}
+
+// scanClusters scans, for every user w of the block, the clusters
+// s.probes[w·nprobe+lo : w·nprobe+hi], cluster-major.
+func (r *ModelRecommender) scanClusters(us []int32, ex [][]int32, heaps []*selector, s *mrScratch, lo, hi int) {
+	ix, m, d, np := r.ix, r.m, r.m.Dim, r.nprobe
+	// The block's users per cluster (counting sort, users ascending).
+	s.cstart = slices.Grow(s.cstart[:0], ix.NList+1)[:ix.NList+1]
+	clear(s.cstart)
+	for w := range us {
+		for _, c := range s.probes[w*np+lo : w*np+hi] {
+			if c >= 0 {
+				s.cstart[c+1]++
+			}
+		}
+	}
+	for c := range ix.NList {
+		s.cstart[c+1] += s.cstart[c]
+	}
+	s.cusers = slices.Grow(s.cusers[:0], s.cstart[ix.NList])[:s.cstart[ix.NList]]
+	s.ccur = append(s.ccur[:0], s.cstart[:ix.NList]...)
+	cur := s.ccur
+	for w := range us {
+		for _, c := range s.probes[w*np+lo : w*np+hi] {
+			if c >= 0 {
+				s.cusers[cur[c]] = int32(w)
+				cur[c]++
+			}
+		}
+	}
+	s.scores = grow(s.scores, r.tile*f32.MR*f32.NR)
+	if cap(s.masks) < r.tile {
+		s.masks = make([]uint64, r.tile)
+	}
+	var thr [f32.MR]float32
+	for c := range ix.NList {
+		list := s.cusers[s.cstart[c]:s.cstart[c+1]]
+		g0, g1 := ix.start[c], ix.start[c+1]
+		if len(list) == 0 || g0 == g1 {
+			continue
+		}
+		cq := (len(list) + f32.MR - 1) / f32.MR
+		s.cpack = grow(s.cpack, cq*f32.MR*d)
+		for q := range cq {
+			var rows [f32.MR][]float32
+			n := 0
+			for _, w := range list[q*f32.MR : min((q+1)*f32.MR, len(list))] {
+				rows[n] = m.User[int(us[w])*d : int(us[w]+1)*d]
+				n++
+			}
+			f32.PackUsers(s.cpack[q*f32.MR*d:(q+1)*f32.MR*d], d, rows[:n]...)
+		}
+		for t0 := g0; t0 < g1; t0 += r.tile {
+			tg := min(r.tile, g1-t0)
+			masks := s.masks[:tg]
+			for q := range cq {
+				lo := q * f32.MR
+				nw := min(f32.MR, len(list)-lo)
+				for j := range f32.MR {
+					thr[j] = float32(math.Inf(1))
+					if j < nw {
+						thr[j] = heaps[list[lo+j]].bar()
+					}
+				}
+				f32.ScoreTile(d, tg, s.cpack[q*f32.MR*d:(q+1)*f32.MR*d], ix.packed[t0*f32.NR*d:], ix.bias[t0*f32.NR:], &thr, s.scores, masks)
+				for g, mk := range masks {
+					for mk != 0 {
+						bit := bits.TrailingZeros64(mk)
+						mk &= mk - 1
+						w := int(list[lo+bit/f32.NR])
+						sc := s.scores[g*f32.MR*f32.NR+bit]
+						if h := heaps[w]; h.accepts(sc) {
+							item := ix.ids[(t0+g)*f32.NR+bit%f32.NR]
+							if _, found := slices.BinarySearch(ex[w], item); !found {
+								h.PushScored(Scored{Item: item, Score: sc, Reason: -1})
+							}
+						}
+					}
+				}
+			}
+		}
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -25,6 +26,14 @@ func benchCmd(ctx context.Context, args []string, log *slog.Logger) (any, error)
 	fs.IntVar(&o.Threads, "threads", 2, "worker threads for training, scoring and PyTorch")
 	fs.IntVar(&o.Batch, "batch", 512, "training batch size (rows)")
 	fs.StringVar(&o.Python, "python", o.Python, "interpreter with torch for the side-by-side")
+	ro := bench.RetrievalOptions{Epochs: 1, Days: 60, Depth: 200, Target: 0.99}
+	only := fs.String("only", "", `"retrieval": run the retrieval-index benchmark alone; "stages": everything else`)
+	fs.Int64Var(&ro.Events, "retrieval-events", 10_000_000, "retrieval benchmark: synthetic events")
+	fs.IntVar(&ro.Users, "retrieval-users", 2_000_000, "retrieval benchmark: users")
+	fs.IntVar(&ro.Items, "retrieval-items", 500_000, "retrieval benchmark: items")
+	fs.IntVar(&ro.Sample, "retrieval-sample", 20_000, "retrieval benchmark: users timed (half tune the probe count)")
+	fs.IntVar(&ro.NList, "retrieval-nlist", 0, "retrieval benchmark: index clusters (0: the default for the catalog)")
+	fs.StringVar(&ro.Data, "retrieval-data", "", "retrieval benchmark: a directory of `shelf gen` output to use instead of generating")
 	if err := fs.Parse(args); err != nil {
 		return nil, jobs.Permanent(err)
 	}
@@ -33,17 +42,46 @@ func benchCmd(ctx context.Context, args []string, log *slog.Logger) (any, error)
 		return nil, err
 	}
 	defer os.RemoveAll(o.Dir)
-	rep, err := bench.Run(ctx, o, log)
+	if *only != "" && *only != "retrieval" && *only != "stages" {
+		return nil, jobs.Permanent(fmt.Errorf("bench: --only %q: want retrieval or stages", *only))
+	}
+	var rep *bench.Report
+	if *only != "retrieval" {
+		var err error
+		if rep, err = bench.Run(ctx, o, log); err != nil {
+			return nil, err
+		}
+		if err := writeReport(*out, "bench", rep, rep.Markdown()); err != nil {
+			return nil, err
+		}
+	}
+	if *only == "stages" {
+		return rep, nil
+	}
+	ro.Threads, ro.Dir = o.Threads, filepath.Join(*out, "data-retrieval")
+	defer os.RemoveAll(ro.Dir)
+	rr, err := bench.RunRetrieval(ctx, ro, log)
 	if err != nil {
 		return nil, err
 	}
-	js, _ := json.MarshalIndent(rep, "", "  ")
-	if err := os.WriteFile(filepath.Join(*out, "bench.json"), append(js, '\n'), 0o644); err != nil {
+	if err := writeReport(*out, "bench-retrieval", rr, rr.Markdown()); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(*out, "bench.md"), []byte(rep.Markdown()), 0o644); err != nil {
-		return nil, err
+	if rep == nil {
+		return rr, nil
 	}
-	os.Stderr.WriteString(rep.Markdown())
 	return rep, nil
+}
+
+// writeReport writes name.json and name.md under dir and the Markdown to stderr.
+func writeReport(dir, name string, v any, md string) error {
+	js, _ := json.MarshalIndent(v, "", "  ")
+	if err := os.WriteFile(filepath.Join(dir, name+".json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".md"), []byte(md), 0o644); err != nil {
+		return err
+	}
+	os.Stderr.WriteString(md)
+	return nil
 }
