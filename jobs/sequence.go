@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/shelfml/shelf/internal/sysres"
 	"log/slog"
 	"slices"
 	"time"
@@ -27,7 +28,8 @@ import (
 func (e *env) sequenceOptions() nn.SeqOptions {
 	q := e.cfg.Sequence
 	return nn.SeqOptions{Dim: q.Dim, MaxLen: q.MaxLen, Heads: q.Heads, Blocks: q.Blocks, Epochs: q.Epochs, BatchSize: q.BatchSize,
-		LearningRate: q.LearningRate, Dropout: q.Dropout, Patience: q.Patience, EpochSequences: q.EpochSequences, Negatives: q.Negatives, TimeGaps: q.TimeGaps, Seed: uint64(e.cfg.Seed)}
+		LearningRate: q.LearningRate, Dropout: q.Dropout, Patience: q.Patience, EpochSequences: q.EpochSequences, Negatives: q.Negatives, TimeGaps: q.TimeGaps, Seed: uint64(e.cfg.Seed),
+		Shards: e.cfg.Train.BatchShards, Workers: sysres.Workers(e.cfg.Train.Workers)}
 }
 
 // sequencesOf is each local user's events of ev (time order) before s's
@@ -197,7 +199,7 @@ func (e *env) componentFor(f *seqFit, s *slice, users []int32) (*model.ModelReco
 	if err != nil {
 		return nil, err
 	}
-	tr, err := nn.SeqFromWeights(w, e.cfg.Sequence.BatchSize)
+	tr, err := nn.SeqFromWeights(w, e.cfg.Sequence.BatchSize, sysres.Workers(e.cfg.Train.Workers))
 	if err != nil {
 		return nil, err
 	}

@@ -319,7 +319,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 		seqs[i] = s
 	}
 	so2 := nn.SeqOptions{Dim: seqDim, MaxLen: seqLen, Heads: seqHeads, Blocks: seqBlocks, Epochs: 1, BatchSize: seqBatch,
-		LearningRate: 0.005, Dropout: 0.2, Seed: 1}
+		LearningRate: 0.005, Dropout: 0.2, Seed: 1, Workers: o.Threads}
 	wall, cpu, rss, runs, err = median(o.Repeats, func() error {
 		tr, err := nn.NewSeqTrainer(in.Items.Len(), 4, so2)
 		if err != nil {

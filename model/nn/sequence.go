@@ -7,7 +7,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync"
 
+	"github.com/shelfml/shelf/internal/f32"
 	"github.com/shelfml/shelf/model"
 )
 
@@ -52,6 +54,15 @@ type SeqOptions struct {
 	// every event gets bucket 0's, and Sequence.Gaps is ignored).
 	TimeGaps bool
 	Seed     uint64
+	// Shards splits each training batch into that many equal shares, each
+	// run through its own graph, their gradients summed in shard order
+	// (0 = DefaultShards). Part of the result: the same Shards gives the
+	// same bits whatever Workers is.
+	Shards int
+	// Workers is how many goroutines run the shards' graphs in training and
+	// the batches of States (≤ 1: one after another). It changes the speed,
+	// never the result.
+	Workers int
 	// Validate scores the encoder after an epoch (higher is better); nil =
 	// every epoch runs and the last is kept.
 	Validate func(m *SeqTrainer, epoch int) (float64, error)
@@ -68,9 +79,8 @@ type SeqTrainer struct {
 	T      []float32 // types × D
 	Gp     []float32 // GapBuckets × D time-gap embeddings
 	enc    *seqEncoder
-	sg     *seqGraph
-	fwd    map[int]*seqGraph // forward only, for States, by window (built on first use)
-	train  map[int]*seqGraph // training graphs by window; train[MaxLen] = sg
+	fwd    map[int][]*seqGraph // forward only, for States, by window: one per worker (built on first use)
+	train  map[int][]*seqGraph // training graphs by window: one per shard (built on first use)
 	rng    *rand.Rand
 
 	mE, vE, mP, vP, mT, vT []float32
@@ -108,10 +118,6 @@ func NewSeqTrainer(nItems, nTypes int, o SeqOptions) (*SeqTrainer, error) {
 			bq: make([]float32, D), bv: make([]float32, D), ln2g: ones(D), ln2b: make([]float32, D),
 			w1: normal(D*D, sc), w2: normal(D*D, sc), b1: make([]float32, D), b2: make([]float32, D)})
 	}
-	var err error
-	if t.sg, err = newSeqGraph(t.enc, o.BatchSize, o.Negatives); err != nil {
-		return nil, err
-	}
 	t.mE, t.vE = make([]float32, len(t.E)), make([]float32, len(t.E))
 	t.mP, t.vP = make([]float32, len(t.P)), make([]float32, len(t.P))
 	t.mT, t.vT = make([]float32, len(t.T)), make([]float32, len(t.T))
@@ -123,17 +129,17 @@ func NewSeqTrainer(nItems, nTypes int, o SeqOptions) (*SeqTrainer, error) {
 	return t, nil
 }
 
-// Close releases the graph.
+// Close releases the graphs.
 func (t *SeqTrainer) Close() error {
-	for _, g := range t.fwd {
-		g.Close()
-	}
-	for l, g := range t.train {
-		if l != t.o.MaxLen {
-			g.Close()
+	var errs []error
+	for _, m := range []map[int][]*seqGraph{t.fwd, t.train} {
+		for _, gs := range m {
+			for _, g := range gs {
+				errs = append(errs, g.Close())
+			}
 		}
 	}
-	return t.sg.Close()
+	return errors.Join(errs...)
 }
 
 // windows are the graph windows a batch may run on: 8, 16, 32, … below
@@ -147,6 +153,18 @@ func (t *SeqTrainer) windows() []int {
 	return append(ws, t.o.MaxLen)
 }
 
+// shards is the training batch split (DefaultShards when unset, as the
+// ranking model's), at most one share per sequence.
+func (t *SeqTrainer) shards() int {
+	n := t.o.Shards
+	if n <= 0 {
+		n = DefaultShards
+	}
+	return max(1, min(n, t.o.BatchSize))
+}
+
+func (t *SeqTrainer) workers() int { return max(1, t.o.Workers) }
+
 // window returns the smallest graph window holding n positions.
 func (t *SeqTrainer) windowFor(n int) int {
 	for _, l := range t.windows() {
@@ -157,27 +175,62 @@ func (t *SeqTrainer) windowFor(n int) int {
 	return t.o.MaxLen
 }
 
-// graph is the training (or, without train, forward-only) graph of window l.
-func (t *SeqTrainer) graph(l int, train bool) (*seqGraph, error) {
-	m := &t.fwd
+// graphs are window l's training graphs (one per shard, each for a
+// share of the batch) or, without train, its forward-only graphs (one per
+// worker, each for a whole batch).
+func (t *SeqTrainer) graphs(l int, train bool) ([]*seqGraph, error) {
+	m, n, b := &t.fwd, t.workers(), t.o.BatchSize
 	if train {
-		m = &t.train
+		m, n = &t.train, t.shards()
+		b = (t.o.BatchSize + n - 1) / n
 	}
 	if *m == nil {
-		*m = map[int]*seqGraph{}
-		if train {
-			(*m)[t.o.MaxLen] = t.sg
+		*m = map[int][]*seqGraph{}
+	}
+	if gs := (*m)[l]; gs != nil {
+		return gs, nil
+	}
+	var gs []*seqGraph
+	for range n {
+		g, err := buildSeqGraph(t.enc, b, l, t.o.Negatives, train)
+		if err != nil {
+			for _, g := range gs {
+				g.Close()
+			}
+			return nil, err
+		}
+		gs = append(gs, g)
+	}
+	(*m)[l] = gs
+	return gs, nil
+}
+
+// runGraphs runs every graph of gs once, worker w taking graphs w,
+// w+workers, … (worker 0 on this goroutine). Each graph's results land in
+// its own buffers, so the schedule changes no bit.
+func (t *SeqTrainer) runGraphs(gs []*seqGraph, each func(k int, g *seqGraph) error) error {
+	errs := make([]error, len(gs))
+	work := func(w, workers int) {
+		for k := w; k < len(gs); k += workers {
+			errs[k] = each(k, gs[k])
 		}
 	}
-	if g := (*m)[l]; g != nil {
-		return g, nil
+	workers := min(t.workers(), len(gs))
+	if workers <= 1 {
+		work(0, 1)
+		return errors.Join(errs...)
 	}
-	g, err := buildSeqGraph(t.enc, t.o.BatchSize, l, t.o.Negatives, train)
-	if err != nil {
-		return nil, err
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work(w, workers)
+		}()
 	}
-	(*m)[l] = g
-	return g, nil
+	work(0, workers)
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // window is the part of s that fits: its last MaxLen+1 events for training
@@ -324,39 +377,52 @@ func (t *SeqTrainer) Train(ctx context.Context, seqs []Sequence) (best float64, 
 			if err := ctx.Err(); err != nil {
 				return best, epoch - 1, err
 			}
-			sg, err := t.graph(t.windowFor(min(len(seqs[batch[0]].Items)-1, L)), true)
+			gs, err := t.graphs(t.windowFor(min(len(seqs[batch[0]].Items)-1, L)), true)
 			if err != nil {
 				return best, epoch - 1, err
 			}
-			count := 0
-			for b := range B {
-				var s Sequence
-				if b < len(batch) {
-					s = seqs[batch[b]]
+			// Shard k takes the batch's sequences k·bw … (k+1)·bw−1; the RNG
+			// is drawn in the order of the whole batch's rows.
+			bw, count := gs[0].B, 0
+			for k, sg := range gs {
+				for b := range bw {
+					var s Sequence
+					if i := k*bw + b; i < len(batch) {
+						s = seqs[batch[i]]
+					}
+					count += t.fillInto(sg, b, s, sg.rec)
 				}
-				count += t.fillInto(sg, b, s, sg.rec)
 			}
 			if count == 0 {
 				continue
 			}
-			for k := range sg.K { // the batch's shared negatives
+			for k := range gs[0].K { // the batch's shared negatives
 				it := t.rng.IntN(t.nItems)
-				sg.negIdx[k] = float32(it)
-				copy(sg.neg[k*D:(k+1)*D], t.E[it*D:(it+1)*D])
-			}
-			for r := range B * sg.L {
-				if sg.w[r] != 0 {
-					sg.w[r] = 1 / float32(count) // the batch's mean loss
+				for _, sg := range gs {
+					sg.negIdx[k] = float32(it)
+					copy(sg.neg[k*D:(k+1)*D], t.E[it*D:(it+1)*D])
 				}
 			}
-			mask := t.dropout(sg)
-			if err := sg.run(); err != nil {
+			masks := make([][]float32, len(gs))
+			for k, sg := range gs {
+				for r := range sg.B * sg.L {
+					if sg.w[r] != 0 {
+						sg.w[r] = 1 / float32(count) // the batch's mean loss
+					}
+				}
+				masks[k] = t.dropout(sg)
+			}
+			if err := t.runGraphs(gs, func(_ int, g *seqGraph) error { return g.run() }); err != nil {
 				return best, epoch - 1, err
 			}
-			if !finite(sg.loss) {
-				return best, epoch - 1, fmt.Errorf("sequence: loss %v in epoch %d (lower sequence.learning_rate)", sg.loss, epoch)
+			loss := 0.0
+			for _, sg := range gs {
+				loss += sg.loss
 			}
-			t.apply(sg, mask)
+			if !finite(loss) {
+				return best, epoch - 1, fmt.Errorf("sequence: loss %v in epoch %d (lower sequence.learning_rate)", loss, epoch)
+			}
+			t.apply(gs, masks)
 		}
 		epochs = epoch
 		if o.Validate == nil {
@@ -402,32 +468,36 @@ func (t *SeqTrainer) dropout(sg *seqGraph) []float32 {
 	return mask
 }
 
-// apply scatters the step's gradients and runs Adam: lazy on the touched
-// embedding rows, dense on the blocks.
-func (t *SeqTrainer) apply(sg *seqGraph, mask []float32) {
-	D, L, rec := t.o.Dim, sg.L, sg.rec
+// apply scatters the step's gradients (the shards' in shard order) and
+// runs Adam: lazy on the touched embedding rows, dense on the blocks (the
+// shards' gradients summed into shard 0's buffers).
+func (t *SeqTrainer) apply(gs []*seqGraph, masks [][]float32) {
+	D := t.o.Dim
 	g := make([]float32, D)
-	for r, it := range rec.items {
-		if it < 0 {
-			continue
-		}
-		copy(g, sg.gX[r*D:(r+1)*D])
-		if mask != nil {
-			for j := range g {
-				g[j] *= mask[r*D+j]
+	for k, sg := range gs {
+		L, rec, mask := sg.L, sg.rec, masks[k]
+		for r, it := range rec.items {
+			if it < 0 {
+				continue
+			}
+			copy(g, sg.gX[r*D:(r+1)*D])
+			if mask != nil {
+				for j := range g {
+					g[j] *= mask[r*D+j]
+				}
+			}
+			t.gE.add(it, g)
+			t.gP.add(int32(t.o.MaxLen-L+r%L), g)
+			t.gT.add(int32(rec.types[r]), g)
+			t.gG.add(int32(rec.gaps[r]), g)
+			t.gE.add(rec.next[r], sg.gPos[r*D:(r+1)*D])
+			if rec.neg[r] >= 0 {
+				t.gE.add(rec.neg[r], sg.gNeg[r*D:(r+1)*D])
 			}
 		}
-		t.gE.add(it, g)
-		t.gP.add(int32(t.o.MaxLen-L+r%L), g)
-		t.gT.add(int32(rec.types[r]), g)
-		t.gG.add(int32(rec.gaps[r]), g)
-		t.gE.add(rec.next[r], sg.gPos[r*D:(r+1)*D])
-		if rec.neg[r] >= 0 {
-			t.gE.add(rec.neg[r], sg.gNeg[r*D:(r+1)*D])
+		for q := range sg.K {
+			t.gE.add(int32(sg.negIdx[q]), sg.gNeg[q*D:(q+1)*D])
 		}
-	}
-	for k := range sg.K {
-		t.gE.add(int32(sg.negIdx[k]), sg.gNeg[k*D:(k+1)*D])
 	}
 	t.step++
 	step := adamRates(t.o.LearningRate, t.step)
@@ -437,7 +507,11 @@ func (t *SeqTrainer) apply(sg *seqGraph, mask []float32) {
 	t.gT.apply(t.T, t.mT, t.vT, 0, step)
 	t.gG.apply(t.Gp, t.mG, t.vG, 0, step)
 	for i, p := range t.enc.params() {
-		adamUpdate(p, sg.gParams[i], t.mD[i], t.vD[i], step)
+		sum := gs[0].gParams[i]
+		for _, sg := range gs[1:] {
+			f32.Axpy(1, sg.gParams[i], sum)
+		}
+		adamUpdate(p, sum, t.mD[i], t.vD[i], step)
 	}
 }
 
@@ -478,26 +552,35 @@ func (t *SeqTrainer) States(seqs []Sequence) ([]float32, error) {
 		if len(todo) == 0 {
 			continue
 		}
-		sg, err := t.graph(l, false)
+		gs, err := t.graphs(l, false)
 		if err != nil {
 			return nil, err
 		}
-		for lo := 0; lo < len(todo); lo += B {
-			for b := range B {
-				var s Sequence
-				if lo+b < len(todo) {
-					s = seqs[todo[lo+b]]
+		// Batch j runs on graph j mod workers; each writes its own rows.
+		nb := (len(todo) + B - 1) / B
+		for lo := 0; lo < nb; lo += len(gs) {
+			err := t.runGraphs(gs[:min(len(gs), nb-lo)], func(k int, sg *seqGraph) error {
+				first := (lo + k) * B
+				for b := range B {
+					var s Sequence
+					if first+b < len(todo) {
+						s = seqs[todo[first+b]]
+					}
+					t.fillInto(sg, b, s, nil)
 				}
-				t.fillInto(sg, b, s, nil)
-			}
-			if err := sg.run(); err != nil {
+				if err := sg.run(); err != nil {
+					return err
+				}
+				for b := range B {
+					if first+b < len(todo) {
+						i, r := todo[first+b], b*l+l-1
+						copy(out[i*D:(i+1)*D], sg.h[r*D:(r+1)*D])
+					}
+				}
+				return nil
+			})
+			if err != nil {
 				return nil, err
-			}
-			for b := range B {
-				if lo+b < len(todo) {
-					i, r := todo[lo+b], b*l+l-1
-					copy(out[i*D:(i+1)*D], sg.h[r*D:(r+1)*D])
-				}
 			}
 		}
 	}
@@ -555,15 +638,16 @@ func (t *SeqTrainer) ToWeights() *model.Weights {
 }
 
 // SeqFromWeights rebuilds an encoder for computing states (States, Score)
-// from ToWeights' tensors; batch is the graph's batch of sequences.
-func SeqFromWeights(w *model.Weights, batch int) (*SeqTrainer, error) {
+// from ToWeights' tensors; batch is the graph's batch of sequences and
+// workers the goroutines States runs batches on.
+func SeqFromWeights(w *model.Weights, batch, workers int) (*SeqTrainer, error) {
 	ot, ok := w.Get(seqOptionsTensor)
 	if !ok || len(ot.Data) != 6 {
 		return nil, errors.New("sequence weights: no " + seqOptionsTensor)
 	}
 	v := ot.Data
 	o := SeqOptions{Dim: int(v[0]), MaxLen: int(v[1]), Heads: int(v[2]), Blocks: int(v[3]), TimeGaps: v[4] != 0,
-		Epochs: 1, BatchSize: max(1, batch), LearningRate: 1}
+		Epochs: 1, BatchSize: max(1, batch), LearningRate: 1, Workers: workers}
 	D := o.Dim
 	items, ok := w.Get(SeqItemsTensor)
 	if !ok || D < 1 || len(items.Data)%D != 0 {

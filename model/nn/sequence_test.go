@@ -70,8 +70,10 @@ func TestSequenceLearnsOrder(t *testing.T) {
 	const items = 150
 	seqs, held := plantedSequences(7, 800, items, 0.7)
 	o := SeqOptions{Dim: 32, MaxLen: 12, Heads: 2, Blocks: 1, Epochs: 30, BatchSize: 64, LearningRate: 0.005, Dropout: 0.1, Patience: 3, Seed: 1}
-	train := func() (*SeqTrainer, float64, int) {
-		tr, err := NewSeqTrainer(items, 2, o)
+	train := func(workers int) (*SeqTrainer, float64, int) {
+		ow := o
+		ow.Workers = workers
+		tr, err := NewSeqTrainer(items, 2, ow)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -95,7 +97,7 @@ func TestSequenceLearnsOrder(t *testing.T) {
 		}
 		return tr, best, epochs
 	}
-	tr, best, epochs := train()
+	tr, best, epochs := train(1)
 	defer tr.Close()
 	st, err := tr.States(seqs)
 	if err != nil {
@@ -113,10 +115,11 @@ func TestSequenceLearnsOrder(t *testing.T) {
 	if model < 2*pop || model < 0.4 {
 		t.Fatalf("the encoder did not learn the planted order: HR@10 %.3f vs popularity %.3f", model, pop)
 	}
-	tr2, _, _ := train()
+	// Two workers run the batch's two shards at once: the same bits.
+	tr2, _, _ := train(2)
 	defer tr2.Close()
 	if !slices.Equal(tr.E, tr2.E) || !slices.Equal(tr.enc.blocks[0].wq, tr2.enc.blocks[0].wq) {
-		t.Fatal("the same seed gave another model")
+		t.Fatal("the same seed and shards gave another model on two workers")
 	}
 }
 
@@ -137,7 +140,7 @@ func BenchmarkSeqTrainEpoch(b *testing.B) {
 		seqs = append(seqs, s)
 		positions += min(n-1, 50)
 	}
-	tr, err := NewSeqTrainer(items, 1, SeqOptions{Dim: 32, MaxLen: 50, Heads: 2, Blocks: 1, Epochs: 1, BatchSize: 128, LearningRate: 0.001, Seed: 1})
+	tr, err := NewSeqTrainer(items, 1, SeqOptions{Dim: 32, MaxLen: 50, Heads: 2, Blocks: 1, Epochs: 1, BatchSize: 128, LearningRate: 0.001, Seed: 1, Workers: 2})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -214,7 +217,7 @@ func TestSequenceWeightsRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := SeqFromWeights(w, 3)
+	back, err := SeqFromWeights(w, 3, 2) // States on two workers: the same bits
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +230,7 @@ func TestSequenceWeightsRoundTrip(t *testing.T) {
 		t.Fatalf("states after the round trip differ:\n%v\n%v", got[:8], want[:8])
 	}
 	w.Tensors = w.Tensors[1:] // drop one tensor
-	if _, err := SeqFromWeights(w, 3); err == nil {
+	if _, err := SeqFromWeights(w, 3, 1); err == nil {
 		t.Fatal("incomplete weights were accepted")
 	}
 }
@@ -257,10 +260,11 @@ func TestShortWindowsMatchFullWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	full, err := tr.graph(20, false)
+	fulls, err := tr.graphs(20, false)
 	if err != nil {
 		t.Fatal(err)
 	}
+	full := fulls[0]
 	for i, s := range seqs {
 		tr.fillInto(full, 0, s, nil)
 		for b := 1; b < 3; b++ {
