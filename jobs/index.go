@@ -80,14 +80,14 @@ func (e *env) indexed(ctx context.Context, rec *model.ModelRecommender, s *slice
 	}
 	out.BuildSeconds = time.Since(t0).Seconds()
 	out.NList = ix.NList
-	probe, tr := rec.TuneProbe(ix, tune, s.exclude, out.Depth, cfg.MinRetrievalRecall)
+	probe, tr := rec.TuneProbe(ix, tune, s.exclude, out.Depth, model.TuneTarget(cfg.MinRetrievalRecall))
 	out.NProbe, out.Spread, out.TuneRecall = probe.N, probe.Spread, tr
 	approx := rec.WithIndex(ix, probe)
 	out.Recall, out.ExactSeconds, out.IndexSeconds = model.RetrievalRecall(rec, approx, check, s.exclude, out.Depth)
 	out.TuneUsers, out.CheckUsers = len(tune), len(check)
 	log := e.log.With("recommender", name, "items", m.NItems, "nlist", ix.NList, "nprobe", out.NProbe,
 		"recall", round3(out.Recall), "check_users", len(check), "speedup", round3(out.Speedup()))
-	out.Method, out.Reason = indexDecision(out.NProbe, ix.NList, out.Recall, cfg.MinRetrievalRecall)
+	out.Method, out.Reason = indexDecision(cfg.Index, out.NProbe, ix.NList, out.Recall, cfg.MinRetrievalRecall)
 	if out.Method != "ivf" {
 		log.Warn("retrieval index refused: scoring exactly", "reason", out.Reason, "min_retrieval_recall", cfg.MinRetrievalRecall)
 		return rec, nil
@@ -96,14 +96,24 @@ func (e *env) indexed(ctx context.Context, rec *model.ModelRecommender, s *slice
 	return approx, nil
 }
 
+// autoScanShare is the largest share of the catalog an index may scan
+// per user under score.index auto: measured by shelf bench --only
+// retrieval, an index scanning a third of 50k items ran 1.1× the exact
+// scan and one scanning half of 20k items 0.7× (docs/performance.md).
+const autoScanShare = 0.3
+
 // indexDecision is whether an index of nlist clusters probed nprobe at a
-// time, with the measured recall, serves: "ivf", or "exact" and why.
-func indexDecision(nprobe, nlist int, recall, minRecall float64) (method, reason string) {
+// time, with the measured recall, serves: "ivf", or "exact" and why. Under
+// auto, an index that must scan more than autoScanShare of the clusters is
+// not worth it.
+func indexDecision(mode string, nprobe, nlist int, recall, minRecall float64) (method, reason string) {
 	switch {
 	case nprobe >= nlist:
 		return "exact", "the recall needs every cluster"
 	case recall < minRecall:
 		return "exact", fmt.Sprintf("measured recall %.4f below score.min_retrieval_recall %g", recall, minRecall)
+	case mode == "auto" && float64(nprobe) > autoScanShare*float64(nlist):
+		return "exact", fmt.Sprintf("the recall needs %d of %d clusters: no faster than the exact scan", nprobe, nlist)
 	}
 	return "ivf", ""
 }

@@ -80,16 +80,19 @@ func TestIndexedScoring(t *testing.T) {
 
 func TestIndexDecision(t *testing.T) {
 	for _, c := range []struct {
+		mode          string
 		nprobe, nlist int
 		recall, min   float64
 		want, reason  string
 	}{
-		{10, 100, 0.995, 0.99, "ivf", ""},
-		{10, 100, 0.99, 0.99, "ivf", ""},
-		{10, 100, 0.985, 0.99, "exact", "below score.min_retrieval_recall"},
-		{100, 100, 1, 0.99, "exact", "every cluster"},
+		{"auto", 10, 100, 0.995, 0.99, "ivf", ""},
+		{"ivf", 10, 100, 0.99, 0.99, "ivf", ""},
+		{"auto", 10, 100, 0.985, 0.99, "exact", "below score.min_retrieval_recall"},
+		{"ivf", 100, 100, 1, 0.99, "exact", "every cluster"},
+		{"auto", 40, 100, 0.995, 0.99, "exact", "no faster"},
+		{"ivf", 40, 100, 0.995, 0.99, "ivf", ""},
 	} {
-		m, r := indexDecision(c.nprobe, c.nlist, c.recall, c.min)
+		m, r := indexDecision(c.mode, c.nprobe, c.nlist, c.recall, c.min)
 		if m != c.want || (c.reason == "") != (r == "") || !strings.Contains(r, c.reason) {
 			t.Errorf("%+v: got %s %q", c, m, r)
 		}

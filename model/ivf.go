@@ -407,6 +407,12 @@ func (r *ModelRecommender) retrieved(us []int32, exclude func(int32) []int32, de
 	return out
 }
 
+// TuneTarget is the recall to tune the probes to for a bar of min: a
+// quarter of the way from min to 1, so that other users' measured recall
+// clears the bar (in a 20M-event run, tuned to exactly 0.99, the probes'
+// 0.9901 on the tuning users measured 0.9896 on the others).
+func TuneTarget(min float64) float64 { return min + (1-min)/4 }
+
 // probeSpreads are the spread weights TuneProbe tries.
 var probeSpreads = []float32{0, 0.125, 0.25, 0.5, 1}
 

@@ -31,3 +31,19 @@ func TestTinyBench(t *testing.T) {
 		}
 	}
 }
+
+func TestTinyRetrievalBench(t *testing.T) {
+	r, err := RunRetrieval(context.Background(), RetrievalOptions{Events: 30000, Users: 1500, Items: 3000, Days: 20, Epochs: 1,
+		Sample: 600, Depth: 50, Target: 0.9, Threads: 2, Dir: t.TempDir()}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := r.Index
+	if ix.NList < 16 || ix.NProbe < 1 || ix.NProbe > ix.NList || ix.TuneRecall < 0.9 || ix.Recall <= 0 || ix.CheckUsers == 0 ||
+		r.ExactUsersPerSec <= 0 || r.IndexUsersPerSec <= 0 || r.ProjectedIndexSecs <= 0 {
+		t.Fatalf("%+v", r)
+	}
+	if md := r.Markdown(); !strings.Contains(md, "Retrieval index (IVF)") || !strings.Contains(md, "speed-up") {
+		t.Fatalf("markdown:\n%s", md)
+	}
+}

@@ -130,7 +130,7 @@ func RunRetrieval(ctx context.Context, o RetrievalOptions, log *slog.Logger) (*R
 		return nil, err
 	}
 	build := time.Since(t0).Seconds()
-	np, tr := exact.TuneProbe(ix, tune, exclude, o.Depth, o.Target)
+	np, tr := exact.TuneProbe(ix, tune, exclude, o.Depth, model.TuneTarget(o.Target))
 	approx := exact.WithIndex(ix, np)
 	rec, es, is := model.RetrievalRecall(exact, approx, check, exclude, o.Depth)
 	res.Index = model.IndexReport{Items: m.NItems, NList: ix.NList, NProbe: np.N, Spread: np.Spread, Depth: o.Depth, TuneUsers: len(tune), CheckUsers: len(check),
@@ -163,8 +163,8 @@ func (r *Retrieval) Markdown() string {
 	fmt.Fprintf(&b, "## Retrieval index (IVF) against the exact scan\n\n")
 	fmt.Fprintf(&b, "Shop: %d events, %d users, %d items (`shelf gen`); model trained %d epoch(s) on %d positives in %.0f s.\n",
 		r.Options.Events, r.Options.Users, ix.Items, r.Options.Epochs, r.Positives, r.TrainSeconds)
-	fmt.Fprintf(&b, "Index: %d clusters (k-means, built in %.1f s on %d threads), %d probed (spread weight %g): recall of the exact top %d %.4f on %d held-out users (tuned to %.2f on %d others: %.4f).\n\n",
-		ix.NList, ix.BuildSeconds, r.Options.Threads, ix.NProbe, ix.Spread, ix.Depth, ix.Recall, ix.CheckUsers, r.Options.Target, ix.TuneUsers, ix.TuneRecall)
+	fmt.Fprintf(&b, "Index: %d clusters (k-means, built in %.1f s on %d threads), %d probed (spread weight %g): recall of the exact top %d %.4f on %d held-out users (tuned to %.4f on %d others: %.4f).\n\n",
+		ix.NList, ix.BuildSeconds, r.Options.Threads, ix.NProbe, ix.Spread, ix.Depth, ix.Recall, ix.CheckUsers, model.TuneTarget(r.Options.Target), ix.TuneUsers, ix.TuneRecall)
 	fmt.Fprintf(&b, "| one core | exact | IVF | speed-up |\n|---|---:|---:|---:|\n")
 	fmt.Fprintf(&b, "| retrieval (users/s) | %.0f | %.0f | %.1f× |\n", r.ExactUsersPerSec, r.IndexUsersPerSec, r.RetrievalSpeedup)
 	fmt.Fprintf(&b, "| retrieval + re-rank of %d (users/s) | %.0f | %.0f | %.1f× |\n", ix.Depth, r.ExactScoredPerSec, r.IndexScoredPerSec, r.ScoringSpeedup)
