@@ -39,7 +39,8 @@ fmt-check:
 bench-smoke:
 	$(GO) test -run '^$$' -bench . -benchtime=1x $(PKGS)
 
-# Benchmark report (Markdown + JSON) into bench-out/: stages vs the machine's limits and PyTorch
+# Benchmark report (Markdown + JSON) into bench-out/: stages vs the machine's limits and PyTorch, the
+# retrieval index against the exact scan on a 500k-item shop (bench-retrieval.md)
 # (installs Debian's python3-torch when missing), plus every Go benchmark.
 bench: build
 	@/usr/bin/python3 -c 'import torch' 2>/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch; } || true

@@ -234,9 +234,11 @@ type TrainConfig struct {
 	Patience       int     `yaml:"patience"`       // epochs without validation improvement before stopping
 	HalfLifeDays   float64 `yaml:"half_life_days"` // time decay of interaction weights; 0 = none
 	Refit          bool    `yaml:"refit"`          // refit on train+test for the published model
-	// BatchShards splits every training batch into that many shares whose
-	// gradients are summed in a fixed order: it defines the result (and how
-	// many cores one step can use); Workers only schedules the shares.
+	// BatchShards splits every training batch (the neural model's and the
+	// sequence encoder's) into that many shares whose gradients are summed
+	// in a fixed order: it defines the result (and how many cores one step
+	// can use); Workers only schedules the shares (and the encoder's state
+	// batches).
 	BatchShards   int `yaml:"batch_shards"`
 	Workers       int `yaml:"workers"`            // goroutines; 0 = the CPUs this process may use (cgroup quota)
 	CheckpointSec int `yaml:"checkpoint_seconds"` // training checkpoints (weights, Adam moments, sampler) at most this often, uploaded in the background
