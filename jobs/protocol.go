@@ -83,8 +83,7 @@ func (r *Runner) EvalProtocol(ctx context.Context, protocol string) (*ProtocolRe
 			return nil, err
 		}
 		e.win = &win
-		testStart := e.end.AddDate(0, 0, -win.TestDays).Unix()
-		valStart := e.end.AddDate(0, 0, -win.TestDays-win.ValidationDays).Unix()
+		testStart, valStart := win.starts(e.end)
 		sSel = e.newSlice(in, valStart)
 		hVal = e.newHoldout(in, sSel, valStart, testStart, ks)
 		sEval = e.newSlice(in, testStart)

@@ -144,8 +144,7 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 	e.log.Info("windows", "test_days", win.TestDays, "validation_days", win.ValidationDays, "purchase_horizon_days", win.HorizonDays,
 		"purchase_cutoffs", win.Cutoffs, "data_span_days", win.SpanDays, "source", win.Source, "reason", win.Reason)
 	endTS := e.end.Unix()
-	testStart := e.end.AddDate(0, 0, -win.TestDays).Unix()
-	valStart := e.end.AddDate(0, 0, -win.TestDays-win.ValidationDays).Unix()
+	testStart, valStart := win.starts(e.end)
 	_, gateK, _ := configs.ParseMetric(cfg.Gate.Metric)
 	ks := withK(cfg.Eval.Ks, gateK)
 	gateKey := canonicalMetric(cfg.Gate.Metric)

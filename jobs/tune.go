@@ -93,8 +93,7 @@ func (r *Runner) Tune(ctx context.Context, trials int) (*TuneResult, error) {
 		return nil, err
 	}
 	e.win = &win
-	testStart := e.end.AddDate(0, 0, -win.TestDays).Unix()
-	valStart := e.end.AddDate(0, 0, -win.TestDays-win.ValidationDays).Unix()
+	testStart, valStart := win.starts(e.end)
 	_, gateK, _ := configs.ParseMetric(cfg.Gate.Metric)
 	key := canonicalMetric(cfg.Gate.Metric)
 	s0 := e.newSlice(in, valStart)

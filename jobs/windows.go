@@ -27,6 +27,13 @@ type Windows struct {
 	PurchaseSkip string `json:"purchase_skip,omitempty"`
 }
 
+// starts are the test and validation windows' first seconds for a run
+// whose window ends at end (exclusive): the test window is the last
+// TestDays, validation the ValidationDays before it.
+func (w Windows) starts(end time.Time) (testStart, valStart int64) {
+	return end.AddDate(0, 0, -w.TestDays).Unix(), end.AddDate(0, 0, -w.TestDays-w.ValidationDays).Unix()
+}
+
 // windowSteps are the window lengths (days) tried, shortest first.
 var windowSteps = []int{1, 2, 3, 7, 14, 28}
 
