@@ -167,6 +167,9 @@ type rankingFit struct {
 	s   *slice
 	m   *model.RankingModel
 	seq *seqFit // nil: none
+	// recs, when set, are the recommenders already built on s with m and
+	// seq (the evaluation's): the published one is taken from them.
+	recs []namedRecommender
 }
 
 // trainPurchase evaluates the purchase model against its baselines on the
@@ -362,10 +365,23 @@ func (e *env) itemListsAt(ctx context.Context, g *model.ByUser, fits []rankingFi
 	if fit == nil {
 		return l, nil
 	}
-	s := e.newSlice(in, t+1)
-	rec, err := e.recommender(ctx, s, carry(in, fit.m, fit.s, s), fit.seq, sel)
-	if err != nil {
-		return nil, err
+	// A fit whose slice ends at the cut-off (events < t, or ≤ t) is the
+	// slice the lists need: its model and recommenders serve as they are
+	// (the events of second t itself are left out when it ends before
+	// them). Otherwise the model is carried to a slice of the events ≤ t.
+	s, m := fit.s, fit.m
+	var rec model.BlockRecommender
+	if aligned := fit.s.cutoff == t || fit.s.cutoff == t+1; !aligned {
+		s = e.newSlice(in, t+1)
+		m = carry(in, fit.m, fit.s, s)
+	} else if fit.recs != nil {
+		rec, _ = published(fit.recs, sel)
+	}
+	if rec == nil {
+		var err error
+		if rec, err = e.recommender(ctx, s, m, fit.seq, sel); err != nil {
+			return nil, err
+		}
 	}
 	users := model.Purchasers(in, t, h)
 	lists := rankLists(rec, s, users, itemRankDepth, e.scoreWorkers())

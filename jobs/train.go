@@ -196,6 +196,30 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 	if sel.Sequence > 0 {
 		out.seq = fe.seqEval
 	}
+	// The purchase stage before the refit: its item lists at the evaluation
+	// slice's cut-off reuse the recommenders the evaluation built there,
+	// which are let go before the refit builds the final ones.
+	var purchase *purchaseModel
+	var purchaseSkip string
+	if cfg.Purchase.Enabled {
+		if purchaseSkip = win.PurchaseSkip; purchaseSkip == "" {
+			purchase, err = e.trainPurchase(ctx, in, []rankingFit{{s: sSel, m: mSel, seq: blended(fe.seqSel, sel)}, {s: sEval, m: mEval, seq: blended(fe.seqEval, sel), recs: fe.evalRecs}}, sel)
+			var sa stepAside
+			if errors.As(err, &sa) {
+				purchaseSkip, err = sa.reason, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		if purchaseSkip != "" {
+			// A stage that cannot run on this data steps aside; the
+			// recommendations go on without it.
+			e.log.Warn("purchase predictions skipped", "reason", purchaseSkip)
+		}
+		out.purchase = purchase
+	}
+	fe.evalRecs = nil
 	if cfg.Train.Refit {
 		done = e.stages.begin("refit")
 		sFin := e.newSlice(in, endTS)
@@ -219,26 +243,6 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 		return nil, err
 	}
 	done()
-	var purchase *purchaseModel
-	var purchaseSkip string
-	if cfg.Purchase.Enabled {
-		if purchaseSkip = win.PurchaseSkip; purchaseSkip == "" {
-			purchase, err = e.trainPurchase(ctx, in, []rankingFit{{sSel, mSel, blended(fe.seqSel, sel)}, {sEval, mEval, blended(fe.seqEval, sel)}}, sel)
-			var sa stepAside
-			if errors.As(err, &sa) {
-				purchaseSkip, err = sa.reason, nil
-			}
-			if err != nil {
-				return nil, err
-			}
-		}
-		if purchaseSkip != "" {
-			// A stage that cannot run on this data steps aside; the
-			// recommendations go on without it.
-			e.log.Warn("purchase predictions skipped", "reason", purchaseSkip)
-		}
-		out.purchase = purchase
-	}
 	out.manifest = tables.Manifest{
 		Name: cfg.Name, Version: out.version, Date: cfg.Date, CodeVersion: e.r.CodeVersion, ConfigSHA256: e.cfgHash, Seed: cfg.Seed,
 		Window: tables.Window{Start: e.start.UTC().Format(time.RFC3339), End: e.end.UTC().Format(time.RFC3339),
@@ -271,6 +275,9 @@ type fitted struct {
 	seqEval *seqFit
 	history map[string][]nn.EpochStats
 	metrics map[string]map[string]float64
+	// evalRecs are the recommenders measured on sEval, kept for the
+	// purchase stage's item lists at that slice's cut-off (nil once used).
+	evalRecs []namedRecommender
 	// doneEvaluate ends the evaluate stage (left open for the gate).
 	doneEvaluate func(...slog.Attr)
 }
@@ -359,7 +366,7 @@ func (e *env) fitAndEvaluate(ctx context.Context, sSel *slice, hVal holdout, sEv
 		out.metrics[rec.name] = met
 	}
 	meter.Finish()
-	out.sel, out.mSel, out.mEval, out.doneEvaluate = sel, mSel, mEval, done
+	out.sel, out.mSel, out.mEval, out.doneEvaluate, out.evalRecs = sel, mSel, mEval, done, recs
 	return out, nil
 }
 
@@ -703,6 +710,11 @@ func (e *env) recommender(ctx context.Context, s *slice, m *model.RankingModel, 
 	if err != nil {
 		return nil, err
 	}
+	return published(recs, sel)
+}
+
+// published is the recommender of recs that sel publishes.
+func published(recs []namedRecommender, sel tables.Selection) (model.BlockRecommender, error) {
 	name := sel.Publish
 	if name == "" {
 		name = "model"
