@@ -163,6 +163,7 @@ type EventsConfig struct {
 	Filters          []FilterConfig    `yaml:"filters"`            // {name, column, op, value}, op one of > >= < <= == != not_null prefix not_prefix; failing rows are rejected as filtered_<name> (not counted in the reject ratio)
 	MaxRejectRatio   float64           `yaml:"max_reject_ratio"`   // share of rejected rows (filters excluded) over which the run fails (exit 2), naming the worst file and reason
 	ReadBufferSize   int               `yaml:"read_buffer_size"`   // bytes per range read on object stores
+	IngestShards     int               `yaml:"ingest_shards"`      // 0: train, score and run read the dumps themselves; N: they merge the N shards shelf ingest --shard i --shards N wrote for the date (same events, version and tables)
 	Limits           LimitsConfig      `yaml:"limits"`             // for every Parquet input, the catalog too
 }
 

@@ -223,6 +223,7 @@ func TestValidateRejectsAbsurdValues(t *testing.T) {
 		{"2e9 neighbours", func(c *Config) { c.Baselines.ItemKNNNeighbors = IntList{2e9} }, "baselines.itemknn_neighbors"},
 		{"1e9 negatives", func(c *Config) { c.Train.Negatives = 1e9 }, "train.negatives"},
 		{"1e5 shards", func(c *Config) { c.Score.Shards = 1e5 }, "score.shards"},
+		{"negative ingest shards", func(c *Config) { c.Events.IngestShards = -1 }, "events.ingest_shards"},
 		{"1000 workers... fine, 1e6 not", func(c *Config) { c.Train.Workers = 1e6 }, "train.workers"},
 		{"lease that overflows a Duration", func(c *Config) { c.LockLeaseSeconds = 1e12 }, "lock_lease_seconds"},
 		{"name ..", func(c *Config) { c.Name = ".." }, "name"},

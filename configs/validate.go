@@ -148,6 +148,9 @@ func (c Config) Validate() error {
 		}
 	}
 	k.num("events.max_reject_ratio", e.MaxRejectRatio, 0, 1, false)
+	if e.IngestShards < 0 || e.IngestShards > maxShards {
+		bad("events.ingest_shards %d: must be in 0..%d (0: the stages read the dumps themselves)", e.IngestShards, maxShards)
+	}
 	if e.ReadBufferSize < 0 || e.ReadBufferSize > 1<<30 {
 		bad("events.read_buffer_size %d: must be in 0..%d", e.ReadBufferSize, 1<<30)
 	}

@@ -151,7 +151,7 @@ func (e *env) runPrefix() string { return "runs/" + e.cfg.Date + "/" + e.run + "
 func (e *env) ingest(ctx context.Context, writeRejects bool) (*model.Interactions, *events.Accounting, []tables.InputObject, error) {
 	done := e.stages.begin("ingest")
 	var sink *rejectSink
-	if writeRejects {
+	if writeRejects && e.cfg.Events.IngestShards == 0 { // the ingest shards write their own
 		w, err := tables.NewWriter[tables.RejectRow](ctx, e.out, e.runPrefix()+"rejects/part-00000.parquet")
 		if err != nil {
 			return nil, nil, nil, err
@@ -159,32 +159,33 @@ func (e *env) ingest(ctx context.Context, writeRejects bool) (*model.Interaction
 		sink = &rejectSink{w: w, userColumn: e.cfg.Events.Columns.User, pseudo: e.pseudo}
 		defer sink.w.Abort() // no-op after a successful Close
 	}
-	forget, err := e.readForget(ctx)
+	opts, err := e.readOptions(ctx)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	e.forget = forget
-	opts := events.Options{Config: e.cfg.Events, Start: e.start, End: e.end, Now: e.r.Now(),
-		Skip: []string{e.cfg.CatalogInEvents()}} // a catalog beside the dumps is not events
-	if forget != nil {
-		opts.Forget = forget.ids
-		if bu, key, _ := blobs.SplitObjectURL(e.cfg.Privacy.ForgetURL); bu == e.cfg.Events.URL {
-			opts.Skip = append(opts.Skip, key) // the list beside the dumps is not events
-		}
-	}
-	if sink != nil {
-		opts.Rejects = sink
-	}
-	m := e.meter("ingest", "files", 0)
-	opts.Progress = m.files
-	in, acc, err := events.Read(ctx, e.evb, opts)
-	m.Finish()
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("ingest %s: %w", blobs.Redact(e.cfg.Events.URL), err)
-	}
-	if e.pseudo.on() {
-		if err := e.pseudo.apply(in); err != nil {
+	var in *model.Interactions
+	var acc *events.Accounting
+	if n := e.cfg.Events.IngestShards; n > 0 {
+		// The ingest shards read the dumps (and wrote the rejects, with
+		// pseudonymised ids when the run is): merge them.
+		if in, acc, err = e.mergeShards(ctx, n); err != nil {
 			return nil, nil, nil, err
+		}
+	} else {
+		if sink != nil {
+			opts.Rejects = sink
+		}
+		m := e.meter("ingest", "files", 0)
+		opts.Progress = m.files
+		in, acc, err = events.Read(ctx, e.evb, opts)
+		m.Finish()
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("ingest %s: %w", blobs.Redact(e.cfg.Events.URL), err)
+		}
+		if e.pseudo.on() {
+			if err := e.pseudo.apply(in); err != nil {
+				return nil, nil, nil, err
+			}
 		}
 	}
 	if sink != nil {
@@ -196,8 +197,8 @@ func (e *env) ingest(ctx context.Context, writeRejects bool) (*model.Interaction
 		}
 	}
 	inputs := inputObjects(acc.Files)
-	if forget != nil {
-		inputs = append(inputs, forget.inputs...) // a new list is a new version
+	if e.forget != nil {
+		inputs = append(inputs, e.forget.inputs...) // a new list is a new version
 	}
 	done(slog.Int64("rows", acc.Read), slog.Int64("used", acc.Used), slog.Int64("outside_window", acc.OutsideWindow),
 		slog.Int64("duplicate", acc.Duplicate), slog.Int64("forgotten", acc.Forgotten), slog.Int64("users_forgotten", acc.ForgottenUsers), slog.Any("rejected", acc.Rejected), slog.Int("users", in.Users.Len()), slog.Int("items", in.Items.Len()))
@@ -220,6 +221,25 @@ func (e *env) ingest(ctx context.Context, writeRejects bool) (*model.Interaction
 	}
 	sort.Slice(inputs, func(i, j int) bool { return inputs[i].Key < inputs[j].Key })
 	return in, acc, inputs, nil
+}
+
+// readOptions reads the erasure list and gives the options every read of
+// the window's dumps takes.
+func (e *env) readOptions(ctx context.Context) (events.Options, error) {
+	forget, err := e.readForget(ctx)
+	if err != nil {
+		return events.Options{}, err
+	}
+	e.forget = forget
+	opts := events.Options{Config: e.cfg.Events, Start: e.start, End: e.end, Now: e.r.Now(),
+		Skip: []string{e.cfg.CatalogInEvents()}} // a catalog beside the dumps is not events
+	if forget != nil {
+		opts.Forget = forget.ids
+		if bu, key, _ := blobs.SplitObjectURL(e.cfg.Privacy.ForgetURL); bu == e.cfg.Events.URL {
+			opts.Skip = append(opts.Skip, key) // the list beside the dumps is not events
+		}
+	}
+	return opts, nil
 }
 
 // inputObjects identifies the files read by their content: the store's

@@ -29,6 +29,14 @@ type forgetList struct {
 
 func (f *forgetList) empty() bool { return f == nil || len(f.ids) == 0 }
 
+// digest is the list's SHA-256 ("" without a list).
+func (f *forgetList) digest() string {
+	if f == nil {
+		return ""
+	}
+	return f.sha256
+}
+
 // readForget reads privacy.forget_url (nil when unset). A list that cannot
 // be read fails the run: a run must not train on users it was told to erase.
 func (e *env) readForget(ctx context.Context) (*forgetList, error) {

@@ -106,6 +106,19 @@ func Read(ctx context.Context, bucket *blob.Bucket, opts Options) (*model.Intera
 		acct.Files[i] = FileStat{Key: o.key, Size: o.size, ModTime: o.mod, MD5: o.md5, ETag: o.etag, SHA256: o.sha256, Rejected: map[string]int64{}}
 	}
 
+	users, items, evs, starts, err := r.readObjects(ctx, objs, acct)
+	evs, dups := dedupe(evs, starts)
+	acct.Used, acct.Duplicate = int64(len(evs)), dups
+	if err != nil {
+		return nil, acct, err
+	}
+	return &model.Interactions{Users: users, Items: items, Types: r.types, Events: evs}, acct, nil
+}
+
+// readObjects decodes objs (acct.Files[i] describes objs[i]) into id-mapped
+// events in file then row order, not yet deduplicated, and accounts for
+// their rows; starts are where each file's events begin (up to an error).
+func (r *reader) readObjects(ctx context.Context, objs []object, acct *Accounting) (users, items *model.Vocab, evs []model.Event, starts []int, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// decodeWorkers goroutines decode files (Arrow, validation), file i on
@@ -140,13 +153,11 @@ func Read(ctx context.Context, bucket *blob.Bucket, opts Options) (*model.Intera
 		}()
 	}
 
-	users, items := model.NewVocab(), model.NewVocab()
-	var evs []model.Event
+	users, items = model.NewVocab(), model.NewVocab()
 	var totalBytes int64
 	for _, o := range objs {
 		totalBytes += o.size
 	}
-	var starts []int // where each file's events begin in evs
 	for i := range objs {
 		if err == nil {
 			starts = append(starts, len(evs))
@@ -168,8 +179,8 @@ func Read(ctx context.Context, bucket *blob.Bucket, opts Options) (*model.Intera
 			b.release()
 			if err != nil {
 				cancel() // stop the decoders; keep draining to release their records
-			} else if opts.Progress != nil {
-				opts.Progress(b.file, len(objs), acct.Read)
+			} else if r.opts.Progress != nil {
+				r.opts.Progress(b.file, len(objs), acct.Read)
 			}
 		}
 	}
@@ -181,16 +192,11 @@ func Read(ctx context.Context, bucket *blob.Bucket, opts Options) (*model.Intera
 	if err == nil {
 		err = ctx.Err()
 	}
-	if err == nil && opts.Progress != nil {
-		opts.Progress(len(objs), len(objs), acct.Read)
+	if err == nil && r.opts.Progress != nil {
+		r.opts.Progress(len(objs), len(objs), acct.Read)
 	}
 
-	evs, dups := dedupe(evs, starts)
-	acct.Used, acct.Duplicate = int64(len(evs)), dups
-	if err != nil {
-		return nil, acct, err
-	}
-	return &model.Interactions{Users: users, Items: items, Types: r.types, Events: evs}, acct, nil
+	return users, items, evs, starts, err
 }
 
 // merge maps a batch's ids, appends its events and accounts for its rows.

@@ -22,7 +22,7 @@ func TestFlagsReference(t *testing.T) {
 	bin := buildShelf(t)
 	var ref strings.Builder
 	ref.WriteString(flagsBegin + "\n")
-	for _, cmd := range []string{"run", "train", "score", "commit", "rescore", "eval", "tune", "backfill", "demo", "inspect", "gen", "bench"} {
+	for _, cmd := range []string{"run", "ingest", "train", "score", "commit", "rescore", "eval", "tune", "backfill", "demo", "inspect", "gen", "bench"} {
 		var stderr bytes.Buffer
 		c := exec.Command(bin, cmd, "-h")
 		c.Stderr = &stderr

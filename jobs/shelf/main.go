@@ -43,6 +43,7 @@ const usage = `shelf — nightly recommendation training
 
 Usage:
   shelf run      --date D --config FILE [--events-url URL] [--output-url URL] [--force]
+  shelf ingest   --date D --config FILE --shard i --shards N   one share of the dumps, for a sharded train (default shard: $JOB_COMPLETION_INDEX)
   shelf train    --date D --config FILE [...]     ingest → train → evaluate → gate → publish version
   shelf score    --date D --config FILE --shard i --shards N   (default shard: $JOB_COMPLETION_INDEX)
   shelf commit   --date D --config FILE --shards N              check parts, _SUCCESS, move LATEST
@@ -118,7 +119,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	case "version":
 		fmt.Fprintln(stdout, version)
 		return jobs.ExitOK
-	case "run", "train", "score", "commit", "demo", "rescore":
+	case "run", "train", "score", "commit", "demo", "rescore", "ingest":
 		res, err = stage(ctx, cmd, rest, environ, log, progress)
 	case "backfill":
 		res, err = backfill(ctx, rest, environ, log, progress)
@@ -408,11 +409,18 @@ func stage(ctx context.Context, cmd string, args, environ []string, log *slog.Lo
 		fs.StringVar(modelVersion, "version", "", "the fitted version to apply (default LATEST)")
 		fs.IntVar(shards, "shards", 0, "parts of the table (default score.shards)")
 	}
-	if cmd == "score" {
+	if cmd == "score" || cmd == "ingest" {
 		fs.IntVar(shard, "shard", -1, "shard index (default $JOB_COMPLETION_INDEX)")
 	}
 	if cmd == "score" || cmd == "commit" {
 		fs.IntVar(shards, "shards", 0, "number of shards (default score.shards)")
+	}
+	ingestShards := new(int)
+	if cmd == "ingest" {
+		fs.IntVar(ingestShards, "shards", 0, "number of ingest shards (default events.ingest_shards)")
+	}
+	if cmd == "run" || cmd == "train" || cmd == "score" || cmd == "rescore" {
+		fs.IntVar(ingestShards, "ingest-shards", 0, "merge this many ingest shards instead of reading the dumps (default events.ingest_shards; 0 there: read the dumps)")
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, jobs.Permanent(err)
@@ -432,8 +440,14 @@ func stage(ctx context.Context, cmd string, args, environ []string, log *slog.Lo
 	if *shards > 0 {
 		cfg.Score.Shards = *shards
 	}
+	if *ingestShards > 0 {
+		cfg.Events.IngestShards = *ingestShards
+	}
 	r := &jobs.Runner{Cfg: cfg, Log: log, CodeVersion: version, Force: c.force, Now: time.Now, Progress: progress,
 		PseudonymKey: []byte(lookup(environ, "SHELF_PSEUDONYM_KEY"))}
+	if cmd == "ingest" {
+		return ingestShard(ctx, r, *shard, environ)
+	}
 	t0 := time.Now()
 	res, err := dispatch(ctx, cmd, r, *shard, *modelVersion, environ)
 	if url := cfg.Metrics.PushgatewayURL; url != "" {
@@ -447,6 +461,36 @@ func stage(ctx context.Context, cmd string, args, environ []string, log *slog.Lo
 	return res, err
 }
 
+// ingestShard runs `shelf ingest`: shard --shard (or $JOB_COMPLETION_INDEX)
+// of --shards (or events.ingest_shards).
+func ingestShard(ctx context.Context, r *jobs.Runner, shard int, environ []string) (any, error) {
+	n := r.Cfg.Events.IngestShards
+	if n <= 0 {
+		return nil, jobs.Permanent(errors.New("ingest: pass --shards N or set events.ingest_shards (and give train, score and run the same count)"))
+	}
+	shard, err := shardIndex("ingest", shard, environ)
+	if err != nil {
+		return nil, err
+	}
+	res, err := r.Ingest(ctx, shard, n)
+	if res == nil {
+		return nil, err
+	}
+	return res, err
+}
+
+// shardIndex is --shard, else $JOB_COMPLETION_INDEX.
+func shardIndex(cmd string, shard int, environ []string) (int, error) {
+	if shard >= 0 {
+		return shard, nil
+	}
+	v := lookup(environ, "JOB_COMPLETION_INDEX")
+	if _, err := fmt.Sscanf(v, "%d", &shard); err != nil {
+		return 0, jobs.Permanent(fmt.Errorf("%s: pass --shard or set JOB_COMPLETION_INDEX (got %q)", cmd, v))
+	}
+	return shard, nil
+}
+
 func dispatch(ctx context.Context, cmd string, r *jobs.Runner, shard int, version string, environ []string) (*jobs.Result, error) {
 	switch cmd {
 	case "rescore":
@@ -456,11 +500,9 @@ func dispatch(ctx context.Context, cmd string, r *jobs.Runner, shard int, versio
 	case "train":
 		return r.Train(ctx)
 	case "score":
-		if shard < 0 {
-			v := lookup(environ, "JOB_COMPLETION_INDEX")
-			if _, err := fmt.Sscanf(v, "%d", &shard); err != nil {
-				return nil, jobs.Permanent(fmt.Errorf("score: pass --shard or set JOB_COMPLETION_INDEX (got %q)", v))
-			}
+		shard, err := shardIndex("score", shard, environ)
+		if err != nil {
+			return nil, err
 		}
 		return r.Score(ctx, shard, r.Cfg.Score.Shards)
 	default:
