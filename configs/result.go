@@ -21,7 +21,7 @@ var Operational = []string{
 	"catalog.url",
 	"lock_lease_seconds",
 	"events.read_buffer_size",
-	"events.ingest_shards", // how the dumps are read, not what is read
+	"events.ingest_shards",    // how the dumps are read, not what is read
 	"events.max_reject_ratio", // decides whether a run fails, not its output
 	"events.limits",           // likewise: a file over a limit is an error
 	"storage",
