@@ -45,7 +45,7 @@ type root struct {
 	kinds     map[string]int // objects by kind
 	command   string         // the shelf sub-command of the workload
 	schedule  string         // CronJob only
-	shards    int            // score Job only: completions and --shards
+	shards    int            // score, commit and ingest Jobs: completions and --shards
 	memLimit  string         // the workload container's memory limit
 	scheme    string         // scheme of the events and output URLs the pod sees
 }
@@ -55,17 +55,20 @@ var nightly = map[string]int{"ConfigMap": 1, "ServiceAccount": 1, "CronJob": 1}
 var roots = []root{
 	{dir: "base", kinds: nightly, command: "run", schedule: "30 2 * * *", memLimit: "4Gi", scheme: "s3"},
 	{dir: "jobs/train", kinds: map[string]int{"Job": 1}, command: "train", memLimit: "4Gi", scheme: "s3"},
+	{dir: "jobs/ingest", kinds: map[string]int{"Job": 1}, command: "ingest", shards: 4, memLimit: "4Gi", scheme: "s3"},
 	{dir: "jobs/score", kinds: map[string]int{"Job": 1}, command: "score", shards: 4, memLimit: "4Gi", scheme: "s3"},
 	{dir: "jobs/commit", kinds: map[string]int{"Job": 1}, command: "commit", shards: 4, memLimit: "512Mi", scheme: "s3"},
 	{dir: "jobs/backfill", kinds: map[string]int{"Job": 1}, command: "backfill", memLimit: "8Gi", scheme: "s3"},
 	{dir: "overlays/dev", namespace: "shelf-dev", kinds: map[string]int{"ConfigMap": 1, "ServiceAccount": 1, "CronJob": 1, "PersistentVolumeClaim": 1},
 		command: "run", schedule: "0 6 * * 1-5", memLimit: "1Gi", scheme: "file"},
 	{dir: "overlays/dev/train", namespace: "shelf-dev", kinds: map[string]int{"Job": 1}, command: "train", memLimit: "1Gi", scheme: "file"},
+	{dir: "overlays/dev/ingest", namespace: "shelf-dev", kinds: map[string]int{"Job": 1}, command: "ingest", shards: 2, memLimit: "1Gi", scheme: "file"},
 	{dir: "overlays/dev/score", namespace: "shelf-dev", kinds: map[string]int{"Job": 1}, command: "score", shards: 2, memLimit: "1Gi", scheme: "file"},
 	{dir: "overlays/dev/commit", namespace: "shelf-dev", kinds: map[string]int{"Job": 1}, command: "commit", shards: 2, memLimit: "1Gi", scheme: "file"},
 	{dir: "overlays/dev/backfill", namespace: "shelf-dev", kinds: map[string]int{"Job": 1}, command: "backfill", memLimit: "1Gi", scheme: "file"},
 	{dir: "overlays/prod", namespace: "shelf", kinds: nightly, command: "run", schedule: "30 2 * * *", memLimit: "24Gi", scheme: "s3"},
 	{dir: "overlays/prod/train", namespace: "shelf", kinds: map[string]int{"Job": 1}, command: "train", memLimit: "24Gi", scheme: "s3"},
+	{dir: "overlays/prod/ingest", namespace: "shelf", kinds: map[string]int{"Job": 1}, command: "ingest", shards: 8, memLimit: "8Gi", scheme: "s3"},
 	{dir: "overlays/prod/score", namespace: "shelf", kinds: map[string]int{"Job": 1}, command: "score", shards: 16, memLimit: "24Gi", scheme: "s3"},
 	{dir: "overlays/prod/commit", namespace: "shelf", kinds: map[string]int{"Job": 1}, command: "commit", shards: 16, memLimit: "512Mi", scheme: "s3"},
 	{dir: "overlays/prod/backfill", namespace: "shelf", kinds: map[string]int{"Job": 1}, command: "backfill", memLimit: "48Gi", scheme: "s3"},
@@ -359,9 +362,9 @@ func checkIndexed(t *testing.T, r root, j *batchv1.Job) {
 	t.Helper()
 	at := "Job/" + j.Name
 	indexed := j.Spec.CompletionMode != nil && *j.Spec.CompletionMode == batchv1.IndexedCompletion
-	if r.command != "score" {
+	if r.command != "score" && r.command != "ingest" {
 		if indexed {
-			t.Errorf("%s: only the score Job is Indexed", at)
+			t.Errorf("%s: only the score and ingest Jobs are Indexed", at)
 		}
 		return
 	}

@@ -1,4 +1,4 @@
-"""Shelf's nightly pipeline as an Airflow DAG: train -> score (N shards) -> commit.
+"""Shelf's nightly pipeline as an Airflow DAG: [ingest (M shards) ->] train -> score (N shards) -> commit.
 
 Each task is one `shelf` sub-command in its own pod (KubernetesPodOperator),
 keyed by the logical date `{{ ds }}`, so re-running or backfilling a date
@@ -18,6 +18,12 @@ Airflow Variables (templated at run time, so no database access at parse time):
   shelf_image       optional: image, default ghcr.io/shelfml/shelf:0.1.0
 Environment of the scheduler (read at parse time; they change the DAG's shape):
   SHELF_DAG_SHARDS      number of score shards, default 4
+  SHELF_DAG_INGEST_SHARDS  number of ingest shards, default 0: train and score
+                        read the dumps themselves. M > 0 adds ingest_0..M-1
+                        (`shelf ingest --shard i --shards M`, one share of the
+                        dumps each) before train, and train and score merge
+                        their shards (--ingest-shards M): same version, same
+                        tables, for dumps one pod should not read alone
   SHELF_DAG_NAMESPACE   namespace of the pods, default "shelf"
   SHELF_DAG_START_DATE  first logical date, default 2024-01-01
   SHELF_DAG_CATCHUP     "true" to run every missed date since the start date
@@ -78,6 +84,7 @@ if version_tuple(PROVIDER_VERSION) < version_tuple(PROVIDER_MIN):
 
 DAG_ID = "shelf_nightly"
 SHARDS = int(os.environ.get("SHELF_DAG_SHARDS", "4"))
+INGEST_SHARDS = int(os.environ.get("SHELF_DAG_INGEST_SHARDS", "0"))
 NAMESPACE = os.environ.get("SHELF_DAG_NAMESPACE", "shelf")
 START_DATE = datetime.strptime(os.environ.get("SHELF_DAG_START_DATE", "2024-01-01"), "%Y-%m-%d").replace(
     tzinfo=timezone.utc
@@ -235,9 +242,21 @@ with DAG(
     # at 18.33 GiB): 8 GiB holds about 25M kept events. Score re-reads the
     # events and rebuilds the ranker, so it needs what train needs; commit
     # streams the parts.
+    # With ingest shards, train and score merge them instead of reading the dumps.
+    merge = ["--ingest-shards", str(INGEST_SHARDS)] if INGEST_SHARDS > 0 else []
+    ingests = [
+        shelf_task(
+            f"ingest_{i}",
+            ["ingest", "--date", DATE, "--config", CONFIG, "--shard", str(i), "--shards", str(INGEST_SHARDS)],
+            memory="8Gi",
+            cpu="2",
+            timeout=timedelta(hours=2),
+        )
+        for i in range(INGEST_SHARDS)
+    ]
     train = shelf_task(
         "train",
-        ["train", "--date", DATE, "--config", CONFIG],
+        ["train", "--date", DATE, "--config", CONFIG] + merge,
         memory="8Gi",
         cpu="2",
         timeout=timedelta(hours=6),
@@ -246,7 +265,7 @@ with DAG(
     scores = [
         shelf_task(
             f"score_{i}",
-            ["score", "--date", DATE, "--config", CONFIG, "--shard", str(i), "--shards", str(SHARDS)],
+            ["score", "--date", DATE, "--config", CONFIG, "--shard", str(i), "--shards", str(SHARDS)] + merge,
             memory="8Gi",
             cpu="2",
             timeout=timedelta(hours=2),
@@ -261,4 +280,6 @@ with DAG(
         timeout=timedelta(minutes=30),
         xcom=True,
     )
+    if ingests:
+        ingests >> train
     train >> scores >> commit

@@ -199,7 +199,7 @@ def stub_modules(provider_version=PROVIDER_VERSION):
 @contextlib.contextmanager
 def loaded_dag(provider_version=PROVIDER_VERSION, **env):
     """Imports shelf_dag.py against the stubs with the given scheduler environment."""
-    keys = set(env) | {"SHELF_DAG_SHARDS", "SHELF_DAG_NAMESPACE", "SHELF_DAG_START_DATE", "SHELF_DAG_CATCHUP"}
+    keys = set(env) | {"SHELF_DAG_SHARDS", "SHELF_DAG_INGEST_SHARDS", "SHELF_DAG_NAMESPACE", "SHELF_DAG_START_DATE", "SHELF_DAG_CATCHUP"}
     saved_env = {k: os.environ.get(k) for k in keys}
     mods = stub_modules(provider_version)
     saved_mods = {k: sys.modules.get(k) for k in mods}
@@ -410,6 +410,28 @@ class ShelfDagTest(unittest.TestCase):
                 names = [t.kwargs["name"] for t in tasks.values()]
                 self.assertEqual(len(names), len(set(names)), "pod names are unique")
 
+    def test_ingest_shards_from_environment(self):
+        for m in (1, 3):
+            with self.subTest(ingest_shards=m), loaded_dag(SHELF_DAG_SHARDS="2", SHELF_DAG_INGEST_SHARDS=str(m)) as mod:
+                tasks = mod.dag.tasks
+                ingests = [f"ingest_{i}" for i in range(m)]
+                scores = ["score_0", "score_1"]
+                self.assertEqual(set(tasks), {"train", "commit", *scores, *ingests})
+                self.assertEqual(tasks["train"].upstream, set(ingests))
+                for i, tid in enumerate(ingests):
+                    args = tasks[tid].kwargs["arguments"]
+                    self.assertEqual(args[0], "ingest")
+                    self.assertEqual((flag(args, "--shard"), flag(args, "--shards")), (str(i), str(m)))
+                    self.assertEqual((tasks[tid].upstream, tasks[tid].downstream), (set(), {"train"}))
+                for tid in ["train", *scores]:
+                    self.assertEqual(flag(tasks[tid].kwargs["arguments"], "--ingest-shards"), str(m), tid)
+                self.assertNotIn("--ingest-shards", tasks["commit"].kwargs["arguments"])
+                names = [t.kwargs["name"] for t in tasks.values()]
+                self.assertEqual(len(names), len(set(names)), "pod names are unique")
+        with loaded_dag() as mod:
+            for tid, t in mod.dag.tasks.items():
+                self.assertNotIn("--ingest-shards", t.kwargs["arguments"], tid)
+
     def test_xcom(self):
         self.assertTrue(self.tasks["train"].do_xcom_push)
         self.assertTrue(self.tasks["commit"].do_xcom_push)
@@ -526,7 +548,9 @@ class ShelfDagTest(unittest.TestCase):
         """The DAG's own tasks, rendered for a logical date, run in the DAG's
         order with the real binary against file:// buckets: train publishes
         a version, every score shard stages its part, commit publishes the
-        table and LATEST, all naming train's version."""
+        table and LATEST, all naming train's version. With ingest shards
+        first (SHELF_DAG_INGEST_SHARDS), the same version and the same
+        table bytes."""
         binary = os.environ.get("SHELF_BIN")
         if not binary:
             if os.environ.get("CI") == "true":
@@ -534,15 +558,29 @@ class ShelfDagTest(unittest.TestCase):
             self.skipTest("SHELF_BIN not set")
         jinja2 = require("jinja2")
         shards = 3
-        with loaded_dag(SHELF_DAG_SHARDS=str(shards)) as mod, tempfile.TemporaryDirectory() as tmp:
+        runs = {}
+        for ingest in (0, 2):
+            with self.subTest(ingest_shards=ingest):
+                runs[ingest] = self.run_dag(binary, jinja2, shards, ingest)
+        self.assertEqual(runs[2][0], runs[0][0], "the DAG with ingest shards trained another version")
+        self.assertEqual(runs[2][1], runs[0][1], "the DAG with ingest shards published other table bytes")
+
+    def run_dag(self, binary, jinja2, shards, ingest):
+        """Runs the DAG's tasks in order; returns the version and the
+        committed parts' bytes."""
+        env_dag = {"SHELF_DAG_SHARDS": str(shards)}
+        if ingest:
+            env_dag["SHELF_DAG_INGEST_SHARDS"] = str(ingest)
+        with loaded_dag(**env_dag) as mod, tempfile.TemporaryDirectory() as tmp:
             tasks = mod.dag.tasks
             order, done = [], set()
             while len(order) < len(tasks):  # topological, as the scheduler runs them
                 ready = sorted(t for t in tasks if t not in done and tasks[t].upstream <= done)
                 self.assertTrue(ready, "the DAG has a cycle")
+                ready.reverse()  # ingest_1 before ingest_0, score_2 first: no order among shards
                 order += ready
                 done |= set(ready)
-            self.assertEqual(order[0], "train")
+            self.assertEqual(order[0], "train" if not ingest else f"ingest_{ingest - 1}")
             self.assertEqual(order[-1], "commit")
 
             class Vars(dict):
@@ -573,15 +611,24 @@ class ShelfDagTest(unittest.TestCase):
                 self.assertEqual(proc.returncode, 0, f"{tid}: {' '.join(args)}\n{proc.stderr[-3000:]}")
                 results[tid] = json.loads(proc.stdout)
             version = results["train"]["version"]
-            for tid in order[1:]:
-                self.assertEqual(results[tid]["version"], version, f"{tid} worked on another version than train's")
+            for tid in order:
+                if not tid.startswith("ingest_"):
+                    self.assertEqual(results[tid]["version"], version, f"{tid} worked on another version than train's")
             self.assertTrue(results["commit"]["published"])
-            with open(os.path.join(out, "tables", "recommendations", "dt=2011-03-31", "_SUCCESS")) as f:
+            part_dir = os.path.join(out, "tables", "recommendations", "dt=2011-03-31")
+            with open(os.path.join(part_dir, "_SUCCESS")) as f:
                 success = json.load(f)
             self.assertEqual(success["model_version"], version)
             self.assertEqual(len(success["parts"]), shards)
             with open(os.path.join(out, "models", "online-retail", "LATEST")) as f:
                 self.assertEqual(f.read().strip(), version)
+            parts = {}
+            for name in sorted(os.listdir(part_dir)):
+                if name.endswith(".parquet"):
+                    with open(os.path.join(part_dir, name), "rb") as f:
+                        parts[name] = f.read()
+            self.assertEqual(len(parts), shards)
+            return version, parts
 
     def test_matches_kubernetes_manifests(self):
         yaml = require("yaml")
