@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -53,6 +54,9 @@ type IngestResult struct {
 	Items      int                `json:"items"`
 	Accounting *events.Accounting `json:"accounting"` // its files' rows (before the merge's deduplication)
 }
+
+// mergeChunk is how many events a shard's decoder hands the merge at once.
+const mergeChunk = 32 << 10
 
 // shardEventRow is one event of an ingest shard, ids local to the shard.
 type shardEventRow struct {
@@ -272,22 +276,74 @@ func (e *env) mergeShards(ctx context.Context, n int) (*model.Interactions, *eve
 		}
 		metas[i] = sh
 	}
-	var buf []shardEventRow
+	// Each shard's events are decoded on a goroutine of their own, a few
+	// chunks ahead of the merge, which takes them in the listing's order.
+	type chunk struct {
+		evs []model.Event
+		err error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }() // before the readers close
+	streams, free := make([]chan chunk, n), make([]chan []model.Event, n)
+	for i := range n {
+		streams[i], free[i] = make(chan chunk, 2), make(chan []model.Event, 4)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(streams[i])
+			buf := make([]shardEventRow, mergeChunk)
+			for {
+				k, err := readers[i].Read(buf)
+				if k > 0 {
+					var evs []model.Event
+					select {
+					case evs = <-free[i]:
+					default:
+						evs = make([]model.Event, mergeChunk)
+					}
+					evs = evs[:k]
+					for j, r := range buf[:k] {
+						evs[j] = model.Event{TS: r.TS, User: r.User, Item: r.Item, Type: uint8(r.Type), Quantity: r.Quantity, Price: r.Price}
+					}
+					select {
+					case streams[i] <- chunk{evs: evs}:
+					case <-ctx.Done():
+						return
+					}
+				}
+				if err != nil {
+					if !errors.Is(err, io.EOF) {
+						select {
+						case streams[i] <- chunk{err: err}:
+						case <-ctx.Done():
+						}
+					}
+					return
+				}
+			}
+		}()
+	}
+	pending, base := make([][]model.Event, n), make([][]model.Event, n)
 	next := func(s int, dst []model.Event) error {
 		for len(dst) > 0 {
-			if cap(buf) == 0 {
-				buf = make([]shardEventRow, 8192)
-			}
-			k, err := readers[s].Read(buf[:min(len(dst), cap(buf))])
-			for j, r := range buf[:k] {
-				dst[j] = model.Event{TS: r.TS, User: r.User, Item: r.Item, Type: uint8(r.Type), Quantity: r.Quantity, Price: r.Price}
-			}
-			dst = dst[k:]
-			if err != nil && !(errors.Is(err, io.EOF) && len(dst) == 0) {
-				if errors.Is(err, io.EOF) {
+			if len(pending[s]) == 0 {
+				c, ok := <-streams[s]
+				if !ok {
 					return Permanent(errors.New("events.parquet ends before its files' events"))
 				}
-				return err
+				if c.err != nil {
+					return c.err
+				}
+				pending[s], base[s] = c.evs, c.evs
+			}
+			k := copy(dst, pending[s])
+			dst, pending[s] = dst[k:], pending[s][k:]
+			if len(pending[s]) == 0 {
+				select {
+				case free[s] <- base[s][:cap(base[s])]:
+				default:
+				}
 			}
 		}
 		return nil
