@@ -539,7 +539,7 @@ func ours(k string, names []string, near string) bool {
 // NonSettingEnv lists the SHELF_* variables that are read by the command,
 // not by the config tree (ApplyEnv accepts and ignores them).
 func NonSettingEnv() []string {
-	return []string{"SHELF_CONFIG", "SHELF_LOG_FORMAT", "SHELF_LOG_LEVEL", "SHELF_PSEUDONYM_KEY", "SHELF_SUPERVISED_FD", "SHELF_NO_SUPERVISOR", "SHELF_CPU_PROFILE"}
+	return []string{"SHELF_CONFIG", "SHELF_LOG_FORMAT", "SHELF_LOG_LEVEL", "SHELF_PSEUDONYM_KEY", "SHELF_SUPERVISED_FD", "SHELF_NO_SUPERVISOR", "SHELF_CPU_PROFILE", "SHELF_HEAP_PROFILE"}
 }
 
 // EnvNames lists every SHELF_* setting (for docs and tests).
