@@ -326,14 +326,14 @@ func (r *Runner) EvalTable(ctx context.Context, days int) (*TableEvalResult, err
 	if err != nil {
 		return nil, err
 	}
-	counts := make([]float32, len(s.popItems))
-	for i := range counts {
-		counts[i] = 1
+	counts := make([]float32, len(s.items))
+	for _, ev := range s.events {
+		counts[s.itemLocal[ev.Item]]++
 	}
 	for _, rec := range []namedRecommender{
 		{"table", &tableRecommender{lists: lists}},
 		{"popularity", pop},
-		{"popularity_counts", model.NewPopularity(len(s.items), s.popItems, counts)},
+		{"popularity_counts", model.PopularityOf(counts)},
 		{"itemknn", knn},
 	} {
 		met, err := model.Evaluate(ctx, rec.rec, h.in, 2)

@@ -16,7 +16,7 @@ func TestHistoryRankedDecay(t *testing.T) {
 		cutoff: 10 * day,
 		// user 0: items 0, 1, 2; user 1: item 1, 3
 		ui:   &model.CSR{Rows: 2, Cols: 4, Ptr: []int64{0, 3, 5}, Idx: []int32{0, 1, 2, 1, 3}, Val: []float32{2, 3, 4, 5, 6}},
-		last: []int64{9 * day, 5 * day, 9 * day, 1 * day, 8 * day},
+		age: []uint32{1 * day, 5 * day, 1 * day, 9 * day, 2 * day},
 	}
 	h := s.historyRanked(true, 0, 2)
 	r1 := float32(math.Exp2(-1.0 / 2))
@@ -29,7 +29,7 @@ func TestHistoryRankedDecay(t *testing.T) {
 	// Weighted, with a 1-day age half-life as well.
 	h = s.historyRanked(false, 1, 2)
 	for p, w := range want {
-		age := float64(s.cutoff-s.last[p]) / day
+		age := float64(s.age[p]) / day
 		w *= s.ui.Val[p] * float32(math.Exp2(-age))
 		if math.Abs(float64(h.Val[p]-w)) > 1e-6*math.Abs(float64(w)) {
 			t.Errorf("weighted, age and rank: entry %d = %g, want %g", p, h.Val[p], w)

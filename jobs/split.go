@@ -22,12 +22,18 @@ type slice struct {
 	userLocal []int32 // global → local, -1 if absent
 	itemLocal []int32
 	ui        *model.CSR    // local users × items, weight log1p(Σ decayed type weights)
-	last      []int64       // per entry of ui: time of the user's last event with the item
+	age       []uint32      // per entry of ui: seconds from the user's last event with the item to cutoff
 	purchased [][]int32     // per local user: purchased local items, sorted
 	excluded  [][]int32     // per local user: items of the excluded types (score.exclude), sorted; nil = every seen item
 	positives []nn.Positive // one per (user, item), weight normalised to mean 1
-	popItems  []int32       // per event: local item (popularity baseline input)
-	popWeight []float32     // per event: type weight × popularity decay
+	popScore  []float32     // per local item: Σ type weight × popularity decay (the popularity baseline)
+}
+
+// eventAge is cutoff − ts in seconds, as a slice keeps it: events lie
+// before their slice's cutoff, and a window spans far less than the 136
+// years a uint32 of seconds holds (an older event saturates).
+func eventAge(cutoff, ts int64) uint32 {
+	return uint32(min(max(cutoff-ts, 0), math.MaxUint32))
 }
 
 // decay returns 0.5^(age/halfLife) (1 when halfLife is 0).
@@ -70,8 +76,6 @@ func sliceOfEvents(in *model.Interactions, ev []model.Event, cutoff int64, halfL
 	rows := make([]int32, len(ev))
 	cols := make([]int32, len(ev))
 	vals := make([]float32, len(ev))
-	s.popItems = make([]int32, len(ev))
-	s.popWeight = make([]float32, len(ev))
 	// Local ids in global index order, so results do not depend on event order.
 	seenU := make([]bool, in.Users.Len())
 	seenI := make([]bool, in.Items.Len())
@@ -90,14 +94,14 @@ func sliceOfEvents(in *model.Interactions, ev []model.Event, cutoff int64, halfL
 			s.items = append(s.items, int32(g))
 		}
 	}
+	s.popScore = make([]float32, len(s.items))
 	var pr, pc, xr, xc []int32
 	for k, e := range ev {
 		age := float64(cutoff - e.TS)
 		w := in.Weight(e)
 		rows[k], cols[k] = s.userLocal[e.User], s.itemLocal[e.Item]
 		vals[k] = w * decay(age, halfLifeDays)
-		s.popItems[k] = cols[k]
-		s.popWeight[k] = w * decay(age, popHalfLifeDays)
+		s.popScore[cols[k]] += w * decay(age, popHalfLifeDays) // in event order, as model.NewPopularity sums
 		if in.IsPurchase(e) {
 			pr, pc = append(pr, rows[k]), append(pc, cols[k])
 		}
@@ -110,11 +114,15 @@ func sliceOfEvents(in *model.Interactions, ev []model.Event, cutoff int64, halfL
 		raw.Val[i] = float32(math.Log1p(float64(raw.Val[i])))
 	}
 	s.ui = raw
-	s.last = make([]int64, len(raw.Idx))
+	// The latest event of a (user, item) sets its age.
+	s.age = make([]uint32, len(raw.Idx))
+	for p := range s.age {
+		s.age[p] = math.MaxUint32
+	}
 	for k, e := range ev {
 		idx, _ := raw.Row(rows[k])
 		p := int(raw.Ptr[rows[k]]) + sort.Search(len(idx), func(q int) bool { return idx[q] >= cols[k] })
-		s.last[p] = max(s.last[p], e.TS)
+		s.age[p] = min(s.age[p], eventAge(cutoff, e.TS))
 	}
 	var sum float64
 	for _, v := range raw.Val {
@@ -185,7 +193,7 @@ func (s *slice) historyRanked(binary bool, halfLifeDays, halfLifeEvents float64)
 		if !binary {
 			w = s.ui.Val[p]
 		}
-		h.Val[p] = w * decay(float64(s.cutoff-s.last[p]), halfLifeDays)
+		h.Val[p] = w * decay(float64(s.age[p]), halfLifeDays)
 	}
 	if halfLifeEvents > 0 {
 		var order []int64
@@ -197,14 +205,14 @@ func (s *slice) historyRanked(binary bool, halfLifeDays, halfLifeEvents float64)
 			}
 			// Most recent first; ties by position, so the order is total.
 			slices.SortFunc(order, func(a, b int64) int {
-				if c := cmp.Compare(s.last[b], s.last[a]); c != 0 {
+				if c := cmp.Compare(s.age[a], s.age[b]); c != 0 {
 					return c
 				}
 				return cmp.Compare(a, b)
 			})
 			rank := 0
 			for i, p := range order {
-				if i > 0 && s.last[p] != s.last[order[i-1]] {
+				if i > 0 && s.age[p] != s.age[order[i-1]] {
 					rank++
 				}
 				h.Val[p] *= float32(math.Exp2(-float64(rank) / halfLifeEvents))

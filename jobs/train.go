@@ -55,7 +55,7 @@ func (e *env) rankingOptions() nn.RankingOptions {
 }
 
 func (e *env) popularity(s *slice) *model.Popularity {
-	return model.NewPopularity(len(s.items), s.popItems, s.popWeight)
+	return model.PopularityOf(s.popScore)
 }
 
 // fit trains the ranking model on a slice, resuming from this run's

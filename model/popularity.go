@@ -60,11 +60,17 @@ type Popularity struct {
 // passes weights already decayed to the as-of date. Items never seen keep
 // score 0 and rank last, by id, so the ranking is total.
 func NewPopularity(nItems int, items []int32, weights []float32) *Popularity {
-	p := &Popularity{score: make([]float32, nItems), order: make([]int32, nItems)}
+	score := make([]float32, nItems)
 	weights = weights[:len(items)]
 	for e, it := range items {
-		p.score[it] += weights[e]
+		score[it] += weights[e]
 	}
+	return PopularityOf(score)
+}
+
+// PopularityOf ranks items by score (item i's is score[i], which it keeps).
+func PopularityOf(score []float32) *Popularity {
+	p := &Popularity{score: score, order: make([]int32, len(score))}
 	for i := range p.order {
 		p.order[i] = int32(i)
 	}
