@@ -15,7 +15,7 @@ func TestHistoryRankedDecay(t *testing.T) {
 	s := &slice{
 		cutoff: 10 * day,
 		// user 0: items 0, 1, 2; user 1: item 1, 3
-		ui:   &model.CSR{Rows: 2, Cols: 4, Ptr: []int64{0, 3, 5}, Idx: []int32{0, 1, 2, 1, 3}, Val: []float32{2, 3, 4, 5, 6}},
+		ui:  &model.CSR{Rows: 2, Cols: 4, Ptr: []int64{0, 3, 5}, Idx: []int32{0, 1, 2, 1, 3}, Val: []float32{2, 3, 4, 5, 6}},
 		age: []uint32{1 * day, 5 * day, 1 * day, 9 * day, 2 * day},
 	}
 	h := s.historyRanked(true, 0, 2)
