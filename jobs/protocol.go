@@ -104,12 +104,12 @@ func (r *Runner) EvalProtocol(ctx context.Context, protocol string) (*ProtocolRe
 		res.Validation = "per user: the first-time item before the test target"
 	}
 	res.TestUsers, res.ValUsers, res.Dropped = len(hTest.in.Users), len(hVal.in.Users), hTest.dropped
-	if len(sSel.positives) == 0 || res.TestUsers == 0 {
+	if sSel.nPositives() == 0 || res.TestUsers == 0 {
 		return nil, Permanent(fmt.Errorf("eval %s: %d training interactions and %d test users: too little data for this protocol",
-			protocol, len(sSel.positives), res.TestUsers))
+			protocol, sSel.nPositives(), res.TestUsers))
 	}
 	e.log.Info("protocol split", "protocol", protocol, "test_users", res.TestUsers, "validation_users", res.ValUsers,
-		"train_positives", len(sEval.positives), "test_targets_dropped", hTest.dropped)
+		"train_positives", sEval.nPositives(), "test_targets_dropped", hTest.dropped)
 	var measure func(model.Recommender) (model.Metrics, error)
 	if protocol == "sampled" {
 		res.Negatives = SampledNegatives

@@ -25,8 +25,35 @@ type slice struct {
 	age       []uint32      // per entry of ui: seconds from the user's last event with the item to cutoff
 	purchased [][]int32     // per local user: purchased local items, sorted
 	excluded  [][]int32     // per local user: items of the excluded types (score.exclude), sorted; nil = every seen item
-	positives []nn.Positive // one per (user, item), weight normalised to mean 1
 	popScore  []float32     // per local item: Σ type weight × popularity decay (the popularity baseline)
+}
+
+// positives are the slice's training pairs, one per (user, item) of ui,
+// weight normalised to mean 1: built for each fit and let go after it
+// (12 B per pair that a slice need not hold between fits).
+func (s *slice) positives() []nn.Positive {
+	raw := s.ui
+	var sum float64
+	for _, v := range raw.Val {
+		sum += float64(v)
+	}
+	mean := float32(sum / math.Max(1, float64(len(raw.Val))))
+	out := make([]nn.Positive, 0, len(raw.Val))
+	for u := 0; u < raw.Rows; u++ {
+		idx, val := raw.Row(int32(u))
+		for j, it := range idx {
+			out = append(out, nn.Positive{User: int32(u), Item: it, Weight: val[j] / mean})
+		}
+	}
+	return out
+}
+
+// nPositives is len(s.positives()), without building them.
+func (s *slice) nPositives() int {
+	if s.ui == nil {
+		return 0
+	}
+	return len(s.ui.Val)
 }
 
 // eventAge is cutoff − ts in seconds, as a slice keeps it: events lie
@@ -123,18 +150,6 @@ func sliceOfEvents(in *model.Interactions, ev []model.Event, cutoff int64, halfL
 		idx, _ := raw.Row(rows[k])
 		p := int(raw.Ptr[rows[k]]) + sort.Search(len(idx), func(q int) bool { return idx[q] >= cols[k] })
 		s.age[p] = min(s.age[p], eventAge(cutoff, e.TS))
-	}
-	var sum float64
-	for _, v := range raw.Val {
-		sum += float64(v)
-	}
-	mean := float32(sum / math.Max(1, float64(len(raw.Val))))
-	s.positives = make([]nn.Positive, 0, len(raw.Val))
-	for u := 0; u < raw.Rows; u++ {
-		idx, val := raw.Row(int32(u))
-		for j, it := range idx {
-			s.positives = append(s.positives, nn.Positive{User: int32(u), Item: it, Weight: val[j] / mean})
-		}
 	}
 	ones := make([]float32, len(pr))
 	pm := model.NewCSR(len(s.users), len(s.items), pr, pc, ones)

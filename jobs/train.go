@@ -63,7 +63,7 @@ func (e *env) popularity(s *slice) *model.Popularity {
 func (e *env) fit(ctx context.Context, phase string, s *slice, epochs int, validate nn.Validate) (*model.RankingModel, []nn.EpochStats, error) {
 	o := e.rankingOptions()
 	o.Epochs = epochs
-	d := nn.RankingData{NUsers: len(s.users), NItems: len(s.items), Positives: s.positives, Side: e.sideFeatures(s)}
+	d := nn.RankingData{NUsers: len(s.users), NItems: len(s.items), Positives: s.positives(), Side: e.sideFeatures(s)}
 	ckptKey := e.runPrefix() + "checkpoints/" + phase + ".shlfw"
 	if e.noCkpt {
 		return e.fitQuiet(ctx, phase, d, o, validate)
@@ -154,10 +154,10 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 	hVal := e.newHoldout(in, sSel, valStart, testStart, ks)
 	sEval := e.newSlice(in, testStart)
 	hTest := e.newHoldout(in, sEval, testStart, endTS, ks)
-	done(slog.Int("select_positives", len(sSel.positives)), slog.Int("validation_users", len(hVal.in.Users)),
-		slog.Int("train_positives", len(sEval.positives)), slog.Int("test_users", len(hTest.in.Users)),
+	done(slog.Int("select_positives", sSel.nPositives()), slog.Int("validation_users", len(hVal.in.Users)),
+		slog.Int("train_positives", sEval.nPositives()), slog.Int("test_users", len(hTest.in.Users)),
 		slog.Int("test_targets_dropped_unseen_item", hTest.dropped))
-	if len(sSel.positives) == 0 {
+	if sSel.nPositives() == 0 {
 		return nil, Permanent(fmt.Errorf("split: no training events before the validation window (%s; the data spans %.1f days from %s): shorten split.test_days and split.validation_days, or leave them unset",
 			time.Unix(valStart, 0).UTC().Format(time.DateOnly), win.SpanDays, win.FirstEvent[:10]))
 	}
@@ -234,7 +234,7 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 				return nil, err
 			}
 		}
-		done(slog.Int("positives", len(sFin.positives)))
+		done(slog.Int("positives", sFin.nPositives()))
 	}
 	// The published ranker (ItemKNN neighbours of the final slice, packed
 	// embeddings): minutes at 100M events, so a stage of its own.
