@@ -21,11 +21,11 @@ type slice struct {
 	items     []int32
 	userLocal []int32 // global → local, -1 if absent
 	itemLocal []int32
-	ui        *model.CSR    // local users × items, weight log1p(Σ decayed type weights)
-	age       []uint32      // per entry of ui: seconds from the user's last event with the item to cutoff
-	purchased [][]int32     // per local user: purchased local items, sorted
-	excluded  [][]int32     // per local user: items of the excluded types (score.exclude), sorted; nil = every seen item
-	popScore  []float32     // per local item: Σ type weight × popularity decay (the popularity baseline)
+	ui        *model.CSR // local users × items, weight log1p(Σ decayed type weights)
+	age       []uint32   // per entry of ui: seconds from the user's last event with the item to cutoff
+	purchased [][]int32  // per local user: purchased local items, sorted
+	excluded  [][]int32  // per local user: items of the excluded types (score.exclude), sorted; nil = every seen item
+	popScore  []float32  // per local item: Σ type weight × popularity decay (the popularity baseline)
 }
 
 // positives are the slice's training pairs, one per (user, item) of ui,
