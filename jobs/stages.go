@@ -7,9 +7,10 @@ import (
 	"path/filepath"
 	"runtime/metrics"
 	"runtime/pprof"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/shelfml/shelf/internal/sysres"
 )
 
 // StageTiming is one stage's wall and CPU time, and the process's memory
@@ -35,22 +36,6 @@ type stageClock struct {
 
 func newStageClock(log *slog.Logger) *stageClock {
 	return &stageClock{log: log, heapDir: os.Getenv("SHELF_HEAP_PROFILE")}
-}
-
-// peakRSSMiB is the process's peak RSS so far (0 where /proc is absent).
-func peakRSSMiB() float64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			var kb float64
-			fmt.Sscanf(strings.TrimSpace(v), "%f", &kb)
-			return kb / 1024
-		}
-	}
-	return 0
 }
 
 // heapLiveMiB is the heap the last GC marked live.
@@ -95,7 +80,7 @@ func (c *stageClock) begin(stage string) func(attrs ...slog.Attr) {
 	c.log.Info("stage start", "stage", stage)
 	return func(attrs ...slog.Attr) {
 		st := StageTiming{Stage: stage, Seconds: time.Since(t0).Seconds(), CPUSeconds: cpuSeconds() - c0,
-			PeakRSSMiB: round3(peakRSSMiB()), HeapLiveMiB: round3(heapLiveMiB())}
+			PeakRSSMiB: round3(sysres.PeakRSSMiB()), HeapLiveMiB: round3(heapLiveMiB())}
 		c.times = append(c.times, st)
 		c.profile(stage)
 		args := []any{"stage", stage, "seconds", round3(st.Seconds), "cpu_seconds", round3(st.CPUSeconds),

@@ -7,6 +7,7 @@ package sysres
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -154,6 +155,23 @@ func physicalMemory() int64 {
 					return kb << 10
 				}
 			}
+		}
+	}
+	return 0
+}
+
+// PeakRSSMiB is the process's peak resident memory so far (Linux VmHWM
+// from /proc/self/status; 0 where that is absent).
+func PeakRSSMiB() float64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(v), "%f", &kb)
+			return kb / 1024
 		}
 	}
 	return 0

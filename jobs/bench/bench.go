@@ -32,6 +32,7 @@ import (
 	"gocloud.dev/blob/fileblob"
 
 	"github.com/shelfml/shelf/internal/f32"
+	"github.com/shelfml/shelf/internal/sysres"
 	"github.com/shelfml/shelf/io/events"
 	"github.com/shelfml/shelf/io/synth"
 	"github.com/shelfml/shelf/model"
@@ -523,20 +524,7 @@ func cpuModel() string {
 	return "unknown"
 }
 
-func peakRSSMiB() float64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			var kb float64
-			fmt.Sscanf(strings.TrimSpace(v), "%f", &kb)
-			return kb / 1024
-		}
-	}
-	return 0
-}
+func peakRSSMiB() float64 { return sysres.PeakRSSMiB() }
 
 // Markdown renders the report.
 func (r *Report) Markdown() string {
