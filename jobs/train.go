@@ -262,7 +262,29 @@ func (e *env) train(ctx context.Context) (*trainOutcome, error) {
 		return nil, err
 	}
 	e.clearCheckpoints(ctx)
+	out.release()
 	return out, nil
+}
+
+// release lets go of what only the evaluation and the published version's
+// files needed, once they are written: scoring holds the final slice, its
+// model and recommenders, not the evaluation slice (when the refit made
+// another), its model or the encoder's recommenders cached on other slices.
+func (o *trainOutcome) release() {
+	for _, f := range []*seqFit{o.seq, o.evalSeq} {
+		if f == nil {
+			continue
+		}
+		for s := range f.comps {
+			if s != o.final {
+				delete(f.comps, s)
+			}
+		}
+	}
+	if o.evalSlice != o.final {
+		o.evalSlice = nil
+	}
+	o.evalModel, o.evalSeq = nil, nil
 }
 
 // fitted is what fitAndEvaluate returns: the selection, both models, their
