@@ -90,7 +90,7 @@ func ReadCatalog(ctx context.Context, bucket *blob.Bucket, opts CatalogOptions) 
 	}
 	acct.Files = make([]FileStat, len(objs))
 	for i, o := range objs {
-		acct.Files[i] = FileStat{Key: o.key, Size: o.size, ModTime: o.mod, MD5: o.md5, ETag: o.etag, SHA256: o.sha256, Rejected: map[string]int64{}}
+		acct.Files[i] = o.stat()
 	}
 	cr := &catalogReader{opts: opts, scan: s, acct: acct,
 		cat: &Catalog{Items: opts.Items, Categories: model.NewVocab()}, fixed: opts.Items != nil}

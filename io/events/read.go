@@ -31,6 +31,18 @@ type object struct {
 	sha256 string // of the bytes, on local file systems
 }
 
+// identity is the object as a FileStat with no rows read yet.
+func (o object) identity() FileStat {
+	return FileStat{Key: o.key, Size: o.size, ModTime: o.mod, MD5: o.md5, ETag: o.etag, SHA256: o.sha256}
+}
+
+// stat is identity, ready to count the object's rows and rejects.
+func (o object) stat() FileStat {
+	fs := o.identity()
+	fs.Rejected = map[string]int64{}
+	return fs
+}
+
 // candidate is a row that passed validation, before id mapping and dedupe.
 // Its strings may alias the batch's Arrow record.
 type candidate struct {
@@ -103,7 +115,7 @@ func Read(ctx context.Context, bucket *blob.Bucket, opts Options) (*model.Intera
 	acct.PartitionsSkipped, acct.HiddenFilesSkipped = skipped, hidden
 	acct.Files = make([]FileStat, len(objs))
 	for i, o := range objs {
-		acct.Files[i] = FileStat{Key: o.key, Size: o.size, ModTime: o.mod, MD5: o.md5, ETag: o.etag, SHA256: o.sha256, Rejected: map[string]int64{}}
+		acct.Files[i] = o.stat()
 	}
 
 	users, items, evs, starts, err := r.readObjects(ctx, objs, acct)

@@ -70,11 +70,11 @@ func ReadShard(ctx context.Context, bucket *blob.Bucket, opts Options, index, sh
 		Listing: make([]FileStat, len(objs)), Rejected: map[string]int64{}}
 	var mine []object
 	for i, o := range objs {
-		sh.Listing[i] = FileStat{Key: o.key, Size: o.size, ModTime: o.mod, MD5: o.md5, ETag: o.etag, SHA256: o.sha256}
+		sh.Listing[i] = o.identity()
 		if i%shards == index {
 			mine = append(mine, o)
 			sh.FileIndex = append(sh.FileIndex, i)
-			sh.Files = append(sh.Files, FileStat{Key: o.key, Size: o.size, ModTime: o.mod, MD5: o.md5, ETag: o.etag, SHA256: o.sha256, Rejected: map[string]int64{}})
+			sh.Files = append(sh.Files, o.stat())
 		}
 	}
 	acct := &Accounting{Rejected: sh.Rejected, Files: sh.Files}
