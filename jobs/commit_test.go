@@ -1,11 +1,15 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/shelfml/shelf/io/blobs"
 	"github.com/shelfml/shelf/io/tables"
 )
 
@@ -127,5 +131,80 @@ func TestLatestOnlyMovesForward(t *testing.T) {
 	}
 	if latest() != alt.Version {
 		t.Fatalf("a run that could not read LATEST moved it to %s", latest())
+	}
+}
+
+// TestRerunThatDoesNotReproduce: a rerun whose files differ from the version
+// published under the same id (as on a CPU family that rounds the kernels'
+// last bits otherwise) never rewrites a version that LATEST or a table
+// names; one that nothing names yet (killed between publishing and
+// committing) is withdrawn and published again whole.
+func TestRerunThatDoesNotReproduce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains the models three times")
+	}
+	ctx := context.Background()
+	cfg := testConfig(t)
+	b := memBuckets(t)
+	res, err := newRunner(cfg, b, false).Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := tables.VersionPrefix(cfg.Name, res.Version) + "manifest.json"
+	// The published version as another machine wrote it: same sizes, other bytes.
+	other := func() []byte {
+		t.Helper()
+		data, err := b.out.ReadAll(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m tables.Manifest
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatal(err)
+		}
+		for i := range m.Files {
+			if m.Files[i].Path == "weights.shlfw" {
+				m.Files[i].SHA256 = strings.Repeat("0", 64)
+			}
+		}
+		data, _ = json.MarshalIndent(m, "", "  ")
+		if err := b.out.WriteAll(ctx, key, data, nil); err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	published := other()
+	_, err = newRunner(cfg, b, true).Run(ctx)
+	if !errors.Is(err, tables.ErrNotReproduced) || !strings.Contains(err.Error(), "weights.shlfw") || !strings.Contains(err.Error(), "LATEST") {
+		t.Fatalf("--force rerun over a version LATEST names: %v", err)
+	}
+	if got, _ := b.out.ReadAll(ctx, key); !bytes.Equal(got, published) {
+		t.Error("the refused rerun changed the published manifest")
+	}
+	if latest, _ := tables.Latest(ctx, b.out, cfg.Name); latest != res.Version {
+		t.Errorf("LATEST = %q", latest)
+	}
+	if _, err := tables.OpenVersion(ctx, b.out, cfg.Name, res.Version); err != nil {
+		t.Errorf("the refused rerun left the version unreadable: %v", err)
+	}
+
+	// Killed after publishing, before committing: nothing names the version.
+	for _, k := range []string{tables.LatestKey(cfg.Name), tables.SuccessKey(tables.Recommendations, cfg.Date), tables.SuccessKey(tables.PurchasePredictions, cfg.Date)} {
+		if err := b.out.Delete(ctx, k); err != nil && !blobs.IsNotFound(err) {
+			t.Fatal(err)
+		}
+	}
+	if again, err := newRunner(cfg, b, false).Run(ctx); err != nil || again.Version != res.Version || !again.Published {
+		t.Fatalf("retry over an unnamed version that differs: %v", err)
+	}
+	if err := tables.Verify(ctx, b.out, cfg.Name, cfg.Date); err != nil {
+		t.Fatal(err)
+	}
+	m, err := tables.OpenVersion(ctx, b.out, cfg.Name, res.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tables.ReadVersionFile(ctx, b.out, m, "weights.shlfw"); err != nil {
+		t.Errorf("the republished version does not check out: %v", err)
 	}
 }

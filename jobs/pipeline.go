@@ -49,6 +49,10 @@ type Result struct {
 	TablesURI   string                        `json:"tables_uri"`  // recommendations partition
 	Accounting  *events.Accounting            `json:"accounting"`  // input rows
 	StageTiming []StageTiming                 `json:"stage_times"` // per stage
+	// EpochSeconds is each training phase's (select, evaluate, final)
+	// epoch wall times; the version's training.json has the rest of each
+	// epoch, without its time.
+	EpochSeconds map[string][]float64 `json:"epoch_seconds,omitempty"`
 
 	// PurchasePublished: the purchase_predictions partition is committed
 	// with Version (also when the ranking gate refused and LATEST stayed).

@@ -427,7 +427,7 @@ func (e *env) tablesURI() string {
 func (e *env) result(o *trainOutcome) *Result {
 	return &Result{Date: e.cfg.Date, RunID: e.run, Version: o.version, VersionURI: e.versionURI(o.version),
 		Gate: o.manifest.Gate, Metrics: o.manifest.Metrics, TablesURI: e.tablesURI(), Accounting: o.acc, StageTiming: e.stages.times,
-		TableSource: o.manifest.Gate.Source(), Windows: o.windows, Retrieval: e.retrievalOn(o.final)}
+		TableSource: o.manifest.Gate.Source(), Windows: o.windows, Retrieval: e.retrievalOn(o.final), EpochSeconds: epochSeconds(o.history)}
 }
 
 // writeReport stores runs/<D>/<run>/report.json (best effort: the version

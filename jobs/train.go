@@ -11,6 +11,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"gocloud.dev/gcerrors"
@@ -869,7 +870,7 @@ func (e *env) publishVersion(ctx context.Context, o *trainOutcome) error {
 	if err != nil {
 		return err
 	}
-	tj, err := json.MarshalIndent(o.history, "", "  ")
+	tj, err := json.MarshalIndent(versionHistory(o.history), "", "  ")
 	if err != nil {
 		return err
 	}
@@ -915,6 +916,9 @@ func (e *env) publishVersion(ctx context.Context, o *trainOutcome) error {
 		}
 		files = append(files, pf...)
 	}
+	if err := e.checkRerun(ctx, v, o.version, files); err != nil {
+		return err
+	}
 	meter := e.meter("publish_model", "files", int64(len(files)))
 	defer meter.Finish()
 	var written int64
@@ -942,6 +946,70 @@ func (e *env) publishVersion(ctx context.Context, o *trainOutcome) error {
 	}
 	done(slog.String("version", o.version), slog.Bool("gate_passed", o.manifest.Gate.Passed))
 	return nil
+}
+
+// checkRerun handles a rerun whose files differ from the version published
+// under the same id before (same date, inputs, config and code: the float32
+// kernels of another CPU family round the last bits otherwise). While
+// nothing names that version (no LATEST, no committed table: a run killed
+// between publishing and committing), it is withdrawn and republished
+// whole; once something does, its readers keep it and the run fails.
+func (e *env) checkRerun(ctx context.Context, v *tables.Version, id string, files []versionFile) error {
+	var differ []string
+	for _, f := range files {
+		if !v.Reproduces(f.name, f.data) {
+			differ = append(differ, f.name)
+		}
+	}
+	if len(differ) == 0 {
+		return nil
+	}
+	user, err := tables.VersionInUse(ctx, e.out, e.cfg.Name, id)
+	if err != nil {
+		return err
+	}
+	if user != "" {
+		return Permanent(fmt.Errorf("version %s: %w: %s differ, and %s names the published version (run the rerun on the CPU family that published it)",
+			id, tables.ErrNotReproduced, strings.Join(differ, ", "), user))
+	}
+	e.log.Warn("this rerun's files differ from the version published before under the same id, which no table or LATEST names: withdrawn and published again",
+		"version", id, "files", strings.Join(differ, ","))
+	return v.Withdraw(ctx)
+}
+
+// versionEpoch is one epoch in a version's training.json: what the same
+// inputs, config and code reproduce bit for bit. The epoch's wall time is
+// not in it (a rerun of the version would rewrite the file with other
+// bytes under its readers); it is in the run's report.json.
+type versionEpoch struct {
+	Epoch      int
+	Loss       float64
+	Validation float64
+	Samples    int
+}
+
+func versionHistory(h map[string][]nn.EpochStats) map[string][]versionEpoch {
+	out := make(map[string][]versionEpoch, len(h))
+	for phase, eps := range h {
+		for _, st := range eps {
+			out[phase] = append(out[phase], versionEpoch{Epoch: st.Epoch, Loss: st.Loss, Validation: st.Validation, Samples: st.Samples})
+		}
+	}
+	return out
+}
+
+// epochSeconds is each phase's epoch wall times, for the run's report.
+func epochSeconds(h map[string][]nn.EpochStats) map[string][]float64 {
+	if len(h) == 0 {
+		return nil
+	}
+	out := make(map[string][]float64, len(h))
+	for phase, eps := range h {
+		for _, st := range eps {
+			out[phase] = append(out[phase], round3(st.Seconds))
+		}
+	}
+	return out
 }
 
 func (e *env) clearCheckpoints(ctx context.Context) {

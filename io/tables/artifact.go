@@ -212,17 +212,31 @@ func NewVersion(ctx context.Context, b *blob.Bucket, name, id string, fence Fenc
 	return v, nil
 }
 
+// ErrNotReproduced means a rerun of a published version made a file with
+// other bytes than the published one. The same date, inputs, config and code
+// must reproduce every file (the version id stands for them); replacing the
+// file in place would leave the version's readers a file its manifest does
+// not describe, so the published version is kept as it is and the run fails.
+var ErrNotReproduced = errors.New("this rerun did not reproduce a file of the published version (same date, inputs, config and code must give the same bytes); the published version is left unchanged")
+
 // Put writes one file of the version and records its checksum. It reports
-// whether the bytes differ from the existing manifest's (always true for a
-// new version).
+// whether it wrote (always, for a new version; for a rerun of a published
+// one, only a file missing or damaged there). A file whose bytes differ from
+// the published manifest's is not written: ErrNotReproduced.
 func (v *Version) Put(ctx context.Context, rel string, data []byte) (changed bool, err error) {
 	key := VersionPrefix(v.name, v.id) + rel
 	sum := sha256.Sum256(data)
 	e := FileEntry{Path: rel, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
 	v.files = append(v.files, e)
-	if old, ok := v.prev[rel]; ok && old == e {
-		if a, err := v.b.Attributes(ctx, key); err == nil && a.Size == e.Size {
-			return false, nil
+	if old, ok := v.prev[rel]; ok {
+		if old == e {
+			if a, err := v.b.Attributes(ctx, key); err == nil && a.Size == e.Size {
+				return false, nil
+			}
+			// The committed file is missing or damaged: rewriting it repairs the version.
+		} else {
+			return false, fmt.Errorf("%s: %w: the published file is %d bytes (sha256 %s), this run's %d bytes (sha256 %s)",
+				key, ErrNotReproduced, old.Size, old.SHA256, e.Size, e.SHA256)
 		}
 	}
 	if err := v.fence.check(ctx); err != nil {
@@ -232,6 +246,83 @@ func (v *Version) Put(ctx context.Context, rel string, data []byte) (changed boo
 		return false, err
 	}
 	return true, nil
+}
+
+// Reproduces reports whether data is what the published manifest this
+// rerun started from holds for rel (true for a new version or a new file).
+func (v *Version) Reproduces(rel string, data []byte) bool {
+	old, ok := v.prev[rel]
+	if !ok {
+		return true
+	}
+	sum := sha256.Sum256(data)
+	return old.Size == int64(len(data)) && old.SHA256 == hex.EncodeToString(sum[:])
+}
+
+// Withdraw removes the published manifest this rerun started from, so the
+// version does not exist for readers until Commit publishes the rerun's; its
+// files may then be rewritten. Only for a version nothing names (see
+// VersionInUse): a rerun on another CPU family rounds the last bits of its
+// weights otherwise.
+func (v *Version) Withdraw(ctx context.Context) error {
+	if v.prev == nil {
+		return nil
+	}
+	if err := v.fence.check(ctx); err != nil {
+		return fmt.Errorf("withdraw %s: %w", v.id, err)
+	}
+	key := VersionPrefix(v.name, v.id) + "manifest.json"
+	if err := v.b.Delete(ctx, key); err != nil && !blobs.IsNotFound(err) {
+		return fmt.Errorf("withdraw %s: delete %s: %w", v.id, key, err)
+	}
+	v.prev = nil
+	return nil
+}
+
+// VersionInUse names what refers readers to version id of model name: its
+// LATEST, or the _SUCCESS of a committed table partition (of the version's
+// own date or a later one: a re-score publishes a later date from an earlier
+// fit); "" when nothing does.
+func VersionInUse(ctx context.Context, b *blob.Bucket, name, id string) (string, error) {
+	latest, err := Latest(ctx, b, name)
+	if err != nil {
+		return "", err
+	}
+	if latest == id {
+		return LatestKey(name), nil
+	}
+	date := id // "<D>-<hash>"
+	if len(id) >= len("2006-01-02") {
+		date = id[:len("2006-01-02")]
+	}
+	for _, table := range []string{Recommendations, PurchasePredictions} {
+		prefix := "tables/" + table + "/"
+		it := b.List(&blob.ListOptions{Prefix: prefix, Delimiter: "/"})
+		for {
+			obj, err := it.Next(ctx)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return "", fmt.Errorf("list %s: %w", prefix, err)
+			}
+			d, ok := strings.CutPrefix(strings.TrimSuffix(obj.Key, "/"), prefix+"dt=")
+			if !obj.IsDir || !ok || d < date {
+				continue
+			}
+			s, err := ReadSuccess(ctx, b, table, d)
+			if errors.Is(err, ErrNotCommitted) {
+				continue
+			}
+			if err != nil {
+				return "", err
+			}
+			if s.ModelVersion == id {
+				return SuccessKey(table, d), nil
+			}
+		}
+	}
+	return "", nil
 }
 
 // Commit writes manifest.json last, listing every file put.

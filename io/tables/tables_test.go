@@ -3,6 +3,7 @@ package tables
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -69,8 +70,30 @@ func TestVersionPublishAndVerify(t *testing.T) {
 	if changed, err := re.Put(ctx, "b.bin", []byte("bbbb")); err != nil || changed {
 		t.Fatalf("same bytes: changed=%v %v", changed, err)
 	}
-	if changed, err := re.Put(ctx, "a/x.json", []byte(`{"a":1}`)); err != nil || !changed {
-		t.Fatalf("new bytes: changed=%v %v", changed, err)
+	// Other bytes under the same id are refused, not written under the
+	// version's readers.
+	if changed, err := re.Put(ctx, "a/x.json", []byte(`{"a":1}`)); !errors.Is(err, ErrNotReproduced) || changed ||
+		!strings.Contains(err.Error(), "a/x.json") {
+		t.Fatalf("other bytes: changed=%v %v", changed, err)
+	}
+	if got, _ := b.ReadAll(ctx, VersionPrefix("m", "v1")+"a/x.json"); string(got) != "{}" {
+		t.Fatalf("the refused file was written: %q", got)
+	}
+	if err := Verify(ctx, b, "m", "2024-01-01"); err != nil {
+		t.Fatalf("the refused rerun damaged the version: %v", err)
+	}
+	// A published file that went missing is written again, and a file the
+	// version did not have is added.
+	re, _ = NewVersion(ctx, b, "m", "v1", nil)
+	b.Delete(ctx, VersionPrefix("m", "v1")+"b.bin")
+	if changed, err := re.Put(ctx, "b.bin", []byte("bbbb")); err != nil || !changed {
+		t.Fatalf("missing file: changed=%v %v", changed, err)
+	}
+	if changed, err := re.Put(ctx, "a/x.json", []byte("{}")); err != nil || changed {
+		t.Fatalf("same bytes: changed=%v %v", changed, err)
+	}
+	if changed, err := re.Put(ctx, "c.json", []byte("[]")); err != nil || !changed {
+		t.Fatalf("new file: changed=%v %v", changed, err)
 	}
 	if err := re.Commit(ctx, Manifest{Date: "2024-01-01"}); err != nil {
 		t.Fatal(err)
@@ -262,5 +285,43 @@ func TestVocabRoundTrip(t *testing.T) {
 	}
 	if _, err := DecodeVocab(data[:len(data)/2]); err == nil {
 		t.Fatal("truncated vocab accepted")
+	}
+}
+
+// TestVersionInUse: LATEST, or a committed partition of the version's date
+// or a later one (a re-score), names a version; other versions' and earlier
+// dates' partitions do not.
+func TestVersionInUse(t *testing.T) {
+	ctx := context.Background()
+	b := memblob.OpenBucket(nil)
+	id := "2024-01-02-abcdef012345"
+	success := func(table, date, version string) {
+		t.Helper()
+		data, _ := json.Marshal(Success{ModelVersion: version})
+		if err := b.WriteAll(ctx, SuccessKey(table, date), data, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	use := func() string {
+		t.Helper()
+		u, err := VersionInUse(ctx, b, "m", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	success(Recommendations, "2024-01-02", "2024-01-02-other0000000")
+	success(Recommendations, "2024-01-01", id) // cannot be: an earlier date is never scored by a later fit
+	b.WriteAll(ctx, PartitionPrefix(Recommendations, "2024-01-03")+"part-00000-of-00001.x.parquet", []byte("x"), nil) // staged, no _SUCCESS
+	if u := use(); u != "" {
+		t.Fatalf("in use by %q", u)
+	}
+	success(PurchasePredictions, "2024-01-04", id)
+	if u := use(); u != SuccessKey(PurchasePredictions, "2024-01-04") {
+		t.Fatalf("in use by %q", u)
+	}
+	b.WriteAll(ctx, LatestKey("m"), []byte(id+"\n"), nil)
+	if u := use(); u != LatestKey("m") {
+		t.Fatalf("in use by %q", u)
 	}
 }
