@@ -311,7 +311,7 @@ func TestVersionInUse(t *testing.T) {
 		return u
 	}
 	success(Recommendations, "2024-01-02", "2024-01-02-other0000000")
-	success(Recommendations, "2024-01-01", id) // cannot be: an earlier date is never scored by a later fit
+	success(Recommendations, "2024-01-01", id)                                                                        // cannot be: an earlier date is never scored by a later fit
 	b.WriteAll(ctx, PartitionPrefix(Recommendations, "2024-01-03")+"part-00000-of-00001.x.parquet", []byte("x"), nil) // staged, no _SUCCESS
 	if u := use(); u != "" {
 		t.Fatalf("in use by %q", u)
