@@ -196,7 +196,7 @@ func encodeShardEvents(evs []model.Event) ([]byte, error) {
 	w := parquet.NewGenericWriter[shardEventRow](&buf, parquet.Compression(&parquet.Zstd), parquet.PageBufferSize(1<<20))
 	rows := make([]shardEventRow, 0, 8192)
 	for i, ev := range evs {
-		rows = append(rows, shardEventRow{TS: ev.TS, User: ev.User, Item: ev.Item, Type: int32(ev.Type), Quantity: ev.Quantity, Price: ev.Price})
+		rows = append(rows, shardEventRow{TS: ev.Time(), User: ev.User, Item: ev.Item, Type: int32(ev.Type), Quantity: ev.Quantity, Price: ev.Price})
 		if len(rows) == cap(rows) || i == len(evs)-1 {
 			if _, err := w.Write(rows); err != nil {
 				return nil, err
@@ -304,7 +304,7 @@ func (e *env) mergeShards(ctx context.Context, n int) (*model.Interactions, *eve
 					}
 					evs = evs[:k]
 					for j, r := range buf[:k] {
-						evs[j] = model.Event{TS: r.TS, User: r.User, Item: r.Item, Type: uint8(r.Type), Quantity: r.Quantity, Price: r.Price}
+						evs[j] = model.Event{TS: uint32(r.TS), User: r.User, Item: r.Item, Type: uint8(r.Type), Quantity: r.Quantity, Price: r.Price}
 					}
 					select {
 					case streams[i] <- chunk{evs: evs}:

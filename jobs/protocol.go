@@ -187,16 +187,16 @@ func looTargets(in *model.Interactions, targets configs.TypeMask, before []looTa
 		first := int64(-1)
 		for _, k := range evs {
 			ev := in.Events[k]
-			if ev.TS >= limit {
+			if ev.Time() >= limit {
 				break
 			}
 			if first < 0 {
-				first = ev.TS
+				first = ev.Time()
 			}
 			if !seen[ev.Item] {
 				seen[ev.Item] = true
-				if ev.TS > first && targets.Has(ev.Type) {
-					out[u] = looTarget{item: ev.Item, ts: ev.TS}
+				if ev.Time() > first && targets.Has(ev.Type) {
+					out[u] = looTarget{item: ev.Item, ts: ev.Time()}
 				}
 			}
 		}
@@ -209,7 +209,7 @@ func looTargets(in *model.Interactions, targets configs.TypeMask, before []looTa
 func beforeTargets(events []model.Event, t []looTarget) []model.Event {
 	out := make([]model.Event, 0, len(events))
 	for _, ev := range events {
-		if lt := t[ev.User]; lt.ts == 0 || ev.TS < lt.ts {
+		if lt := t[ev.User]; lt.ts == 0 || ev.Time() < lt.ts {
 			out = append(out, ev)
 		}
 	}

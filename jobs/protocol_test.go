@@ -21,7 +21,7 @@ func interactions(rows ...[3]int64) *model.Interactions {
 	for _, r := range rows {
 		u := in.Users.Add(string(rune('a' + r[0])))
 		i := in.Items.Add(string(rune('A' + r[1])))
-		in.Events = append(in.Events, model.Event{User: u, Item: i, TS: r[2]})
+		in.Events = append(in.Events, model.Event{User: u, Item: i, TS: uint32(r[2])})
 	}
 	return in
 }
@@ -48,7 +48,7 @@ func TestLeaveOneOutTargets(t *testing.T) {
 	train := beforeTargets(in.Events, test)
 	var got [][2]int64
 	for _, ev := range train {
-		got = append(got, [2]int64{int64(ev.User), ev.TS})
+		got = append(got, [2]int64{int64(ev.User), ev.Time()})
 	}
 	if want := [][2]int64{{0, 1}, {0, 2}, {0, 3}, {1, 5}, {2, 6}, {2, 6}}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("training events %v, want %v", got, want)

@@ -64,7 +64,7 @@ func TestRescore(t *testing.T) {
 	firstSeen := map[string]int64{}
 	for _, x := range in.Events {
 		if id := in.Users.ID(x.User); firstSeen[id] == 0 {
-			firstSeen[id] = x.TS
+			firstSeen[id] = x.Time()
 		}
 	}
 	cut := e.end.AddDate(0, 0, -14).Unix() // the end of 2011-03-17

@@ -39,7 +39,7 @@ func (e *env) sequenceOptions() nn.SeqOptions {
 func sequencesOf(ev []model.Event, s *slice) []nn.Sequence {
 	n := make([]int32, len(s.users))
 	for _, x := range ev {
-		if x.TS < s.cutoff && s.userLocal[x.User] >= 0 && s.itemLocal[x.Item] >= 0 {
+		if x.Time() < s.cutoff && s.userLocal[x.User] >= 0 && s.itemLocal[x.Item] >= 0 {
 			n[s.userLocal[x.User]]++
 		}
 	}
@@ -56,7 +56,7 @@ func sequencesOf(ev []model.Event, s *slice) []nn.Sequence {
 	}
 	prev := make([]int64, len(s.users))
 	for _, x := range ev {
-		if x.TS >= s.cutoff {
+		if x.Time() >= s.cutoff {
 			continue
 		}
 		u, i := s.userLocal[x.User], s.itemLocal[x.Item]
@@ -65,9 +65,9 @@ func sequencesOf(ev []model.Event, s *slice) []nn.Sequence {
 		}
 		gap := int64(-1) // the user's first event
 		if len(seqs[u].Items) > 0 {
-			gap = x.TS - prev[u]
+			gap = x.Time() - prev[u]
 		}
-		prev[u] = x.TS
+		prev[u] = x.Time()
 		seqs[u].Items = append(seqs[u].Items, i)
 		seqs[u].Types = append(seqs[u].Types, x.Type)
 		seqs[u].Gaps = append(seqs[u].Gaps, nn.GapBucket(gap))

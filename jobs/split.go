@@ -86,7 +86,7 @@ func newSlice(in *model.Interactions, cutoff int64, halfLifeDays, popHalfLifeDay
 // newSliceExcluding is newSlice whose users' lists leave out the items of
 // the types in excl (nil = every type: all seen items).
 func newSliceExcluding(in *model.Interactions, cutoff int64, halfLifeDays, popHalfLifeDays float64, excl configs.TypeMask) *slice {
-	n := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].TS >= cutoff })
+	n := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].Time() >= cutoff })
 	return sliceOfEvents(in, in.Events[:n], cutoff, halfLifeDays, popHalfLifeDays, excl)
 }
 
@@ -124,7 +124,7 @@ func sliceOfEvents(in *model.Interactions, ev []model.Event, cutoff int64, halfL
 	s.popScore = make([]float32, len(s.items))
 	var pr, pc, xr, xc []int32
 	for k, e := range ev {
-		age := float64(cutoff - e.TS)
+		age := float64(cutoff - e.Time())
 		w := in.Weight(e)
 		rows[k], cols[k] = s.userLocal[e.User], s.itemLocal[e.Item]
 		vals[k] = w * decay(age, halfLifeDays)
@@ -149,7 +149,7 @@ func sliceOfEvents(in *model.Interactions, ev []model.Event, cutoff int64, halfL
 	for k, e := range ev {
 		idx, _ := raw.Row(rows[k])
 		p := int(raw.Ptr[rows[k]]) + sort.Search(len(idx), func(q int) bool { return idx[q] >= cols[k] })
-		s.age[p] = min(s.age[p], eventAge(cutoff, e.TS))
+		s.age[p] = min(s.age[p], eventAge(cutoff, e.Time()))
 	}
 	ones := make([]float32, len(pr))
 	pm := model.NewCSR(len(s.users), len(s.items), pr, pc, ones)
@@ -267,8 +267,8 @@ func newHoldout(in *model.Interactions, s *slice, from, to int64, ks []int) hold
 }
 
 func newHoldoutTargets(in *model.Interactions, s *slice, from, to int64, ks []int, targets configs.TypeMask) holdout {
-	lo := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].TS >= from })
-	hi := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].TS >= to })
+	lo := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].Time() >= from })
+	hi := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].Time() >= to })
 	win := in.Events[lo:hi]
 	tset := map[int32]map[int32]bool{}
 	h := holdout{}

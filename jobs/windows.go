@@ -45,7 +45,7 @@ var windowSteps = []int{1, 2, 3, 7, 14, 28}
 // the validation window is as long as the test window.
 func (e *env) chooseWindows(in *model.Interactions) (Windows, error) {
 	cfg := e.cfg
-	first := in.Events[0].TS
+	first := in.Events[0].Time()
 	span := float64(e.end.Unix()-first) / 86400
 	w := Windows{SpanDays: math.Round(span*100) / 100, FirstEvent: time.Unix(first, 0).UTC().Format(time.RFC3339),
 		TestDays: cfg.Split.TestDays, ValidationDays: cfg.Split.ValidationDays}
@@ -144,9 +144,9 @@ func usersWithTargets(in *model.Interactions, targets configs.TypeMask, end int6
 		firstTS[u], lastTarget[u] = math.MaxInt64, math.MinInt64
 	}
 	for _, e := range in.Events {
-		firstTS[e.User] = min(firstTS[e.User], e.TS)
+		firstTS[e.User] = min(firstTS[e.User], e.Time())
 		if targets.Has(e.Type) {
-			lastTarget[e.User] = max(lastTarget[e.User], e.TS)
+			lastTarget[e.User] = max(lastTarget[e.User], e.Time())
 		}
 	}
 	type span struct{ first, last int64 }

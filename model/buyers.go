@@ -112,7 +112,7 @@ func (s BuyerSpec) row(g *ByUser, u int32, t int64, sc *buyerScratch, dst []floa
 	ev := g.upTo(u, t) // not empty: u is active at t
 	var (
 		distinct, purchases      int
-		first                          = in.Events[ev[0]].TS
+		first                          = in.Events[ev[0]].Time()
 		last, lastBuy            int64 = 0, -1
 		spend30, spend90, cart30 float32
 		buys30                   float32
@@ -120,13 +120,13 @@ func (s BuyerSpec) row(g *ByUser, u int32, t int64, sc *buyerScratch, dst []floa
 	)
 	for _, p := range ev {
 		e := in.Events[p]
-		age := t - e.TS
+		age := t - e.Time()
 		for w, d := range s.Windows {
 			if age < int64(d)*day {
 				c[int(e.Type)*nW+w]++
 			}
 		}
-		last = e.TS
+		last = e.Time()
 		if sc.items.add(e.Item) {
 			distinct++
 		}
@@ -142,8 +142,8 @@ func (s BuyerSpec) row(g *ByUser, u int32, t int64, sc *buyerScratch, dst []floa
 		}
 		if buy {
 			purchases++
-			lastBuy = e.TS
-			d := e.TS / day
+			lastBuy = e.Time()
+			d := e.Time() / day
 			if n := len(sc.buyDays); n == 0 || sc.buyDays[n-1] != d {
 				sc.buyDays = append(sc.buyDays, d)
 			}
@@ -204,10 +204,10 @@ func log1p(v float32) float32 { return float32(math.Log1p(float64(v))) }
 
 // BuyerLabels is 1 for users with a purchase event in (t, t+horizon].
 func BuyerLabels(in *Interactions, users []int32, t, horizon int64) []float32 {
-	lo := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].TS > t })
+	lo := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].Time() > t })
 	bought := make([]bool, in.Users.Len())
 	for _, e := range in.Events[lo:] {
-		if e.TS > t+horizon {
+		if e.Time() > t+horizon {
 			break
 		}
 		if in.Types[e.Type].Purchase {
@@ -326,7 +326,7 @@ func (n *NextItems) Top(u int32, k int, dst []Scored) []Scored {
 		a := &s.acc[s.slot[e.Item]-1]
 		ty := in.Types[e.Type]
 		if ty.Purchase {
-			d := e.TS / day
+			d := e.Time() / day
 			if a.buyDays == 0 {
 				a.firstDay = d
 			}
@@ -337,7 +337,7 @@ func (n *NextItems) Top(u int32, k int, dst []Scored) []Scored {
 			a.intent = 0 // intent before a purchase was satisfied by it
 			continue
 		}
-		a.intent += float64(ty.Weight) * math.Exp(-float64(t-e.TS)/(7*day))
+		a.intent += float64(ty.Weight) * math.Exp(-float64(t-e.Time())/(7*day))
 	}
 	s.items = s.items[:0]
 	for _, a := range s.acc {
@@ -435,10 +435,10 @@ type NextItemsMetrics struct {
 
 // nextPurchases is, per user with a purchase in (t, t+horizon], the items bought.
 func nextPurchases(in *Interactions, t, horizon int64) map[int32]map[int32]bool {
-	lo := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].TS > t })
+	lo := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].Time() > t })
 	bought := map[int32]map[int32]bool{}
 	for _, e := range in.Events[lo:] {
-		if e.TS > t+horizon {
+		if e.Time() > t+horizon {
 			break
 		}
 		if in.Types[e.Type].Purchase {

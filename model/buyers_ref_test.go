@@ -25,7 +25,7 @@ func randomPurchaseLog(rng *rand.Rand, users, items, events int) *Interactions {
 	for range events {
 		u := int32(rng.IntN(users))
 		it := int32((int(u)*7 + rng.IntN(1+items/4)) % items) // users revisit a few items
-		e := Event{TS: int64(rng.IntN(90*day)) / 600 * 600, User: u, Item: it, Type: uint8(rng.IntN(4))}
+		e := Event{TS: uint32(int64(rng.IntN(90*day)) / 600 * 600), User: u, Item: it, Type: uint8(rng.IntN(4))}
 		if e.Type == 3 {
 			e.Quantity = float32(rng.IntN(4)) - 0.5
 			if rng.IntN(3) > 0 {
@@ -108,7 +108,7 @@ func buyerFeaturesRef(in *Interactions, t int64, s BuyerSpec) (users []int32, x 
 		buys30                   float32
 		cats, catsBought         int
 	}
-	hi := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].TS > t })
+	hi := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].Time() > t })
 	// accumulators by dense user index (slot[u] = 1 + position in accs)
 	slot := make([]int32, in.Users.Len())
 	var accs []acc
@@ -118,20 +118,20 @@ func buyerFeaturesRef(in *Interactions, t int64, s BuyerSpec) (users []int32, x 
 	for _, e := range in.Events[:hi] {
 		si := slot[e.User]
 		if si == 0 {
-			accs = append(accs, acc{first: e.TS, lastBuy: -1})
+			accs = append(accs, acc{first: e.Time(), lastBuy: -1})
 			counts = append(counts, make([]float32, nT*nW)...)
 			si = int32(len(accs))
 			slot[e.User] = si
 		}
 		a := &accs[si-1]
 		c := counts[int(si-1)*nT*nW : int(si)*nT*nW]
-		age := t - e.TS
+		age := t - e.Time()
 		for w, d := range s.Windows {
 			if age < int64(d)*day {
 				c[int(e.Type)*nW+w]++
 			}
 		}
-		a.last = e.TS
+		a.last = e.Time()
 		k := int64(e.User)<<32 | int64(uint32(e.Item))
 		if _, ok := items[k]; !ok {
 			items[k] = struct{}{}
@@ -152,8 +152,8 @@ func buyerFeaturesRef(in *Interactions, t int64, s BuyerSpec) (users []int32, x 
 		}
 		if buy {
 			a.purchases++
-			a.lastBuy = e.TS
-			d := e.TS / day
+			a.lastBuy = e.Time()
+			d := e.Time() / day
 			if len(a.buyDays) == 0 || a.buyDays[len(a.buyDays)-1] != d {
 				a.buyDays = append(a.buyDays, d)
 			}
@@ -222,7 +222,7 @@ func nextItemsRef(in *Interactions, t int64) map[int32][]Scored {
 		buyDays []int64
 		intent  float64
 	}
-	hi := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].TS > t })
+	hi := sort.Search(len(in.Events), func(i int) bool { return in.Events[i].Time() > t })
 	acc := map[int64]*st{}
 	for _, e := range in.Events[:hi] {
 		k := int64(e.User)<<32 | int64(uint32(e.Item))
@@ -233,14 +233,14 @@ func nextItemsRef(in *Interactions, t int64) map[int32][]Scored {
 		}
 		ty := in.Types[e.Type]
 		if ty.Purchase {
-			d := e.TS / day
+			d := e.Time() / day
 			if n := len(a.buyDays); n == 0 || a.buyDays[n-1] != d {
 				a.buyDays = append(a.buyDays, d)
 			}
 			a.intent = 0 // intent before a purchase was satisfied by it
 			continue
 		}
-		a.intent += float64(ty.Weight) * math.Exp(-float64(t-e.TS)/(7*day))
+		a.intent += float64(ty.Weight) * math.Exp(-float64(t-e.Time())/(7*day))
 	}
 	n := struct{ per map[int32][]Scored }{per: map[int32][]Scored{}}
 	for k, a := range acc {

@@ -72,12 +72,12 @@ func buyersLog() *Interactions {
 		in.Items.Add(i)
 	}
 	for d := int64(0); d < 70; d += 7 {
-		in.Events = append(in.Events, Event{TS: d * day, User: 0, Item: 0, Type: 2, Quantity: 2, Price: 3})
+		in.Events = append(in.Events, Event{TS: uint32(d * day), User: 0, Item: 0, Type: 2, Quantity: 2, Price: 3})
 	}
 	for d := int64(0); d < 70; d += 3 {
-		in.Events = append(in.Events, Event{TS: d*day + 10, User: 1, Item: 1, Type: 0})
+		in.Events = append(in.Events, Event{TS: uint32(d*day + 10), User: 1, Item: 1, Type: 0})
 	}
-	in.Events = append(in.Events, Event{TS: 1 * day, User: 2, Item: 1, Type: 2, Quantity: 1, Price: 1})
+	in.Events = append(in.Events, Event{TS: uint32(1 * day), User: 2, Item: 1, Type: 2, Quantity: 1, Price: 1})
 	SortEvents(in.Events)
 	return in
 }
@@ -107,7 +107,7 @@ func TestBuyerFeaturesAndLabels(t *testing.T) {
 	}
 	// No leakage: adding events after t changes nothing.
 	in2 := buyersLog()
-	in2.Events = append(in2.Events, Event{TS: tcut + 1, User: 1, Item: 0, Type: 2, Quantity: 100, Price: 100})
+	in2.Events = append(in2.Events, Event{TS: uint32(tcut + 1), User: 1, Item: 0, Type: 2, Quantity: 100, Price: 100})
 	SortEvents(in2.Events)
 	_, x2, _ := BuyerFeatures(GroupByUser(in2), tcut, spec)
 	if !slices.Equal(x, x2) {
@@ -144,7 +144,7 @@ func TestBuyerSpecColumns(t *testing.T) {
 	in := buyersLog()
 	// User b views x (category 0) and y (category 1) and buys y without an
 	// event price (priced by the catalog at 4, quantity 1).
-	in.Events = append(in.Events, Event{TS: 48 * day, User: 1, Item: 0, Type: 0}, Event{TS: 49 * day, User: 1, Item: 1, Type: 2})
+	in.Events = append(in.Events, Event{TS: uint32(48 * day), User: 1, Item: 0, Type: 0}, Event{TS: uint32(49 * day), User: 1, Item: 1, Type: 2})
 	SortEvents(in.Events)
 	tcut := int64(50 * day)
 	for _, tc := range []struct {
@@ -218,7 +218,7 @@ func TestBlendNextItems(t *testing.T) {
 func TestNextItemsPrefersDueCycle(t *testing.T) {
 	in := buyersLog()
 	// User c views item x twice right before the cut-off: intent without a cycle.
-	in.Events = append(in.Events, Event{TS: 49 * day, User: 2, Item: 0, Type: 1}, Event{TS: 49*day + 5, User: 2, Item: 0, Type: 0})
+	in.Events = append(in.Events, Event{TS: uint32(49 * day), User: 2, Item: 0, Type: 1}, Event{TS: uint32(49*day + 5), User: 2, Item: 0, Type: 0})
 	SortEvents(in.Events)
 	n := NewNextItems(GroupByUser(in), 55*day) // user a: last bought day 49, cycle 7 → due at 56
 	top := n.Top(0, 2, nil)
@@ -245,10 +245,10 @@ func TestEvaluateNextItemsDeterministic(t *testing.T) {
 	for u := int32(0); u < 300; u++ {
 		in.Users.Add(strconv.Itoa(int(u)))
 		for k := int32(0); k < 1+u%9; k++ { // history: a cycle on a few items
-			in.Events = append(in.Events, Event{TS: int64(k) * day, User: u, Item: (u + k) % 40, Type: 0})
+			in.Events = append(in.Events, Event{TS: uint32(int64(k) * day), User: u, Item: (u + k) % 40, Type: 0})
 		}
 		for k := int32(0); k < 1+u%7; k++ { // next week: some of them, some new
-			in.Events = append(in.Events, Event{TS: 20*day + int64(k), User: u, Item: (u + 3*k) % 40, Type: 0})
+			in.Events = append(in.Events, Event{TS: uint32(20*day + int64(k)), User: u, Item: (u + 3*k) % 40, Type: 0})
 		}
 	}
 	SortEvents(in.Events)

@@ -42,14 +42,14 @@ func (g *ByUser) Events(u int32) []int32 { return g.pos[g.start[u]:g.start[u+1]]
 // upTo is user u's events with TS ≤ t.
 func (g *ByUser) upTo(u int32, t int64) []int32 {
 	ev := g.Events(u)
-	return ev[:sort.Search(len(ev), func(i int) bool { return g.In.Events[ev[i]].TS > t })]
+	return ev[:sort.Search(len(ev), func(i int) bool { return g.In.Events[ev[i]].Time() > t })]
 }
 
 // active is the users with an event at or before t, ascending.
 func (g *ByUser) active(t int64) []int32 {
 	var users []int32
 	for u := range int32(g.In.Users.Len()) {
-		if ev := g.Events(u); len(ev) > 0 && g.In.Events[ev[0]].TS <= t {
+		if ev := g.Events(u); len(ev) > 0 && g.In.Events[ev[0]].Time() <= t {
 			users = append(users, u)
 		}
 	}

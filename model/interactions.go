@@ -12,15 +12,20 @@ type EventType struct {
 	Purchase bool // counts as a purchase (exclusion, purchase prediction)
 }
 
-// Event is one accepted, id-mapped behaviour row.
+// Event is one accepted, id-mapped behaviour row: 24 bytes.
 type Event struct {
-	TS       int64 // unix seconds, UTC
+	// TS is unix seconds, UTC. Ingest accepts rows from 1970 to the run's
+	// clock only (ts_before_1970, future_ts), which uint32 holds to 2106.
+	TS       uint32
 	User     int32
 	Item     int32
 	Type     uint8 // index into Interactions.Types
 	Quantity float32
 	Price    float32
 }
+
+// Time is e.TS as int64 unix seconds, for arithmetic with cut-offs.
+func (e Event) Time() int64 { return int64(e.TS) }
 
 // Interactions is the validated, deduplicated event log of one run.
 type Interactions struct {

@@ -34,7 +34,7 @@ func TestDedupeMatchesDefinition(t *testing.T) {
 		evs := make([]model.Event, n)
 		for i := range evs {
 			// duplicates of a key differ in quantity: which one is kept shows
-			evs[i] = model.Event{TS: int64(rng.IntN(tsSpan)), User: int32(rng.IntN(4)), Item: int32(rng.IntN(4)),
+			evs[i] = model.Event{TS: uint32(rng.IntN(tsSpan)), User: int32(rng.IntN(4)), Item: int32(rng.IntN(4)),
 				Type: uint8(rng.IntN(2)), Quantity: float32(i)}
 		}
 		// files: a few runs of the input
@@ -44,14 +44,14 @@ func TestDedupeMatchesDefinition(t *testing.T) {
 		}
 		switch trial % 3 {
 		case 0: // time-ordered input (runs follow one another): the fast path
-			slices.SortStableFunc(evs, func(a, b model.Event) int { return cmpInt(a.TS, b.TS) })
+			slices.SortStableFunc(evs, func(a, b model.Event) int { return cmpInt(a.Time(), b.Time()) })
 		case 1: // each file time-ordered, files overlapping in time
 			for f, a := range starts {
 				b := n
 				if f+1 < len(starts) {
 					b = starts[f+1]
 				}
-				slices.SortStableFunc(evs[a:b], func(a, b model.Event) int { return cmpInt(a.TS, b.TS) })
+				slices.SortStableFunc(evs[a:b], func(a, b model.Event) int { return cmpInt(a.Time(), b.Time()) })
 			}
 		}
 		want, wantDups := dedupeReference(evs)
@@ -74,7 +74,7 @@ func TestSortRunIsStableSort(t *testing.T) {
 		span := 1 + rng.IntN(1<<(1+rng.IntN(40)))
 		evs := make([]model.Event, n)
 		for i := range evs {
-			evs[i] = model.Event{TS: 1_700_000_000 + int64(rng.IntN(span)), User: int32(rng.IntN(3)), Item: int32(rng.IntN(3)),
+			evs[i] = model.Event{TS: uint32(1_700_000_000 + rng.IntN(span)), User: int32(rng.IntN(3)), Item: int32(rng.IntN(3)),
 				Type: uint8(rng.IntN(2)), Quantity: float32(i)}
 		}
 		want := slices.Clone(evs)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -110,12 +111,13 @@ func (r *reader) project(fcol *fileColumns) (*projection, error) {
 }
 
 // timeReason is why a row at unix second sec is rejected: before 1970 or
-// after the wall clock ("" when neither).
+// after the wall clock ("" when neither). Without a clock, after 2106-02-07
+// (model.Event holds unix seconds as uint32) is the future.
 func (r *reader) timeReason(sec int64) string {
 	switch {
 	case sec < 0:
 		return ReasonTSBefore1970
-	case r.hasNow && sec > r.nowSec:
+	case r.hasNow && sec > r.nowSec, sec > math.MaxUint32:
 		return ReasonFutureTS
 	}
 	return ""

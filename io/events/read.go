@@ -217,7 +217,7 @@ func (r *reader) merge(b *batch, acct *Accounting, users, items *model.Vocab, ev
 		return b.err
 	}
 	for _, c := range b.cands {
-		*evs = append(*evs, model.Event{TS: c.ts, User: mapID(users, b.udict, c.uref, c.user), Item: mapID(items, b.idict, c.iref, c.item),
+		*evs = append(*evs, model.Event{TS: uint32(c.ts), User: mapID(users, b.udict, c.uref, c.user), Item: mapID(items, b.idict, c.iref, c.item),
 			Type: c.typ, Quantity: c.qty, Price: c.price})
 	}
 	fs := &acct.Files[b.file]
@@ -347,7 +347,7 @@ func sortRun(evs []model.Event) {
 }
 
 // radixMaxRun bounds the runs radixByTS sorts: it needs a copy of the run
-// (32 bytes an event); longer ones are sorted in place.
+// (24 bytes an event); longer ones are sorted in place.
 const radixMaxRun = 16 << 20
 
 // radixByTS stably sorts evs by TS alone: least significant digit first,
@@ -396,7 +396,7 @@ func tsSorted(evs []model.Event) bool {
 func compareEvents(a, b model.Event) int {
 	switch {
 	case a.TS != b.TS:
-		return cmpInt(a.TS, b.TS)
+		return cmpInt(a.Time(), b.Time())
 	case a.User != b.User:
 		return cmpInt(int64(a.User), int64(b.User))
 	case a.Item != b.Item:

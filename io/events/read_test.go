@@ -81,8 +81,8 @@ func TestReadSampleGolden(t *testing.T) {
 			s := sampleSummary{Read: acct.Read, Used: acct.Used, OutsideWindow: acct.OutsideWindow, Duplicate: acct.Duplicate,
 				Rejected: acct.Rejected, RejectRatio: acct.RejectRatio(), Users: in.Users.Len(), Items: in.Items.Len(),
 				Events: len(in.Events), Purchases: purchases,
-				FirstTS: time.Unix(in.Events[0].TS, 0).UTC().Format(time.RFC3339),
-				LastTS:  time.Unix(in.Events[len(in.Events)-1].TS, 0).UTC().Format(time.RFC3339)}
+				FirstTS: time.Unix(in.Events[0].Time(), 0).UTC().Format(time.RFC3339),
+				LastTS:  time.Unix(in.Events[len(in.Events)-1].Time(), 0).UTC().Format(time.RFC3339)}
 			got, err := json.MarshalIndent(s, "", "  ")
 			if err != nil {
 				t.Fatal(err)
