@@ -50,13 +50,21 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// RowGroupRows is the most rows one row group of a table part holds. The
+// writer keeps a row group's compressed pages in memory until it ends (a
+// column chunk is contiguous in the file), so without a bound a part of 10M
+// rows is held whole until Close; readers (DuckDB, Spark) also split work by
+// row group.
+const RowGroupRows = 1 << 18
+
 // writerOptions keep output byte-identical for identical rows: fixed
-// created_by, fixed codec, no wall-clock metadata.
+// created_by, fixed codec, fixed row groups, no wall-clock metadata.
 func writerOptions() []parquet.WriterOption {
 	return []parquet.WriterOption{
 		parquet.CreatedBy("shelf", "1", ""),
 		parquet.Compression(&parquet.Zstd),
 		parquet.PageBufferSize(1 << 20),
+		parquet.MaxRowsPerRowGroup(RowGroupRows),
 	}
 }
 

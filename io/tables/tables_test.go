@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/parquet-go/parquet-go"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 
@@ -264,6 +266,52 @@ func TestWriterDeterministicAndAbort(t *testing.T) {
 	w.Abort()
 	if ok, _ := b.Exists(ctx, "aborted.parquet"); ok {
 		t.Fatal("aborted file visible")
+	}
+}
+
+// TestWriterRowGroups: a part longer than RowGroupRows is written in row
+// groups of at most that many rows, all of them read back in order.
+func TestWriterRowGroups(t *testing.T) {
+	ctx := context.Background()
+	b := memblob.OpenBucket(nil)
+	w, err := NewWriter[RecommendationRow](ctx, b, "big.parquet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 2*RowGroupRows + 123
+	rows := make([]RecommendationRow, 0, 4096)
+	for i := 0; i < n; i++ {
+		rows = append(rows, RecommendationRow{UserID: fmt.Sprint("u", i/10), Rank: int32(i%10 + 1), ItemID: fmt.Sprint("i", i%977), Source: "model", ModelVersion: "v"})
+		if len(rows) == cap(rows) || i == n-1 {
+			if err := w.Write(rows); err != nil {
+				t.Fatal(err)
+			}
+			rows = rows[:0]
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := b.ReadAll(ctx, "big.parquet")
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int64
+	for _, rg := range f.RowGroups() {
+		sizes = append(sizes, rg.NumRows())
+	}
+	if want := []int64{RowGroupRows, RowGroupRows, 123}; !slices.Equal(sizes, want) {
+		t.Fatalf("row groups %v, want %v", sizes, want)
+	}
+	got, err := ReadAll[RecommendationRow](ctx, b, "big.parquet")
+	if err != nil || len(got) != n {
+		t.Fatalf("read %d rows, %v", len(got), err)
+	}
+	for _, i := range []int{0, RowGroupRows - 1, RowGroupRows, n - 1} {
+		if got[i].UserID != fmt.Sprint("u", i/10) || got[i].Rank != int32(i%10+1) || got[i].ItemID != fmt.Sprint("i", i%977) {
+			t.Fatalf("row %d: %+v", i, got[i])
+		}
 	}
 }
 
