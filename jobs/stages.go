@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
 	"syscall"
@@ -30,7 +31,8 @@ type stageClock struct {
 	log   *slog.Logger
 	times []StageTiming
 	// heapDir, from SHELF_HEAP_PROFILE, receives a Go heap profile at the
-	// end of every stage (heap-NN-<stage>.pprof; go tool pprof -sample_index=inuse_space).
+	// end of every stage (heap-NN-<stage>.pprof; go tool pprof
+	// -sample_index=inuse_space), taken after a collection.
 	heapDir string
 }
 
@@ -79,7 +81,14 @@ func (c *stageClock) begin(stage string) func(attrs ...slog.Attr) {
 	t0, c0 := time.Now(), cpuSeconds()
 	c.log.Info("stage start", "stage", stage)
 	return func(attrs ...slog.Attr) {
-		st := StageTiming{Stage: stage, Seconds: time.Since(t0).Seconds(), CPUSeconds: cpuSeconds() - c0,
+		secs, cpu := time.Since(t0).Seconds(), cpuSeconds()-c0
+		if c.heapDir != "" {
+			// Profiling: a collection now, so that the profile and
+			// heap_live_mib show what the stage leaves live, not what the
+			// last collection within it found.
+			runtime.GC()
+		}
+		st := StageTiming{Stage: stage, Seconds: secs, CPUSeconds: cpu,
 			PeakRSSMiB: round3(sysres.PeakRSSMiB()), HeapLiveMiB: round3(heapLiveMiB())}
 		c.times = append(c.times, st)
 		c.profile(stage)
