@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"time"
+	"weak"
 
 	"github.com/shelfml/shelf/model"
 )
@@ -25,14 +26,16 @@ type Retrieval struct {
 	Method      string `json:"method"`      // exact or ivf
 	Reason      string `json:"reason,omitempty"`
 	model.IndexReport
-	on *slice
+	// on is the slice the recommender was built on, held weakly: a record
+	// must not keep a slice the run has let go (its CSR, ages, lists).
+	on weak.Pointer[slice]
 }
 
 // retrievalOn is what e recorded for the recommenders built on s.
 func (e *env) retrievalOn(s *slice) []Retrieval {
 	var out []Retrieval
 	for _, r := range e.retrieval {
-		if r.on == s {
+		if r.on == weak.Make(s) {
 			out = append(out, r)
 		}
 	}
@@ -47,7 +50,7 @@ func (e *env) retrievalOn(s *slice) []Retrieval {
 func (e *env) indexed(ctx context.Context, rec *model.ModelRecommender, s *slice, name string) (*model.ModelRecommender, error) {
 	cfg := e.cfg.Score
 	m := rec.Model()
-	out := Retrieval{Recommender: name, Method: "exact", on: s}
+	out := Retrieval{Recommender: name, Method: "exact", on: weak.Make(s)}
 	out.Items, out.Depth = m.NItems, min(cfg.Candidates, m.NItems)
 	defer func() { e.retrieval = append(e.retrieval, out) }()
 	switch {

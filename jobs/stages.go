@@ -83,9 +83,11 @@ func (c *stageClock) begin(stage string) func(attrs ...slog.Attr) {
 	return func(attrs ...slog.Attr) {
 		secs, cpu := time.Since(t0).Seconds(), cpuSeconds()-c0
 		if c.heapDir != "" {
-			// Profiling: a collection now, so that the profile and
+			// Profiling: collections now, so that the profile and
 			// heap_live_mib show what the stage leaves live, not what the
-			// last collection within it found.
+			// last collection within it found (the second empties what
+			// sync.Pools kept through the first).
+			runtime.GC()
 			runtime.GC()
 		}
 		st := StageTiming{Stage: stage, Seconds: secs, CPUSeconds: cpu,
