@@ -225,8 +225,7 @@ var ErrNotReproduced = errors.New("this rerun did not reproduce a file of the pu
 // the published manifest's is not written: ErrNotReproduced.
 func (v *Version) Put(ctx context.Context, rel string, data []byte) (changed bool, err error) {
 	key := VersionPrefix(v.name, v.id) + rel
-	sum := sha256.Sum256(data)
-	e := FileEntry{Path: rel, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+	e := fileEntry(rel, data)
 	v.files = append(v.files, e)
 	if old, ok := v.prev[rel]; ok {
 		if old == e {
@@ -252,11 +251,13 @@ func (v *Version) Put(ctx context.Context, rel string, data []byte) (changed boo
 // rerun started from holds for rel (true for a new version or a new file).
 func (v *Version) Reproduces(rel string, data []byte) bool {
 	old, ok := v.prev[rel]
-	if !ok {
-		return true
-	}
+	return !ok || old == fileEntry(rel, data)
+}
+
+// fileEntry is data's manifest entry under rel.
+func fileEntry(rel string, data []byte) FileEntry {
 	sum := sha256.Sum256(data)
-	return old.Size == int64(len(data)) && old.SHA256 == hex.EncodeToString(sum[:])
+	return FileEntry{Path: rel, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
 }
 
 // Withdraw removes the published manifest this rerun started from, so the
